@@ -1,0 +1,172 @@
+"""Registry authentication: WWW-Authenticate challenges, docker config.json credentials, token cache."""
+
+import base64
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from .errors import AccessDenied
+
+DOCKER_HUB = "docker.io"
+_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+# Tokens are refreshed this long before they expire, so a request never races the expiry.
+_EXPIRY_MARGIN = 5.0
+
+
+@dataclass(frozen=True)
+class Challenge:
+    scheme: str  # "bearer" or "basic"
+    realm: str = ""
+    service: str = ""
+    scope: str = ""
+    error: str = ""
+
+
+def parse_challenge(header: str | None) -> Challenge | None:
+    """Parse a WWW-Authenticate header; None when absent or not Bearer/Basic."""
+    if not header:
+        return None
+    scheme, _, rest = header.strip().partition(" ")
+    scheme = scheme.lower()
+    if scheme not in {"bearer", "basic"}:
+        return None
+    params = {
+        match[1].lower(): match[2].replace('\\"', '"') if match[2] is not None else match[3]
+        for match in _PARAM.finditer(rest)
+    }
+    return Challenge(
+        scheme=scheme,
+        realm=params.get("realm", ""),
+        service=params.get("service", ""),
+        scope=params.get("scope", ""),
+        error=params.get("error", ""),
+    )
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str = ""
+    password: str = ""
+    identity_token: str = ""
+
+    def __repr__(self) -> str:  # never let a secret reach a log line or a traceback
+        return f"Credentials(username={self.username!r}, secrets=***)"
+
+
+def canonical_registry(host: str) -> str:
+    """The name a registry is known by: docker.io for every Docker Hub alias, lower-case host[:port]."""
+    host = host.strip().lower()
+    host = re.sub(r"^[a-z]+://", "", host).split("/", 1)[0]
+    return DOCKER_HUB if host in _HUB_ALIASES else host
+
+
+def load_credentials(registry: str, docker_config_dir: str | Path | None) -> Credentials | None:
+    """Credentials for `registry` from `$DOCKER_CONFIG/config.json` (the format `docker login` writes).
+
+    Keys may be `host`, `host:port`, `https://host/v1/`, …; Docker Hub's is `https://index.docker.io/v1/`.
+    Credential helpers (credsStore/credHelpers) are not run: a server should not shell out to them.
+    """
+    if docker_config_dir is None:
+        return None
+    path = Path(docker_config_dir) / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise AccessDenied(f"cannot read {path}: {error}") from None
+    auths = config.get("auths") if isinstance(config, dict) else None
+    if not isinstance(auths, dict):
+        return None
+    wanted = canonical_registry(registry)
+    for key, entry in auths.items():
+        if canonical_registry(key) == wanted and isinstance(entry, dict):
+            return _credentials(entry, path)
+    return None
+
+
+def _credentials(entry: dict, path: Path) -> Credentials | None:
+    username, password = entry.get("username") or "", entry.get("password") or ""
+    if entry.get("auth"):
+        try:
+            decoded = base64.b64decode(entry["auth"], validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            raise AccessDenied(f"{path}: an 'auth' value is not base64 of user:password") from None
+        username, sep, password = decoded.partition(":")
+        if not sep:
+            raise AccessDenied(f"{path}: an 'auth' value is not base64 of user:password")
+    identity_token = entry.get("identitytoken") or ""
+    if not (username or password or identity_token):
+        return None
+    return Credentials(str(username), str(password), str(identity_token))
+
+
+@dataclass(frozen=True)
+class Token:
+    value: str
+    expires_at: float  # time.monotonic() deadline
+
+    @property
+    def fresh(self) -> bool:
+        return time.monotonic() < self.expires_at - _EXPIRY_MARGIN
+
+
+def token_from_response(document: object, received_at: float | None = None) -> Token:
+    """Read a token endpoint's JSON: `token` or `access_token`, `expires_in` (default 60 s), `issued_at`."""
+    if not isinstance(document, dict):
+        raise AccessDenied("token endpoint did not answer with a JSON object")
+    value = document.get("token") or document.get("access_token")
+    if not isinstance(value, str) or not value:
+        raise AccessDenied("token endpoint answered without a token")
+    expires_in = document.get("expires_in")
+    # The spec's default; shorter lifetimes are raised to it, as docker does.
+    lifetime = float(expires_in) if isinstance(expires_in, int | float) and expires_in >= 60 else 60.0
+    now = time.monotonic() if received_at is None else received_at
+    issued_at = _parse_time(document.get("issued_at"))
+    if issued_at is not None:
+        # Time already spent since issue counts against the lifetime; an age beyond the lifetime
+        # means skewed clocks, not an expired token, so then local receipt time is the better guess.
+        age = time.time() - issued_at
+        if 0 < age < lifetime:
+            lifetime -= age
+    return Token(value, now + lifetime)
+
+
+def _parse_time(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class TokenCache:
+    """Bearer tokens per scope, shared by the threads of one client."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, Token] = {}
+        self._lock = threading.Lock()
+
+    def get(self, scope: str) -> str | None:
+        with self._lock:
+            token = self._tokens.get(scope)
+            return token.value if token and token.fresh else None
+
+    def put(self, scope: str, token: Token) -> None:
+        with self._lock:
+            self._tokens[scope] = token
+
+    def drop(self, scope: str) -> None:
+        with self._lock:
+            self._tokens.pop(scope, None)
+
+
+def basic_header(credentials: Credentials) -> str:
+    raw = f"{credentials.username}:{credentials.password}".encode()
+    return "Basic " + base64.b64encode(raw).decode()

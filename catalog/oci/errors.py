@@ -1,0 +1,51 @@
+"""The registry boundary's one exception family: callers branch on the kind, never on text."""
+
+
+class RegistryError(Exception):
+    """Base of everything the registry client raises."""
+
+    #: Whether trying again later may succeed without anyone changing anything.
+    transient = False
+
+
+class TagNotFound(RegistryError):
+    """The registry says this tag (or manifest digest) is unknown, asked with the full Accept list."""
+
+
+class RepositoryNotFound(RegistryError):
+    """The registry says the repository does not exist."""
+
+
+class AccessDenied(RegistryError):
+    """Credentials are missing, wrong or lack the scope. Docker Hub also says this for a missing repo."""
+
+
+class RateLimited(RegistryError):
+    """HTTP 429 after the retries; `retry_after` is seconds to wait, when the registry said."""
+
+    transient = True
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(RegistryError):
+    """5xx, 408, connection failure or timeout that outlasted the retries."""
+
+    transient = True
+
+
+class DigestMismatch(RegistryError):
+    """The bytes received do not hash to the digest the registry (or the reference) claims."""
+
+    transient = True
+
+    def __init__(self, expected: str, actual: str):
+        super().__init__(f"digest mismatch: expected {expected}, content hashes to {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class BadResponse(RegistryError):
+    """A response that breaks the protocol: wrong media type, malformed JSON, too large, bad links."""

@@ -1,0 +1,1 @@
+"""What was observed: builds, their platforms, tag history and poll runs."""
