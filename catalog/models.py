@@ -1,1 +1,182 @@
 """What is watched and how it is organised: registries, repositories, lines, versions, tags."""
+
+import re
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .oci.client import RegistryClient, is_loopback
+from .tags import Kind, TagInfo
+
+
+def validate_regex(value: str) -> None:
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValidationError(f"not a valid regular expression: {error}") from None
+
+
+class Registry(models.Model):
+    """A registry host; credentials stay in $DOCKER_CONFIG/config.json, never here."""
+
+    host = models.CharField(max_length=255, unique=True, help_text="docker.io, quay.io, 127.0.0.1:5000")
+    insecure = models.BooleanField(default=False, help_text="Plain HTTP for a host that is not loopback.")
+    concurrency = models.PositiveSmallIntegerField(
+        default=8, help_text="Requests in flight at once, across all workers."
+    )
+
+    class Meta:
+        verbose_name_plural = "registries"
+
+    def __str__(self) -> str:
+        return self.host
+
+    @property
+    def uses_plain_http(self) -> bool:
+        return self.insecure or is_loopback(self.host)
+
+    def client(self) -> RegistryClient:
+        return RegistryClient.from_docker_config(
+            self.host,
+            settings.DOCKER_CONFIG,
+            insecure=self.insecure,
+            concurrency=self.concurrency,
+            timeout=settings.REGISTRY_TIMEOUT,
+        )
+
+
+class RepositoryQuerySet(models.QuerySet):
+    def due_for_poll(self, now: datetime | None = None):
+        now = now or timezone.now()
+        return self.filter(enabled=True, next_poll_at__lte=now).filter(
+            Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+        )
+
+    def by_reference(self, registry: str, name: str):
+        return self.filter(registry__host=registry, name=name)
+
+
+class Repository(models.Model):
+    """A watched repository and how to poll it."""
+
+    registry = models.ForeignKey(Registry, on_delete=models.PROTECT, related_name="repositories")
+    name = models.CharField(max_length=255, help_text="Path in the registry, e.g. library/python.")
+    enabled = models.BooleanField(default=True)
+    interval = models.DurationField(default=timedelta(minutes=30))
+    include_pattern = models.CharField(max_length=500, blank=True, validators=[validate_regex])
+    exclude_pattern = models.CharField(max_length=500, blank=True, validators=[validate_regex])
+    immutable_pattern = models.CharField(
+        max_length=500, blank=True, validators=[validate_regex],
+        help_text="Tags matching this never move; one that does is a security event.",
+    )  # fmt: skip
+    line_depth = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="1: lines by major; 2: by major.minor; empty: decided by versions."
+    )
+    platforms = models.CharField(
+        max_length=500, blank=True, help_text="Comma-separated os/arch[/variant] to record; empty: all."
+    )
+    next_poll_at = models.DateTimeField(default=timezone.now)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RepositoryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "repositories"
+        constraints = [models.UniqueConstraint(fields=["registry", "name"], name="unique_repository")]
+        indexes = [
+            # due_for_poll(): the dispatcher's query every 15 seconds.
+            models.Index(fields=["enabled", "next_poll_at"], name="repository_due"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def reference(self) -> str:
+        return f"{self.registry.host}/{self.name}"
+
+    def wants_tag(self, name: str) -> bool:
+        if self.include_pattern and not re.search(self.include_pattern, name):
+            return False
+        return not (self.exclude_pattern and re.search(self.exclude_pattern, name))
+
+    def is_immutable(self, info: TagInfo) -> bool:
+        return info.is_immutable or bool(
+            self.immutable_pattern and re.fullmatch(self.immutable_pattern, info.name)
+        )
+
+    def wants_platform(self, platform: str) -> bool:
+        wanted = [item.strip() for item in self.platforms.split(",") if item.strip()]
+        return not wanted or any(platform == item or platform.startswith(item + "/") for item in wanted)
+
+    def claim(self, *, lease: timedelta, now: datetime | None = None) -> bool:
+        """Take the polling lease if nobody holds it: compare-and-set, so two workers never both win."""
+        now = now or timezone.now()
+        claimed = (
+            Repository.objects.filter(pk=self.pk)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(lease_until=now + lease)
+        )
+        if claimed:
+            self.lease_until = now + lease
+        return claimed == 1
+
+    def release(self, *, next_poll_at: datetime) -> None:
+        Repository.objects.filter(pk=self.pk).update(lease_until=None, next_poll_at=next_poll_at)
+        self.lease_until, self.next_poll_at = None, next_poll_at
+
+
+class Line(models.Model):
+    """Versions grouped by major or major.minor, per variant (`3.14`, `3.14` of `dev`)."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="lines")
+    variant = models.CharField(max_length=128, blank=True)
+    name = models.CharField(max_length=128)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "variant", "name"], name="unique_line")]
+
+    def __str__(self) -> str:
+        return f"{self.name}-{self.variant}" if self.variant else self.name
+
+
+class Version(models.Model):
+    """One released version of one variant; its builds are its digest history."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="versions")
+    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="versions")
+    variant = models.CharField(max_length=128, blank=True)
+    name = models.CharField(max_length=128)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "variant", "name"], name="unique_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}-{self.variant}" if self.variant else self.name
+
+
+class Tag(models.Model):
+    """A tag name seen in a repository, classified; where it points lives in history.TagState."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=128)
+    kind = models.CharField(max_length=16, choices=[(kind.value, kind.value) for kind in Kind])
+    version = models.CharField(max_length=128, blank=True, help_text="3.14 for the tag 3.14-dev")
+    variant = models.CharField(max_length=128, blank=True)
+    subject_digest = models.CharField(
+        max_length=135, blank=True, help_text="Signatures, attestations, SBOMs: the build they belong to."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "name"], name="unique_tag")]
+
+    def __str__(self) -> str:
+        return self.name

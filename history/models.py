@@ -1,1 +1,227 @@
 """What was observed: builds, their platforms, tag history and poll runs."""
+
+from datetime import datetime
+
+from django.db import models, transaction
+from django.db.models import Q
+
+from catalog.models import Repository, Tag, Version
+
+
+class BuildQuerySet(models.QuerySet):
+    def known_digests(self, repository: Repository, digests) -> set[str]:
+        return set(
+            self.filter(repository=repository, digest__in=list(digests)).values_list("digest", flat=True)
+        )
+
+
+class Build(models.Model):
+    """A top-level manifest digest ever seen in a repository: one build of an image."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="builds")
+    digest = models.CharField(max_length=135)
+    media_type = models.CharField(max_length=128)
+    size = models.BigIntegerField(help_text="Size of the manifest itself.")
+    legacy = models.BooleanField(default=False, help_text="Docker schema1: only the registry's digest.")
+    version = models.ForeignKey(
+        Version, null=True, blank=True, on_delete=models.SET_NULL, related_name="builds"
+    )
+    annotations = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(null=True, blank=True, help_text="From the image config, if it says.")
+    built_at = models.DateTimeField(null=True, blank=True, help_text="Parsed from its timestamp tag.")
+    first_seen_at = models.DateTimeField()
+
+    objects = BuildQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "digest"], name="unique_build")]
+        indexes = [
+            # lookup by digest or digest prefix, across repositories.
+            models.Index(fields=["digest"], name="build_digest"),
+            # a version's digest history, newest first.
+            models.Index(fields=["version", "-first_seen_at"], name="build_version_history"),
+        ]
+
+    def __str__(self) -> str:
+        return self.digest
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in {
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        }
+
+
+class Platform(models.Model):
+    """One platform image of a build (the build itself for a single-platform image)."""
+
+    build = models.ForeignKey(Build, on_delete=models.CASCADE, related_name="platforms")
+    os = models.CharField(max_length=64, blank=True)
+    architecture = models.CharField(max_length=64, blank=True)
+    variant = models.CharField(max_length=64, blank=True)
+    digest = models.CharField(max_length=135)
+    media_type = models.CharField(max_length=128)
+    config_digest = models.CharField(max_length=135, blank=True, help_text="The image ID docker shows.")
+    size = models.BigIntegerField(default=0, help_text="Config plus compressed layers.")
+    layers = models.JSONField(default=list, blank=True)
+    config = models.JSONField(default=dict, blank=True, help_text="env, labels, entrypoint, cmd, ...")
+    created = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["build", "digest"], name="unique_platform")]
+        indexes = [
+            # lookup by a platform digest or by an image ID (docker images).
+            models.Index(fields=["digest"], name="platform_digest"),
+            models.Index(fields=["config_digest"], name="platform_config_digest"),
+        ]
+
+    def __str__(self) -> str:
+        return "/".join(part for part in (self.os, self.architecture, self.variant) if part) or "unknown"
+
+
+class PollRun(models.Model):
+    """One poll of one repository: what it cost and how it ended."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        OK = "ok"
+        PARTIAL = "partial"  # some tags could not be checked; nothing was recorded for them
+        FAILED = "failed"  # nothing could be checked; nothing was recorded
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="polls")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    tags_seen = models.PositiveIntegerField(default=0)
+    heads = models.PositiveIntegerField(default=0)
+    gets = models.PositiveIntegerField(default=0, help_text="Manifest GETs.")
+    blob_gets = models.PositiveIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0, help_text="All HTTP requests, retries included.")
+    changes = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    rate_limit_remaining = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # a repository's latest polls (health on the home page).
+            models.Index(fields=["repository", "-started_at"], name="poll_latest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository} {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
+    @property
+    def duration(self):
+        return self.finished_at - self.started_at if self.finished_at else None
+
+
+class TagEvent(models.Model):
+    """Append-only: one change of where a tag points. Rows grow with changes, never with polls."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created"
+        MOVED = "moved"
+        DELETED = "deleted"
+        RESTORED = "restored"
+        IMMUTABLE_MOVED = "immutable_moved"  # a tag that must never move did: a security event
+
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    build = models.ForeignKey(
+        Build, null=True, blank=True, on_delete=models.CASCADE, related_name="events",
+        help_text="Where the tag points from now on; empty when deleted.",
+    )  # fmt: skip
+    previous_build = models.ForeignKey(
+        Build, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    detected_at = models.DateTimeField(help_text="The poll that saw the change.")
+    not_before = models.DateTimeField(
+        null=True, blank=True, help_text="The last poll that saw the previous state: it changed after this."
+    )
+    poll = models.ForeignKey(PollRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+
+    class Meta:
+        constraints = [
+            # a poll observes each tag once, so one poll can never record two changes of one tag.
+            models.UniqueConstraint(fields=["tag", "poll"], name="one_event_per_tag_per_poll"),
+        ]
+        indexes = [
+            # the changelog, newest first (keyset pagination on detected_at, id).
+            models.Index(fields=["-detected_at", "-id"], name="event_changelog"),
+            # one tag's timeline.
+            models.Index(fields=["tag", "-detected_at"], name="event_tag_timeline"),
+            # the tags a build held.
+            models.Index(fields=["build", "detected_at"], name="event_build"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tag} {self.kind} {self.detected_at:%Y-%m-%d %H:%M}"
+
+
+class TagStateQuerySet(models.QuerySet):
+    def observe(self, tag: Tag, build: Build | None, *, at: datetime, poll: PollRun | None, immutable: bool):
+        """Record what a poll saw of one tag (`build` None: verified gone), in one transaction.
+
+        The one writer of TagEvents. Returns the event written, or None when nothing changed.
+        """
+        with transaction.atomic():
+            state = self.select_for_update().filter(tag=tag).first()
+            kind = _transition(state, build, immutable)
+            if kind is None:
+                self.confirm([tag.pk], at=at)
+                return None
+            event = TagEvent.objects.create(
+                tag=tag, kind=kind, build=build, previous_build=state.build if state else None,
+                detected_at=at, not_before=state.confirmed_at if state else None, poll=poll,
+            )  # fmt: skip
+            self.update_or_create(
+                tag=tag,
+                defaults={
+                    "build": build or state.build,
+                    "present": build is not None,
+                    "since": at,
+                    "confirmed_at": at,
+                },
+            )
+            return event
+
+    def confirm(self, tag_ids, *, at: datetime) -> None:
+        """A poll saw these tags unchanged: move their confirmation time, write no history."""
+        tag_ids = list(tag_ids)
+        for start in range(0, len(tag_ids), 1000):
+            self.filter(tag_id__in=tag_ids[start : start + 1000]).update(confirmed_at=at)
+
+
+class TagState(models.Model):
+    """Where a tag points now and when a poll last confirmed it (`not_before` of the next change)."""
+
+    tag = models.OneToOneField(Tag, primary_key=True, on_delete=models.CASCADE, related_name="state")
+    build = models.ForeignKey(
+        Build, on_delete=models.CASCADE, related_name="+", help_text="Current, or last before deletion."
+    )
+    present = models.BooleanField(default=True)
+    since = models.DateTimeField()
+    confirmed_at = models.DateTimeField(help_text="Last poll that saw this state.")
+
+    objects = TagStateQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # which tags point at a build now (build pages, pin checks).
+            models.Index(fields=["build"], name="state_build", condition=Q(present=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tag} → {self.build}" if self.present else f"{self.tag} (deleted)"
+
+
+def _transition(state: TagState | None, build: Build | None, immutable: bool) -> str | None:
+    Kind = TagEvent.Kind
+    if state is None:
+        return Kind.CREATED if build is not None else None
+    if build is None:
+        return Kind.DELETED if state.present else None
+    if build.pk == state.build_id:
+        return None if state.present else Kind.RESTORED
+    return Kind.IMMUTABLE_MOVED if immutable else (Kind.MOVED if state.present else Kind.RESTORED)

@@ -154,6 +154,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # Registry client: where docker-style credentials live (never in the database).
 DOCKER_CONFIG = env_str("DOCKER_CONFIG", str(Path.home() / ".docker"))
 REGISTRY_TIMEOUT = env_int("TAGLEDGER_REGISTRY_TIMEOUT", 30, minimum=1)
+# Threads one poll uses, within the registry's concurrency cap shared by all workers.
+TAGLEDGER_POLL_THREADS = env_int("TAGLEDGER_POLL_THREADS", 8, minimum=1)
+# Stop polling a registry when its ratelimit-remaining header reaches this (Docker Hub pulls).
+TAGLEDGER_RATE_LIMIT_FLOOR = env_int("TAGLEDGER_RATE_LIMIT_FLOOR", 10, minimum=0)
 
 LOG_LEVEL = env_choice("TAGLEDGER_LOG_LEVEL", "info", {"debug", "info", "warning", "error"})
 LOGGING = {

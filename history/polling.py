@@ -1,0 +1,389 @@
+"""The one place that turns a registry observation into rows: poll one repository, record changes."""
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from catalog import limits
+from catalog.models import Line, Repository, Tag, Version
+from catalog.oci import mediatypes
+from catalog.oci.client import RegistryClient
+from catalog.oci.errors import RateLimited, RegistryError, TagNotFound
+from catalog.oci.manifest import ImageConfig, Manifest, ManifestHead
+from catalog.tags import Kind, TagInfo, classify, default_line_depth, line_of
+
+from .models import Build, Platform, PollRun, TagState
+
+log = logging.getLogger(__name__)
+
+VERSION_LABEL = "org.opencontainers.image.version"
+IMAGE_CONFIGS = frozenset({mediatypes.OCI_CONFIG, mediatypes.DOCKER_CONFIG})
+VERSIONED_KINDS = frozenset({Kind.EXACT, Kind.REVISION, Kind.TIMESTAMP})
+
+Progress = Callable[[int, int], None]
+
+
+class RegistryBusy(Exception):
+    """Every request slot of the registry is held by other polls, or it is paused: try later."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class Fetched:
+    """A new build read from the registry: its manifest and each wanted platform's manifest and config."""
+
+    manifest: Manifest
+    platforms: list[tuple[str, Manifest, ImageConfig | None]] = field(default_factory=list)
+
+
+@dataclass
+class Observation:
+    heads: dict[str, ManifestHead] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)  # verified unknown by a full-Accept HEAD
+    failed: dict[str, str] = field(default_factory=dict)  # tag -> why nothing was recorded
+
+
+def poll(repository: Repository, *, progress: Progress | None = None, client: RegistryClient | None = None):
+    """Poll `repository` once and record every change; returns the finished PollRun.
+
+    Raises RegistryBusy, before any request, when the registry has no free slot or is paused.
+    """
+    paused = limits.paused_until(repository.registry) - time.time()
+    if paused > 0:
+        raise RegistryBusy(f"{repository.registry} is paused by its rate limit", paused)
+    with limits.Slots(repository.registry, settings.TAGLEDGER_POLL_THREADS) as slots:
+        if not slots.count:
+            raise RegistryBusy(f"all request slots of {repository.registry} are in use", 5)
+        own_client = client is None
+        client = client or repository.registry.client()
+        try:
+            return _Poll(repository, client, slots.count, progress).run()
+        finally:
+            if own_client:
+                client.close()
+
+
+class _Poll:
+    def __init__(self, repository: Repository, client: RegistryClient, threads: int, progress):
+        self.repository = repository
+        self.client = client
+        self.threads = threads
+        self.progress = progress
+        self.at = timezone.now()
+        self.run_row = PollRun.objects.create(repository=repository, started_at=self.at)
+        self.failed: dict[str, str] = {}
+
+    def run(self) -> PollRun:
+        try:
+            names = self._list()
+            observation = self._observe(names)
+            builds = self._builds(observation)
+            changes = self._record(names, observation, builds)
+        except RegistryError as error:
+            return self._finish(PollRun.Status.FAILED, error=str(error), error_object=error)
+        return self._finish(PollRun.Status.PARTIAL if self.failed else PollRun.Status.OK, changes=changes)
+
+    # --- 1. the complete tag list -------------------------------------------------------------
+
+    def _list(self) -> list[str]:
+        listed = self.client.list_tags(self.repository.name)
+        names = [name for name in listed.tags if self.repository.wants_tag(name)]
+        self.run_row.tags_seen = len(names)
+        return names
+
+    # --- 2. HEAD every tag (and every vanished tag, to verify it is gone) -----------------------
+
+    def _observe(self, names: list[str]) -> Observation:
+        listed = set(names)
+        vanished = [
+            state.tag.name
+            for state in TagState.objects.filter(
+                tag__repository=self.repository, present=True
+            ).select_related("tag")
+            if state.tag.name not in listed and self.repository.wants_tag(state.tag.name)
+        ]
+        observation = Observation()
+        targets = names + vanished
+        for done, (name, outcome) in enumerate(self._parallel(self._head, targets), start=1):
+            if isinstance(outcome, ManifestHead):
+                observation.heads[name] = outcome
+            elif outcome is None:
+                observation.missing.add(name)
+            else:
+                observation.failed[name] = outcome
+            if self.progress:
+                self.progress(done, len(targets))
+        self.failed.update(observation.failed)
+        return observation
+
+    def _head(self, name: str) -> ManifestHead | str | None:
+        """A HEAD result, None when the registry verifies the tag is gone, or why it failed."""
+        if self._near_rate_limit():
+            return "skipped: the registry's rate limit is nearly used up"
+        try:
+            return self.client.head_manifest(self.repository.name, name)
+        except TagNotFound:
+            return None
+        except RegistryError as error:
+            self._note_rate_limit(error)
+            return f"{type(error).__name__}: {error}"
+
+    # --- 3. GET only what is new -------------------------------------------------------------
+
+    def _builds(self, observation: Observation) -> dict[str, Build]:
+        digests = {head.digest for head in observation.heads.values()}
+        known = {
+            build.digest: build
+            for build in Build.objects.filter(repository=self.repository, digest__in=digests)
+        }
+        new = sorted(digests - set(known))
+        builds = dict(known)
+        for digest, outcome in self._parallel(self._fetch, new):
+            if isinstance(outcome, Fetched):
+                builds[digest] = self._store_build(outcome)
+            else:
+                for name, head in observation.heads.items():
+                    if head.digest == digest:
+                        self.failed[name] = outcome
+        self._assign_versions(observation, builds)
+        return builds
+
+    def _fetch(self, digest: str) -> Fetched | str:
+        try:
+            manifest = self.client.get_manifest(self.repository.name, digest)
+            fetched = Fetched(manifest)
+            if manifest.legacy:
+                return fetched
+            if not manifest.is_index:
+                fetched.platforms.append(("", manifest, self._config(manifest)))
+                return fetched
+            for child in manifest.manifests:
+                platform = str(child.platform) if child.platform else ""
+                if child.media_type not in mediatypes.IMAGES or not self.repository.wants_platform(platform):
+                    continue  # attestation manifests ("unknown/unknown") and unwanted platforms
+                image = self.client.get_manifest(self.repository.name, child.digest)
+                fetched.platforms.append((platform, image, self._config(image)))
+            return fetched
+        except RegistryError as error:
+            self._note_rate_limit(error)
+            return f"{type(error).__name__}: {error}"
+
+    def _config(self, image: Manifest) -> ImageConfig | None:
+        if image.config is None or image.config.media_type not in IMAGE_CONFIGS:
+            return None  # an artifact (signature, SBOM): its config is not an image config
+        return self.client.get_config(self.repository.name, image.config.digest)
+
+    def _store_build(self, fetched: Fetched) -> Build:
+        manifest = fetched.manifest
+        configs = [config for _, _, config in fetched.platforms if config]
+        try:
+            with transaction.atomic():
+                build = Build.objects.create(
+                    repository=self.repository, digest=manifest.digest, media_type=manifest.media_type,
+                    size=manifest.size, legacy=manifest.legacy, annotations=manifest.annotations,
+                    created=min(filter(None, (_parse_time(c.created) for c in configs)), default=None),
+                    first_seen_at=self.at,
+                )  # fmt: skip
+                Platform.objects.bulk_create(
+                    _platform(build, name, image, config) for name, image, config in fetched.platforms
+                )
+        except IntegrityError:  # another poll stored it first: a digest's content never changes
+            build = Build.objects.get(repository=self.repository, digest=manifest.digest)
+        return build
+
+    # --- versions: exact tag, else timestamp tag, else the version annotation or label -----------
+
+    def _assign_versions(self, observation: Observation, builds: dict[str, Build]) -> None:
+        evidence: dict[str, list[TagInfo]] = {}
+        for name, head in observation.heads.items():
+            evidence.setdefault(head.digest, []).append(classify(name))
+        depth = self.repository.line_depth or default_line_depth(
+            info.version for infos in evidence.values() for info in infos if info.kind in VERSIONED_KINDS
+        )
+        for digest, infos in evidence.items():
+            build = builds.get(digest)
+            if build is None:
+                continue
+            updates = {}
+            stamp = next((info for info in infos if info.kind is Kind.TIMESTAMP and info.built_at), None)
+            if stamp and build.built_at is None:
+                updates["built_at"] = stamp.built_at
+            if build.version_id is None and (source := self._version_source(build, infos)):
+                updates["version"] = self._version(*source, depth)
+            if updates:
+                Build.objects.filter(pk=build.pk).update(**updates)
+                for key, value in updates.items():
+                    setattr(build, key, value)
+
+    def _version_source(self, build: Build, infos: list[TagInfo]) -> tuple[str, str] | None:
+        for kinds in ({Kind.EXACT, Kind.REVISION}, {Kind.TIMESTAMP}):
+            for info in sorted(infos, key=lambda info: info.name):
+                if info.kind in kinds and info.version:
+                    return info.version, info.variant
+        variants = {info.variant for info in infos}
+        labelled = build.annotations.get(VERSION_LABEL) or next(
+            (
+                platform.config.get("labels", {}).get(VERSION_LABEL)
+                for platform in build.platforms.all()
+                if platform.config.get("labels", {}).get(VERSION_LABEL)
+            ),
+            None,
+        )
+        if labelled:
+            return labelled[:128], variants.pop() if len(variants) == 1 else ""
+        return None
+
+    def _version(self, name: str, variant: str, depth: int) -> Version:
+        line, _ = Line.objects.get_or_create(
+            repository=self.repository, variant=variant, name=line_of(name, depth) or name
+        )
+        version, _ = Version.objects.get_or_create(
+            repository=self.repository, variant=variant, name=name, defaults={"line": line}
+        )
+        return version
+
+    # --- 4. record transitions, one transaction per changed tag --------------------------------
+
+    def _record(self, names: list[str], observation: Observation, builds: dict[str, Build]) -> int:
+        tags = self._tags(name for name, head in observation.heads.items() if head.digest in builds)
+        states = {
+            state.tag_id: state
+            for state in TagState.objects.filter(tag__repository=self.repository).only(
+                "tag_id", "build_id", "present"
+            )
+        }
+        unchanged, changes = [], 0
+        for name, head in observation.heads.items():
+            if name in self.failed or head.digest not in builds:
+                continue
+            tag, build = tags[name], builds[head.digest]
+            state = states.get(tag.pk)
+            if state and state.present and state.build_id == build.pk:
+                unchanged.append(tag.pk)
+            elif TagState.objects.observe(
+                tag, build, at=self.at, poll=self.run_row, immutable=self._immutable(tag)
+            ):
+                changes += 1
+        listed = set(names)
+        for tag in Tag.objects.filter(repository=self.repository, state__isnull=False).only("id", "name"):
+            state = states.get(tag.pk)
+            if state is None:
+                continue  # first seen in this poll
+            if tag.name in observation.missing and state.present:
+                TagState.objects.observe(tag, None, at=self.at, poll=self.run_row, immutable=False)
+                changes += 1
+            elif not state.present and tag.name not in listed:
+                unchanged.append(tag.pk)  # still gone: the complete list confirms it
+        TagState.objects.confirm(unchanged, at=self.at)
+        return changes
+
+    def _tags(self, names: Iterable[str]) -> dict[str, Tag]:
+        names = set(names)
+        existing = {tag.name: tag for tag in Tag.objects.filter(repository=self.repository, name__in=names)}
+        Tag.objects.bulk_create(
+            [_tag(self.repository, classify(name)) for name in names - set(existing)], ignore_conflicts=True
+        )
+        return {tag.name: tag for tag in Tag.objects.filter(repository=self.repository, name__in=names)}
+
+    def _immutable(self, tag: Tag) -> bool:
+        return self.repository.is_immutable(classify(tag.name))
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _parallel(self, work, items: list):
+        """(item, work(item)) pairs, `threads` at a time: the registry slots this poll holds."""
+        if not items:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.threads, len(items))) as pool:
+            return list(zip(items, pool.map(work, items), strict=True))
+
+    def _near_rate_limit(self) -> bool:
+        remaining = self.client.rate_limit.remaining if self.client.rate_limit else None
+        return remaining is not None and remaining <= settings.TAGLEDGER_RATE_LIMIT_FLOOR
+
+    def _note_rate_limit(self, error: RegistryError) -> None:
+        if isinstance(error, RateLimited):
+            limits.pause(self.repository.registry, error.retry_after or 60)
+
+    def _finish(self, status, *, changes=0, error="", error_object=None) -> PollRun:
+        run = self.run_row
+        if self.failed and not error:
+            reasons = Counter(reason for reason in self.failed.values())
+            summary = "; ".join(f"{reason} ({count} tags)" for reason, count in reasons.most_common(3))
+            error = f"{len(self.failed)} of {run.tags_seen} tags not checked: {summary}"
+        if error_object is not None:
+            self._note_rate_limit(error_object)
+        stats = self.client.stats
+        run.status, run.changes, run.error = status, changes, error[:2000]
+        run.heads, run.gets, run.blob_gets = (
+            stats["manifest_heads"],
+            stats["manifest_gets"],
+            stats["blob_gets"],
+        )
+        run.requests = stats["requests"]
+        run.rate_limit_remaining = self.client.rate_limit.remaining if self.client.rate_limit else None
+        run.finished_at = timezone.now()
+        run.save()
+        if self._near_rate_limit():
+            limits.pause(self.repository.registry, self.client.rate_limit.window or 3600)
+        return run
+
+
+def _tag(repository: Repository, info: TagInfo) -> Tag:
+    return Tag(
+        repository=repository, name=info.name, kind=info.kind.value, version=info.version,
+        variant=info.variant, subject_digest=info.subject_digest,
+    )  # fmt: skip
+
+
+def _platform(build: Build, name: str, image: Manifest, config: ImageConfig | None) -> Platform:
+    os_name, _, rest = name.partition("/")
+    architecture, _, variant = rest.partition("/")
+    if config and not name:
+        os_name, architecture, variant = config.os, config.architecture, config.variant
+    layers = [
+        {"digest": layer.digest, "size": layer.size, "media_type": layer.media_type} for layer in image.layers
+    ]
+    return Platform(
+        build=build, os=os_name[:64], architecture=architecture[:64], variant=variant[:64],
+        digest=image.digest, media_type=image.media_type,
+        config_digest=image.config.digest if image.config else "",
+        size=(image.config.size if image.config else 0) + sum(layer.size for layer in image.layers),
+        layers=layers, config=_summary(config) if config else {},
+        created=_parse_time(config.created) if config else None,
+    )  # fmt: skip
+
+
+def _summary(config: ImageConfig) -> dict:
+    return {
+        "env": list(config.env), "labels": config.labels, "entrypoint": list(config.entrypoint),
+        "cmd": list(config.cmd), "user": config.user, "workdir": config.workdir,
+        "exposed_ports": list(config.exposed_ports), "created": config.created,
+        "history": [
+            {"created": entry.created, "created_by": entry.created_by, "comment": entry.comment,
+             "empty_layer": entry.empty_layer}
+            for entry in config.history
+        ],
+    }  # fmt: skip
+
+
+def _parse_time(value: str) -> datetime | None:
+    try:
+        parsed = parse_datetime(value) if value else None
+    except ValueError:
+        return None
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, timezone.utc)
+    return parsed

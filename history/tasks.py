@@ -1,0 +1,60 @@
+"""Thin Celery tasks: ids in, one domain call, declarative retries."""
+
+import logging
+import random
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from catalog.models import Repository
+
+from . import polling
+
+log = logging.getLogger(__name__)
+
+# A poll still running after this is presumed dead and its repository may be claimed again.
+POLL_LEASE = timedelta(minutes=30)
+# A queued poll older than this is dropped: the next dispatch enqueues a fresh one.
+POLL_EXPIRES = 10 * 60
+
+
+@shared_task(ignore_result=True, expires=14)
+def dispatch() -> int:
+    """Beat runs this every 15 s: claim each due repository and enqueue its poll."""
+    enqueued = 0
+    for repository in Repository.objects.due_for_poll().select_related("registry"):
+        if repository.claim(lease=POLL_LEASE):
+            poll_repository.apply_async((repository.pk,), expires=POLL_EXPIRES)
+            enqueued += 1
+    return enqueued
+
+
+# No autoretry: a poll records its own failure (PollRun) and the schedule is the retry; a worker
+# that dies mid-poll leaves a lease that expires, after which the dispatcher claims it again.
+@shared_task(ignore_result=True, acks_late=True)
+def poll_repository(repository_id: int) -> None:
+    """Poll one claimed repository and schedule its next poll; a vanished repository is a quiet return."""
+    repository = Repository.objects.select_related("registry").filter(pk=repository_id).first()
+    if repository is None:
+        return
+    try:
+        run_poll(repository)
+    except polling.RegistryBusy as busy:
+        log.info("%s: %s; rescheduled", repository, busy)
+
+
+def run_poll(repository: Repository, progress=None):
+    """Poll and release the lease with the next due time; used by the task and the CLI alike."""
+    next_poll_at = None
+    try:
+        run = polling.poll(repository, progress=progress)
+        next_poll_at = timezone.now() + repository.interval
+        return run
+    except polling.RegistryBusy as busy:
+        # Not a failure: another poll holds the registry's slots, or its rate limit paused it.
+        next_poll_at = timezone.now() + timedelta(seconds=busy.retry_after + random.uniform(0, 5))  # noqa: S311
+        raise
+    finally:
+        # A crash still frees the repository, retried after one interval rather than hammered.
+        repository.release(next_poll_at=next_poll_at or timezone.now() + repository.interval)
