@@ -51,6 +51,7 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024
 MAX_ERROR_BYTES = 64 * 1024
 MAX_REDIRECTS = 5
+MAX_RETRY_AFTER = 24 * 3600.0  # a hostile Retry-After must not schedule a poll for the year 3000
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _ERROR_CODE = re.compile(r"^[A-Z_]{1,40}$")
@@ -121,12 +122,12 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return min(float(value), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return min(max(0.0, when.timestamp() - time.time()), MAX_RETRY_AFTER)
 
 
 class RegistryClient:
@@ -182,12 +183,13 @@ class RegistryClient:
 
     def ping(self) -> Challenge | None:
         """GET /v2/: learn how the registry wants to be authenticated (None: it does not)."""
-        response, _ = self._send("GET", f"{self.base_url}/v2/", kind="ping", limit=MAX_ERROR_BYTES)
+        response, body = self._send("GET", f"{self.base_url}/v2/", kind="ping", limit=MAX_ERROR_BYTES)
         with self._lock:
             self._challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
             self._pinged = True
         if response.status_code not in (200, 401):
-            self._raise_for(response, b"", "the /v2/ endpoint")
+            # A 404 here means "not a registry API", never that some tag or repository is missing.
+            self._raise_for(response, body, "the /v2/ endpoint", missing=BadResponse)
         return self._challenge
 
     def list_tags(self, repository: str) -> TagList:
@@ -332,7 +334,7 @@ class RegistryClient:
                 raise failure
             delay = wait if wait is not None else random.uniform(0, self.backoff * 2 ** (attempt - 1))  # noqa: S311
             self._count("retries")
-            log.info("%s: %s, retrying in %.1fs", self.registry, failure, delay)
+            log.info("%s, retrying in %.1fs", failure, delay)
             time.sleep(min(delay, self.max_backoff))
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -340,6 +342,8 @@ class RegistryClient:
         if response.request.method == "HEAD":
             response.raw.read()  # nothing to read, but the connection must see the response end
             return b""
+        if not 200 <= response.status_code < 300:
+            return self._error_body(response)
         declared = _content_length(response)
         if declared is not None and declared > limit:
             raise BadResponse(f"{self.registry}: response of {declared} bytes exceeds the {limit} byte cap")
@@ -350,6 +354,18 @@ class RegistryClient:
                 raise BadResponse(f"{self.registry}: response exceeds the {limit} byte cap")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    @staticmethod
+    def _error_body(response: requests.Response) -> bytes:
+        """The start of an error page, for its error codes: its size never changes what the error is."""
+        chunks, total = [], 0
+        for chunk in response.iter_content(16 * 1024):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total >= MAX_ERROR_BYTES:
+                response.close()  # the rest stays unread, so this connection cannot be reused
+                break
+        return b"".join(chunks)[:MAX_ERROR_BYTES]
 
     def _auth_headers(self, scope: str) -> dict[str, str]:
         if not self._pinged:
