@@ -225,3 +225,14 @@ def _transition(state: TagState | None, build: Build | None, immutable: bool) ->
     if build.pk == state.build_id:
         return None if state.present else Kind.RESTORED
     return Kind.IMMUTABLE_MOVED if immutable else (Kind.MOVED if state.present else Kind.RESTORED)
+
+
+def with_poll_health(repositories: models.QuerySet) -> models.QuerySet:
+    """Repositories annotated with current tag count and their latest poll, in one query."""
+    latest = PollRun.objects.filter(repository=models.OuterRef("pk")).order_by("-started_at")
+    return repositories.annotate(
+        tag_count=models.Count("tags", filter=Q(tags__state__present=True)),
+        last_poll_status=models.Subquery(latest.values("status")[:1]),
+        last_poll_at=models.Subquery(latest.values("started_at")[:1]),
+        last_poll_error=models.Subquery(latest.values("error")[:1]),
+    )

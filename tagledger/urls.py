@@ -14,7 +14,7 @@ def healthz(request):
 
 
 urlpatterns = [
-    path("", include("catalog.urls")),
+    path("", include("history.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
