@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 
 from catalog.models import Repository, Tag, Version
@@ -185,6 +185,31 @@ class TagStateQuerySet(models.QuerySet):
                 },
             )
             return event
+
+    def record_first_sightings(
+        self, pairs: list[tuple[Tag, Build]], *, at: datetime, poll: PollRun | None
+    ) -> int:
+        """`created` for many tags never seen before, in one transaction and a few queries.
+
+        A first poll of a large repository would otherwise cost several queries per tag. If any
+        tag has gained a state meanwhile, fall back to `observe`, which decides per tag.
+        """
+        try:
+            with transaction.atomic():
+                self.bulk_create(
+                    TagState(tag=tag, build=build, present=True, since=at, confirmed_at=at)
+                    for tag, build in pairs
+                )
+                TagEvent.objects.bulk_create(
+                    TagEvent(tag=tag, kind=TagEvent.Kind.CREATED, build=build, detected_at=at, poll=poll)
+                    for tag, build in pairs
+                )
+            return len(pairs)
+        except IntegrityError:
+            return sum(
+                self.observe(tag, build, at=at, poll=poll, immutable=False) is not None
+                for tag, build in pairs
+            )
 
     def confirm(self, tag_ids, *, at: datetime) -> None:
         """A poll saw these tags unchanged: move their confirmation time, write no history."""

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -257,35 +257,34 @@ class _Poll:
     # --- 4. record transitions, one transaction per changed tag --------------------------------
 
     def _record(self, names: list[str], observation: Observation, builds: dict[str, Build]) -> int:
-        tags = self._tags(name for name, head in observation.heads.items() if head.digest in builds)
         states = {
-            state.tag_id: state
-            for state in TagState.objects.filter(tag__repository=self.repository).only(
-                "tag_id", "build_id", "present"
-            )
+            state.tag.name: state
+            for state in TagState.objects.filter(tag__repository=self.repository).select_related("tag")
         }
-        unchanged, changes = [], 0
+        first_seen, unchanged, changes = {}, [], 0
         for name, head in observation.heads.items():
             if name in self.failed or head.digest not in builds:
                 continue
-            tag, build = tags[name], builds[head.digest]
-            state = states.get(tag.pk)
-            if state and state.present and state.build_id == build.pk:
-                unchanged.append(tag.pk)
+            build, state = builds[head.digest], states.get(name)
+            if state is None:
+                first_seen[name] = build
+            elif state.present and state.build_id == build.pk:
+                unchanged.append(state.tag_id)
             elif TagState.objects.observe(
-                tag, build, at=self.at, poll=self.run_row, immutable=self._immutable(tag)
+                state.tag, build, at=self.at, poll=self.run_row, immutable=self._immutable(state.tag)
             ):
                 changes += 1
+        tags = self._tags(first_seen)
+        changes += TagState.objects.record_first_sightings(
+            [(tags[name], build) for name, build in first_seen.items()], at=self.at, poll=self.run_row
+        )
         listed = set(names)
-        for tag in Tag.objects.filter(repository=self.repository, state__isnull=False).only("id", "name"):
-            state = states.get(tag.pk)
-            if state is None:
-                continue  # first seen in this poll
-            if tag.name in observation.missing and state.present:
-                TagState.objects.observe(tag, None, at=self.at, poll=self.run_row, immutable=False)
+        for name, state in states.items():
+            if name in observation.missing and state.present:
+                TagState.objects.observe(state.tag, None, at=self.at, poll=self.run_row, immutable=False)
                 changes += 1
-            elif not state.present and tag.name not in listed:
-                unchanged.append(tag.pk)  # still gone: the complete list confirms it
+            elif not state.present and name not in listed:
+                unchanged.append(state.tag_id)  # still gone: the complete list confirms it
         TagState.objects.confirm(unchanged, at=self.at)
         return changes
 
@@ -305,9 +304,9 @@ class _Poll:
     def _parallel(self, work, items: list):
         """(item, work(item)) pairs, `threads` at a time: the registry slots this poll holds."""
         if not items:
-            return []
+            return
         with ThreadPoolExecutor(max_workers=min(self.threads, len(items))) as pool:
-            return list(zip(items, pool.map(work, items), strict=True))
+            yield from zip(items, pool.map(work, items), strict=True)
 
     def _near_rate_limit(self) -> bool:
         remaining = self.client.rate_limit.remaining if self.client.rate_limit else None
@@ -385,5 +384,5 @@ def _parse_time(value: str) -> datetime | None:
     except ValueError:
         return None
     if parsed is not None and timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
