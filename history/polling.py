@@ -66,33 +66,35 @@ def poll(repository: Repository, *, progress: Progress | None = None, client: Re
     with limits.Slots(repository.registry, settings.TAGLEDGER_POLL_THREADS) as slots:
         if not slots.count:
             raise RegistryBusy(f"all request slots of {repository.registry} are in use", 5)
-        own_client = client is None
-        client = client or repository.registry.client()
-        try:
-            return _Poll(repository, client, slots.count, progress).run()
-        finally:
-            if own_client:
-                client.close()
+        return _Poll(repository, slots.count, progress).run(client)
 
 
 class _Poll:
-    def __init__(self, repository: Repository, client: RegistryClient, threads: int, progress):
+    def __init__(self, repository: Repository, threads: int, progress: Progress | None):
         self.repository = repository
-        self.client = client
+        self.client: RegistryClient | None = None
         self.threads = threads
         self.progress = progress
         self.at = timezone.now()
         self.run_row = PollRun.objects.create(repository=repository, started_at=self.at)
         self.failed: dict[str, str] = {}
 
-    def run(self) -> PollRun:
+    def run(self, client: RegistryClient | None) -> PollRun:
         try:
+            # Reading credentials may fail too (a broken config.json): that is this poll's failure.
+            self.client = client or self.repository.registry.client()
             names = self._list()
             observation = self._observe(names)
             builds = self._builds(observation)
             changes = self._record(names, observation, builds)
         except RegistryError as error:
             return self._finish(PollRun.Status.FAILED, error=str(error), error_object=error)
+        except Exception as error:
+            self._finish(PollRun.Status.FAILED, error=f"internal error: {type(error).__name__}: {error}")
+            raise
+        finally:
+            if client is None and self.client is not None:
+                self.client.close()
         return self._finish(PollRun.Status.PARTIAL if self.failed else PollRun.Status.OK, changes=changes)
 
     # --- 1. the complete tag list -------------------------------------------------------------
@@ -309,7 +311,8 @@ class _Poll:
             yield from zip(items, pool.map(work, items), strict=True)
 
     def _near_rate_limit(self) -> bool:
-        remaining = self.client.rate_limit.remaining if self.client.rate_limit else None
+        rate_limit = self.client.rate_limit if self.client else None
+        remaining = rate_limit.remaining if rate_limit else None
         return remaining is not None and remaining <= settings.TAGLEDGER_RATE_LIMIT_FLOOR
 
     def _note_rate_limit(self, error: RegistryError) -> None:
@@ -319,24 +322,21 @@ class _Poll:
     def _finish(self, status, *, changes=0, error="", error_object=None) -> PollRun:
         run = self.run_row
         if self.failed and not error:
-            reasons = Counter(reason for reason in self.failed.values())
+            reasons = Counter(self.failed.values())
             summary = "; ".join(f"{reason} ({count} tags)" for reason, count in reasons.most_common(3))
-            error = f"{len(self.failed)} of {run.tags_seen} tags not checked: {summary}"
+            error = f"{len(self.failed)} tags not checked: {summary}"
         if error_object is not None:
             self._note_rate_limit(error_object)
-        stats = self.client.stats
         run.status, run.changes, run.error = status, changes, error[:2000]
-        run.heads, run.gets, run.blob_gets = (
-            stats["manifest_heads"],
-            stats["manifest_gets"],
-            stats["blob_gets"],
-        )
-        run.requests = stats["requests"]
-        run.rate_limit_remaining = self.client.rate_limit.remaining if self.client.rate_limit else None
+        if self.client is not None:
+            stats, rate_limit = self.client.stats, self.client.rate_limit
+            run.heads, run.gets = stats["manifest_heads"], stats["manifest_gets"]
+            run.blob_gets, run.requests = stats["blob_gets"], stats["requests"]
+            run.rate_limit_remaining = rate_limit.remaining if rate_limit else None
+            if self._near_rate_limit():
+                limits.pause(self.repository.registry, rate_limit.window or 3600)
         run.finished_at = timezone.now()
         run.save()
-        if self._near_rate_limit():
-            limits.pause(self.repository.registry, self.client.rate_limit.window or 3600)
         return run
 
 
