@@ -11,12 +11,13 @@ from .models import Registry
 SLOT_LEASE_SECONDS = 30 * 60
 
 
+# Keyed by host, not id: deployments sharing a cache share the registry's real limits too.
 def _slot_key(registry: Registry, index: int) -> str:
-    return f"tagledger:registry:{registry.pk}:slot:{index}"
+    return f"tagledger:registry:{registry.host}:slot:{index}"
 
 
 def _pause_key(registry: Registry) -> str:
-    return f"tagledger:registry:{registry.pk}:paused-until"
+    return f"tagledger:registry:{registry.host}:paused-until"
 
 
 class Slots:

@@ -1,0 +1,118 @@
+"""`manage.py lookup`: which build a digest, digest fragment, image ID or reference belongs to."""
+
+import json
+from datetime import datetime
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from history.search import InvalidQuery, LookupResult, Match, image_id, lookup
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
+LABEL_WIDTH = 12
+
+
+class Command(BaseCommand):
+    help = (
+        "Find the builds a digest, digest fragment (at least 4 hex; 8 or more also match inside), "
+        "docker image ID or reference (name:tag, name@sha256:..., name:tag@sha256:...) belongs to, "
+        "with the tags each held and when. Exits 1 when nothing matches."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("query", help="sha256:..., a hex fragment, an image ID or a reference.")
+        parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+        parser.add_argument("--limit", type=int, default=50, help="At most this many builds (default 50).")
+
+    def handle(self, *args, **options):
+        if options["limit"] < 1:
+            raise CommandError("--limit must be at least 1")
+        try:
+            result = lookup(options["query"], limit=options["limit"])
+        except InvalidQuery as error:
+            raise CommandError(f"invalid query: {error}") from None
+        if options["json"]:
+            self.stdout.write(json.dumps(result.as_dict(), indent=2))
+        else:
+            self.print_result(result)
+        if not result.found:
+            what = "nothing" if result.kind == "name" else "no build"
+            raise CommandError(f"{what} matches {result.query[:200]!r}", returncode=1)
+
+    def print_result(self, result: LookupResult) -> None:
+        if result.kind == "name":
+            self.print_names(result)
+            return
+        if not result.matches:
+            return
+        count = len(result.matches)
+        self.stdout.write(f"{count} {'build matches' if count == 1 else 'builds match'} {result.query!r}:")
+        for match in result.matches:
+            self.stdout.write("")
+            self.print_match(match)
+        if result.truncated:
+            self.stdout.write(f"\nshowing the newest {count} only; give more of the digest to narrow it")
+
+    def print_match(self, match: Match) -> None:
+        build = match.build
+        self.stdout.write(f"{build.repository.reference}@{build.digest}")
+        self.field("matched", describe_match(match))
+        self.field("version", str(build.version) if build.version else "unknown")
+        self.field("first seen", format_time(build.first_seen_at))
+        tags = [
+            f"{held.tag} from {format_time(held.since)} until "
+            + (format_time(held.until) if held.until else "now")
+            for held in match.held
+        ]
+        self.fields("tags", tags or ["none recorded"])
+        self.fields("platforms", [describe_platform(build, platform) for platform in build.platforms.all()])
+
+    def print_names(self, result: LookupResult) -> None:
+        names = result.names
+        if names.repositories:
+            self.stdout.write("repositories:")
+            for repository in names.repositories:
+                self.stdout.write(f"  {repository.reference}")
+        if names.tags:
+            self.stdout.write("tags:")
+            for hit in names.tags:
+                where = hit.build.digest if hit.build else "never seen pointing anywhere"
+                if hit.build and not hit.present:
+                    where = f"deleted (last {where})"
+                self.stdout.write(f"  {hit.tag.repository.reference}:{hit.tag.name} -> {where}")
+        if names.versions:
+            self.stdout.write("versions:")
+            for version in names.versions:
+                builds = getattr(version, "build_count", 0)
+                plural = "build" if builds == 1 else "builds"
+                self.stdout.write(f"  {version.repository.reference} {version} ({builds} {plural})")
+
+    def field(self, label: str, value: str) -> None:
+        self.stdout.write(f"  {(label + ':') if label else '':<{LABEL_WIDTH}}{value}")
+
+    def fields(self, label: str, values: list[str]) -> None:
+        """One value per line, the label on the first."""
+        for index, value in enumerate(values):
+            self.field(label if index == 0 else "", value)
+
+
+def describe_match(match: Match) -> str:
+    if match.matched == "index":
+        kind = "index digest" if match.build.is_index else "manifest digest"
+        return f"{kind} {match.digest}"
+    if match.matched == "platform":
+        return f"platform digest {match.digest} ({match.platform})"
+    return f"image ID {match.image_id} of {match.platform} (config {match.digest})"
+
+
+def describe_platform(build, platform) -> str:
+    parts = [str(platform)]
+    if platform.digest != build.digest:
+        parts.append(platform.digest)
+    if platform.config_digest:
+        parts.append(f"image ID {image_id(platform.config_digest)}")
+    return " ".join(parts)
+
+
+def format_time(value: datetime) -> str:
+    return timezone.localtime(value).strftime(TIME_FORMAT)

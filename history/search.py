@@ -1,0 +1,432 @@
+"""Find builds by digest, digest fragment, image ID or reference, and repositories, tags, versions by name.
+
+One query language for the CLI (`manage.py lookup`), the search page and the JSON API:
+
+- `sha256:<64 hex>` or bare 64 hex: a full digest, matched exactly;
+- 4 to 63 hex, bare or after `sha256:`: a prefix of a digest (what `docker images` shows as
+  IMAGE ID is the first 12 hex of a config digest); 8 or more bare hex also match anywhere
+  inside a digest, since people paste a piece from the middle of a log line. After `sha256:`
+  a fragment is always a prefix: the algorithm anchors it;
+- `name:tag@digest` or `name@digest`: that digest in that repository (the tag is ignored, as
+  `docker pull` ignores it); `name:tag`: the build the tag points to now;
+- anything else that could be a repository, tag or version name: a name search.
+
+Every digest is compared as Build.digest ("index": the build's own digest, an index for
+multi-platform images), Platform.digest ("platform") and Platform.config_digest ("config").
+"""
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, NamedTuple
+
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Prefetch, Q, Subquery, Value, When
+
+from catalog.models import Repository, Tag, Version
+from catalog.oci.reference import ImageReference, InvalidReference, parse
+
+from .models import Build, Platform, TagEvent, TagState
+
+MIN_FRAGMENT = 4  # fewer hex digits match a sixteenth of everything or more
+MIN_INFIX = 8  # from here an infix is specific enough to mean one build
+MAX_QUERY_LENGTH = 1024  # longer than any reference; hostile input stays cheap
+IMAGE_ID_LENGTH = 12
+PLATFORM_ORDER = Platform.objects.order_by("os", "architecture", "variant", "pk")
+
+Kind = Literal["fragment", "digest", "reference", "name"]
+Matched = Literal["index", "platform", "config"]
+
+_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_ALGORITHM_RE = re.compile(r"(?P<algorithm>sha[0-9]+):(?P<rest>.*)", re.DOTALL | re.IGNORECASE)
+_HEX_RE = re.compile(r"[0-9a-fA-F]+")
+# Characters of references, tags and versions; anything else cannot match a name anyway.
+_NAME_CHARS_RE = re.compile(r"[A-Za-z0-9._/:@-]+")
+
+
+class InvalidQuery(ValueError):
+    """The query is neither a digest, a digest fragment, a reference nor a name; the text says why."""
+
+
+class HeldTag(NamedTuple):
+    """A tag held a build from the event that pointed it there until that tag's next event."""
+
+    tag: str
+    since: datetime
+    until: datetime | None  # None: it still does
+
+
+@dataclass(frozen=True)
+class Match:
+    """One build a query found, which of its digests matched, and the tags it held."""
+
+    build: Build
+    matched: Matched
+    digest: str
+    platform: Platform | None = None  # the platform whose digest or config matched
+    held: list[HeldTag] = field(default_factory=list)
+
+    @property
+    def image_id(self) -> str:
+        return image_id(self.platform.config_digest) if self.platform else ""
+
+
+@dataclass(frozen=True)
+class TagHit:
+    """A tag whose name matched, and where it points: `build` None when no poll has seen it point."""
+
+    tag: Tag
+    build: Build | None
+    present: bool  # False: deleted; `build` is where it pointed last
+
+
+@dataclass(frozen=True)
+class NameResults:
+    """Repositories, tags (with their current build) and versions whose names contain the query."""
+
+    repositories: list[Repository] = field(default_factory=list)
+    tags: list[TagHit] = field(default_factory=list)
+    versions: list[Version] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.repositories or self.tags or self.versions)
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    query: str
+    kind: Kind
+    matches: list[Match] = field(default_factory=list)
+    names: NameResults = field(default_factory=NameResults)
+    truncated: bool = False  # more matched than the limit; the newest are kept
+
+    @property
+    def found(self) -> bool:
+        return bool(self.matches or self.names)
+
+    def as_dict(self) -> dict:
+        """Plain JSON types, for `lookup --json` and the API."""
+        return {
+            "query": self.query,
+            "kind": self.kind,
+            "truncated": self.truncated,
+            "matches": [_match_dict(match) for match in self.matches],
+            "names": {
+                "repositories": [{"reference": repo.reference} for repo in self.names.repositories],
+                "tags": [_tag_dict(tag) for tag in self.names.tags],
+                "versions": [
+                    {
+                        "repository": version.repository.reference,
+                        "version": version.name,
+                        "variant": version.variant,
+                        "builds": getattr(version, "build_count", None),
+                    }
+                    for version in self.names.versions
+                ],
+            },
+        }
+
+
+def lookup(query: str, *, limit: int = 50) -> LookupResult:
+    """Everything `query` names, newest build first; raises InvalidQuery for what names nothing."""
+    text = _clean(query)
+    digest = _digest_query(text)
+    if digest is not None:
+        return _find_digest(text, *digest, limit=limit)
+    if "@" in text or ":" in text.rpartition("/")[2]:
+        reference = _reference(text)
+        if reference.digest is not None or reference.tag is not None:
+            return _find_reference(text, reference, limit=limit)
+    return LookupResult(text, "name", names=search_names(text, limit=limit))
+
+
+def held_tags(build: Build) -> list[HeldTag]:
+    """The tags `build` held and when, oldest first, in one query."""
+    return held_tags_of([build])[build.pk]
+
+
+def held_tags_of(builds: Iterable[Build]) -> dict[int, list[HeldTag]]:
+    """held_tags for many builds in one query: {build id: [HeldTag, ...]}."""
+    ids = [build.pk for build in builds]
+    later = TagEvent.objects.filter(tag=OuterRef("tag")).filter(
+        Q(detected_at__gt=OuterRef("detected_at"))
+        | Q(detected_at=OuterRef("detected_at"), pk__gt=OuterRef("pk"))
+    )
+    rows = (
+        TagEvent.objects.filter(build__in=ids)
+        .annotate(until=Subquery(later.order_by("detected_at", "pk").values("detected_at")[:1]))
+        .order_by("detected_at", "tag__name", "pk")
+        .values_list("build_id", "tag__name", "detected_at", "until")
+    )
+    held: dict[int, list[HeldTag]] = {build_id: [] for build_id in ids}
+    for build_id, tag, since, until in rows:
+        held[build_id].append(HeldTag(tag, since, until))
+    return held
+
+
+def search_names(text: str, *, limit: int = 50) -> NameResults:
+    """Repositories, tags and versions whose name contains `text` (exact names first)."""
+    text = _clean(text)
+    if not _NAME_CHARS_RE.fullmatch(text):
+        raise InvalidQuery(
+            f"{_quote(text)} is not a digest, digest fragment, reference or name "
+            "(names use letters, digits and . _ / : @ -)"
+        )
+    repository_q = Q(name__icontains=text)
+    exact_repository = None
+    try:
+        reference = parse(text)
+    except InvalidReference:
+        pass  # a tag such as `Latest` is no reference, and need not be one
+    else:
+        exact_repository = Q(registry__host=reference.registry, name=reference.repository)
+        repository_q |= exact_repository
+    repositories = (
+        Repository.objects.filter(repository_q)
+        .select_related("registry")
+        .annotate(exact=_first_if(exact_repository or Q(name=text)))
+        .order_by("exact", "registry__host", "name")[:limit]
+    )
+    tags = (
+        Tag.objects.filter(name__icontains=text)
+        .select_related("repository__registry", "state__build")
+        .annotate(exact=_first_if(Q(name=text)))
+        .order_by("exact", "repository__registry__host", "repository__name", "name")[:limit]
+    )
+    versions = (
+        Version.objects.filter(name__icontains=text)
+        .select_related("repository__registry")
+        .annotate(exact=_first_if(Q(name=text)), build_count=Count("builds"))
+        .order_by("exact", "repository__registry__host", "repository__name", "name")[:limit]
+    )
+    return NameResults(list(repositories), [_tag_hit(tag) for tag in tags], list(versions))
+
+
+def image_id(config_digest: str) -> str:
+    """What `docker images` shows as IMAGE ID: the first 12 hex of the config digest."""
+    return config_digest.partition(":")[2][:IMAGE_ID_LENGTH]
+
+
+# --- digests ------------------------------------------------------------------------------------
+
+
+def _digest_query(text: str) -> tuple[str | None, str] | None:
+    """(algorithm or None, lowercase hex) when `text` is digest syntax; None when it is not."""
+    algorithm = None
+    hex_part = text
+    if prefixed := _ALGORITHM_RE.fullmatch(text):
+        algorithm, hex_part = prefixed["algorithm"].lower(), prefixed["rest"]
+        if algorithm not in _HEX_LENGTHS:
+            raise InvalidQuery(f"unsupported digest algorithm {_quote(algorithm)} (sha256, sha384 or sha512)")
+        if not hex_part:
+            raise InvalidQuery(f"{_quote(text)} needs hex digits after the colon")
+        if not _HEX_RE.fullmatch(hex_part):
+            raise InvalidQuery(f"{_quote(text)}: after {algorithm}: only hex digits 0-9 and a-f may follow")
+    elif not _HEX_RE.fullmatch(text):
+        return None
+    hex_part = hex_part.lower()
+    longest = _HEX_LENGTHS[algorithm] if algorithm else max(_HEX_LENGTHS.values())
+    if len(hex_part) < MIN_FRAGMENT:
+        raise InvalidQuery(
+            f"{_quote(text)} is too short: a digest fragment needs at least {MIN_FRAGMENT} hex digits"
+        )
+    if len(hex_part) > longest:
+        raise InvalidQuery(f"{_quote(text)} is longer than a{' ' + algorithm if algorithm else ''} digest")
+    return algorithm, hex_part
+
+
+def _find_digest(text: str, algorithm: str | None, hex_part: str, *, limit: int) -> LookupResult:
+    if algorithm is None and len(hex_part) in _HEX_LENGTHS.values():
+        algorithm = next(name for name, length in _HEX_LENGTHS.items() if length == len(hex_part))
+    if algorithm and len(hex_part) == _HEX_LENGTHS[algorithm]:
+        kind, matcher = "digest", _Exact(f"{algorithm}:{hex_part}")
+    elif algorithm:
+        kind, matcher = "fragment", _Prefix(f"{algorithm}:{hex_part}")
+    elif len(hex_part) >= MIN_INFIX:
+        kind, matcher = "fragment", _Contains(hex_part)
+    else:
+        kind, matcher = "fragment", _Contains(":" + hex_part)  # the colon anchors it: a prefix
+    return _collect(text, kind, Build.objects.filter(matcher.anywhere(config=True)), matcher, limit=limit)
+
+
+class _Exact:
+    """One digest predicate, both as a SQL filter on a field and in Python on a value."""
+
+    lookup = "exact"
+
+    def __init__(self, value: str):
+        self.value = value
+
+    def q(self, field_name: str) -> Q:
+        return Q(**{f"{field_name}__{self.lookup}": self.value})
+
+    def anywhere(self, *, config: bool) -> Q:
+        """Builds whose own digest, a platform's digest or (with `config`) an image config matches."""
+        platform_q = self.q("digest") | self.q("config_digest") if config else self.q("digest")
+        return self.q("digest") | Q(Exists(Platform.objects.filter(platform_q, build=OuterRef("pk"))))
+
+    def __call__(self, digest: str) -> bool:
+        return digest == self.value
+
+
+class _Prefix(_Exact):
+    lookup = "startswith"
+
+    def __call__(self, digest: str) -> bool:
+        return digest.startswith(self.value)
+
+
+class _Contains(_Exact):
+    lookup = "contains"
+
+    def __call__(self, digest: str) -> bool:
+        return self.value in digest
+
+
+class _Itself(_Exact):
+    """Builds found some other way (a tag points at them): each matches as itself."""
+
+    def __init__(self):
+        super().__init__("")
+
+    def __call__(self, digest: str) -> bool:
+        return True
+
+
+def _collect(text: str, kind: Kind, builds, matcher: _Exact, *, limit: int) -> LookupResult:
+    """The newest `limit` of `builds`, each with what `matcher` matched and the tags it held."""
+    found = list(
+        builds.select_related("repository__registry", "version")
+        .prefetch_related(Prefetch("platforms", queryset=PLATFORM_ORDER))
+        .order_by("-first_seen_at", "-pk")[: limit + 1]
+    )
+    found, truncated = found[:limit], len(found) > limit
+    held = held_tags_of(found)
+    matches = [_match(build, matcher, held[build.pk]) for build in found]
+    return LookupResult(text, kind, matches=matches, truncated=truncated)
+
+
+def _match(build: Build, matcher: _Exact, held: list[HeldTag]) -> Match:
+    if matcher(build.digest):
+        return Match(build, "index", build.digest, held=held)
+    platforms = list(build.platforms.all())
+    for platform in platforms:
+        if matcher(platform.digest):
+            return Match(build, "platform", platform.digest, platform, held)
+    for platform in platforms:
+        if matcher(platform.config_digest):
+            return Match(build, "config", platform.config_digest, platform, held)
+    raise AssertionError(f"{build} was found but matches nothing")  # pragma: no cover
+
+
+# --- references ---------------------------------------------------------------------------------
+
+
+def _reference(text: str) -> ImageReference:
+    try:
+        return parse(text)
+    except InvalidReference as error:
+        raise InvalidQuery(f"{_quote(text)} is not a valid reference: {error}") from None
+
+
+def _find_reference(text: str, reference: ImageReference, *, limit: int) -> LookupResult:
+    in_repository = Build.objects.filter(
+        repository__registry__host=reference.registry, repository__name=reference.repository
+    )
+    if reference.digest is not None:
+        # As `docker pull name:tag@digest` does, the digest decides and the tag is ignored.
+        matcher = _Exact(reference.digest)
+        builds = in_repository.filter(matcher.anywhere(config=False))
+    else:
+        matcher = _Itself()
+        builds = in_repository.filter(
+            pk__in=TagState.objects.filter(
+                tag__repository__registry__host=reference.registry,
+                tag__repository__name=reference.repository,
+                tag__name=reference.tag,
+                present=True,
+            ).values("build")
+        )
+    return _collect(text, "reference", builds, matcher, limit=limit)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _clean(query: str) -> str:
+    if not isinstance(query, str):
+        raise InvalidQuery(f"a query is text, not {type(query).__name__}")
+    if len(query) > MAX_QUERY_LENGTH:
+        raise InvalidQuery(f"the query is too long ({len(query)} characters; at most {MAX_QUERY_LENGTH})")
+    text = query.strip()
+    if not text:
+        raise InvalidQuery("the query is empty: give a digest, a digest fragment, a reference or a name")
+    return text
+
+
+def _first_if(condition: Q) -> Case:
+    """0 for rows meeting `condition`, else 1: exact names sort before names that only contain it."""
+    return Case(When(condition, then=Value(0)), default=Value(1), output_field=IntegerField())
+
+
+def _quote(value: str, limit: int = 60) -> str:
+    """repr() escapes control characters; the cut keeps hostile input out of messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _match_dict(match: Match) -> dict:
+    build = match.build
+    return {
+        "matched": match.matched,
+        "digest": match.digest,
+        "platform": str(match.platform) if match.platform else None,
+        "image_id": match.image_id or None,
+        "build": {
+            "repository": build.repository.reference,
+            "reference": f"{build.repository.reference}@{build.digest}",
+            "digest": build.digest,
+            "media_type": build.media_type,
+            "version": str(build.version) if build.version else None,
+            "first_seen_at": build.first_seen_at.isoformat(),
+            "created": build.created.isoformat() if build.created else None,
+            "built_at": build.built_at.isoformat() if build.built_at else None,
+            "platforms": [
+                {
+                    "platform": str(platform),
+                    "digest": platform.digest,
+                    "config_digest": platform.config_digest,
+                    "image_id": image_id(platform.config_digest),
+                }
+                for platform in build.platforms.all()
+            ],
+        },
+        "tags": [
+            {
+                "tag": held.tag,
+                "from": held.since.isoformat(),
+                "until": held.until.isoformat() if held.until else None,
+            }
+            for held in match.held
+        ],
+    }
+
+
+def _tag_dict(hit: TagHit) -> dict:
+    tag = hit.tag
+    return {
+        "repository": tag.repository.reference,
+        "tag": tag.name,
+        "reference": f"{tag.repository.reference}:{tag.name}",
+        "kind": tag.kind,
+        "digest": hit.build.digest if hit.build else None,
+        "present": hit.present,
+    }
+
+
+def _tag_hit(tag: Tag) -> TagHit:
+    try:
+        state = tag.state  # select_related filled it, or there is none
+    except TagState.DoesNotExist:
+        return TagHit(tag, None, False)
+    return TagHit(tag, state.build, state.present)
