@@ -6,6 +6,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 
 from catalog.models import Repository, Tag, Version
+from catalog.tags import classify
 
 
 class BuildQuerySet(models.QuerySet):
@@ -205,9 +206,12 @@ class TagStateQuerySet(models.QuerySet):
                     for tag, build in pairs
                 )
             return len(pairs)
-        except IntegrityError:
+        except IntegrityError:  # another poll saw some of them first: decide per tag
             return sum(
-                self.observe(tag, build, at=at, poll=poll, immutable=False) is not None
+                self.observe(
+                    tag, build, at=at, poll=poll, immutable=tag.repository.is_immutable(classify(tag.name))
+                )
+                is not None
                 for tag, build in pairs
             )
 

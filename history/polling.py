@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 VERSION_LABEL = "org.opencontainers.image.version"
 IMAGE_CONFIGS = frozenset({mediatypes.OCI_CONFIG, mediatypes.DOCKER_CONFIG})
 VERSIONED_KINDS = frozenset({Kind.EXACT, Kind.REVISION, Kind.TIMESTAMP})
+# Go's zero time (cosign signatures) and the Unix epoch (reproducible builds) mean "not set".
+UNSET_BEFORE = datetime(1970, 1, 2, tzinfo=UTC)
 
 Progress = Callable[[int, int], None]
 
@@ -78,6 +80,7 @@ class _Poll:
         self.at = timezone.now()
         self.run_row = PollRun.objects.create(repository=repository, started_at=self.at)
         self.failed: dict[str, str] = {}
+        self.rate_limited = False  # a 429 in this poll: ask nothing more
 
     def run(self, client: RegistryClient | None) -> PollRun:
         try:
@@ -95,7 +98,10 @@ class _Poll:
         finally:
             if client is None and self.client is not None:
                 self.client.close()
-        return self._finish(PollRun.Status.PARTIAL if self.failed else PollRun.Status.OK, changes=changes)
+        if not self.failed:
+            return self._finish(PollRun.Status.OK, changes=changes)
+        checked = observation.heads.keys() - self.failed.keys() or observation.missing
+        return self._finish(PollRun.Status.PARTIAL if checked else PollRun.Status.FAILED, changes=changes)
 
     # --- 1. the complete tag list -------------------------------------------------------------
 
@@ -121,6 +127,10 @@ class _Poll:
         for done, (name, outcome) in enumerate(self._parallel(self._head, targets), start=1):
             if isinstance(outcome, ManifestHead):
                 observation.heads[name] = outcome
+            elif outcome is None and name in listed:
+                # The complete list names it, yet its manifest is unknown: the two answers
+                # contradict each other, so neither is recorded.
+                observation.failed[name] = "listed, but its manifest answered 404"
             elif outcome is None:
                 observation.missing.add(name)
             else:
@@ -132,8 +142,8 @@ class _Poll:
 
     def _head(self, name: str) -> ManifestHead | str | None:
         """A HEAD result, None when the registry verifies the tag is gone, or why it failed."""
-        if self._near_rate_limit():
-            return "skipped: the registry's rate limit is nearly used up"
+        if skipped := self._skipped():
+            return skipped
         try:
             return self.client.head_manifest(self.repository.name, name)
         except TagNotFound:
@@ -163,14 +173,17 @@ class _Poll:
         return builds
 
     def _fetch(self, digest: str) -> Fetched | str:
+        if skipped := self._skipped():
+            return skipped
         try:
             manifest = self.client.get_manifest(self.repository.name, digest)
             fetched = Fetched(manifest)
             if manifest.legacy:
                 return fetched
             if not manifest.is_index:
-                fetched.platforms.append(("", manifest, self._config(manifest)))
-                return fetched
+                if (config := self._config(manifest)) is not None:
+                    fetched.platforms.append(("", manifest, config))
+                return fetched  # else an artifact (signature, SBOM): a build, but no platform image
             for child in manifest.manifests:
                 platform = str(child.platform) if child.platform else ""
                 if child.media_type not in mediatypes.IMAGES or not self.repository.wants_platform(platform):
@@ -310,6 +323,14 @@ class _Poll:
         with ThreadPoolExecutor(max_workers=min(self.threads, len(items))) as pool:
             yield from zip(items, pool.map(work, items), strict=True)
 
+    def _skipped(self) -> str | None:
+        """Why no more requests should be sent in this poll, if so."""
+        if self.rate_limited:
+            return "skipped: the registry answered 429"
+        if self._near_rate_limit():
+            return "skipped: the registry's rate limit is nearly used up"
+        return None
+
     def _near_rate_limit(self) -> bool:
         rate_limit = self.client.rate_limit if self.client else None
         remaining = rate_limit.remaining if rate_limit else None
@@ -317,6 +338,7 @@ class _Poll:
 
     def _note_rate_limit(self, error: RegistryError) -> None:
         if isinstance(error, RateLimited):
+            self.rate_limited = True
             limits.pause(self.repository.registry, error.retry_after or 60)
 
     def _finish(self, status, *, changes=0, error="", error_object=None) -> PollRun:
@@ -385,4 +407,6 @@ def _parse_time(value: str) -> datetime | None:
         return None
     if parsed is not None and timezone.is_naive(parsed):
         parsed = parsed.replace(tzinfo=UTC)
+    if parsed is not None and parsed < UNSET_BEFORE:
+        return None
     return parsed
