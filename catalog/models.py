@@ -126,6 +126,12 @@ class Repository(models.Model):
             self.lease_until = now + lease
         return claimed == 1
 
+    def extend_lease(self, *, lease: timedelta, now: datetime | None = None) -> None:
+        """The claimed poll has started: hold the repository for `lease` from now."""
+        now = now or timezone.now()
+        Repository.objects.filter(pk=self.pk).update(lease_until=now + lease)
+        self.lease_until = now + lease
+
     def release(self, *, next_poll_at: datetime) -> None:
         Repository.objects.filter(pk=self.pk).update(lease_until=None, next_poll_at=next_poll_at)
         self.lease_until, self.next_poll_at = None, next_poll_at

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 POLL_LEASE = timedelta(minutes=30)
 # A queued poll older than this is dropped: the next dispatch enqueues a fresh one.
 POLL_EXPIRES = 10 * 60
+# What dispatch claims: the queue wait only, so a dropped poll frees the repository a minute later.
+QUEUED_LEASE = timedelta(seconds=POLL_EXPIRES + 60)
 
 
 @shared_task(ignore_result=True, expires=14)
@@ -24,7 +26,7 @@ def dispatch() -> int:
     """Beat runs this every 15 s: claim each due repository and enqueue its poll."""
     enqueued = 0
     for repository in Repository.objects.due_for_poll().select_related("registry"):
-        if repository.claim(lease=POLL_LEASE):
+        if repository.claim(lease=QUEUED_LEASE):
             poll_repository.apply_async((repository.pk,), expires=POLL_EXPIRES)
             enqueued += 1
     return enqueued
@@ -38,6 +40,8 @@ def poll_repository(repository_id: int) -> None:
     repository = Repository.objects.select_related("registry").filter(pk=repository_id).first()
     if repository is None:
         return
+    # Started within its queued lease (an expired message never runs): now hold it for the poll.
+    repository.extend_lease(lease=POLL_LEASE)
     try:
         run_poll(repository)
     except polling.RegistryBusy as busy:

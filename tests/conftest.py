@@ -12,6 +12,15 @@ from tests.support.registry import RunningRegistry, start_registry, unique_repos
 from tests.support.tokenserver import TokenServer
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache(settings) -> None:
+    """Registry slots and rate-limit pauses live in the cache: no test inherits another's."""
+    if settings.REDIS_URL:
+        from django.core.cache import cache
+
+        cache.clear()
+
+
 @pytest.fixture(scope="session")
 def registry() -> Iterator[RunningRegistry]:
     """An open registry (no auth), shared by the whole session: use `repo_name`."""
