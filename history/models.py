@@ -1,19 +1,15 @@
 """What was observed: builds, their platforms, tag history and poll runs."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from catalog.models import Repository, Tag, Version
-from catalog.tags import classify
-
-
-class BuildQuerySet(models.QuerySet):
-    def known_digests(self, repository: Repository, digests) -> set[str]:
-        return set(
-            self.filter(repository=repository, digest__in=list(digests)).values_list("digest", flat=True)
-        )
+from catalog.tags import Kind, classify
 
 
 class Build(models.Model):
@@ -31,8 +27,6 @@ class Build(models.Model):
     created = models.DateTimeField(null=True, blank=True, help_text="From the image config, if it says.")
     built_at = models.DateTimeField(null=True, blank=True, help_text="Parsed from its timestamp tag.")
     first_seen_at = models.DateTimeField()
-
-    objects = BuildQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "digest"], name="unique_build")]
@@ -264,4 +258,29 @@ def with_poll_health(repositories: models.QuerySet) -> models.QuerySet:
         last_poll_status=models.Subquery(latest.values("status")[:1]),
         last_poll_at=models.Subquery(latest.values("started_at")[:1]),
         last_poll_error=models.Subquery(latest.values("error")[:1]),
+    )
+
+
+FLOATING_KINDS = [kind.value for kind in (Kind.LATEST, Kind.MAJOR, Kind.MINOR, Kind.FLOATING)]
+
+
+def with_activity(versions: models.QuerySet, *, now: datetime | None = None) -> models.QuerySet:
+    """Versions annotated with `last_build_at`, `has_floating` and `inactive`.
+
+    Inactive (the end-of-life group): no new build for TAGLEDGER_INACTIVE_AFTER_DAYS and no
+    floating tag (latest, 3, 3.14, stable, ...) pointing into it now.
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=settings.TAGLEDGER_INACTIVE_AFTER_DAYS)
+    floating = TagState.objects.filter(
+        present=True, build__version=models.OuterRef("pk"), tag__kind__in=FLOATING_KINDS
+    )
+    return versions.annotate(
+        last_build_at=models.Max(Coalesce("builds__built_at", "builds__first_seen_at")),
+        has_floating=models.Exists(floating),
+    ).annotate(
+        inactive=models.Case(
+            models.When(Q(has_floating=False, last_build_at__lt=cutoff), then=models.Value(True)),
+            default=models.Value(False),
+            output_field=models.BooleanField(),
+        )
     )

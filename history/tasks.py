@@ -27,7 +27,7 @@ def dispatch() -> int:
     enqueued = 0
     for repository in Repository.objects.due_for_poll().select_related("registry"):
         if repository.claim(lease=QUEUED_LEASE):
-            poll_repository.apply_async((repository.pk,), expires=POLL_EXPIRES)
+            poll_repository.apply_async_on_commit((repository.pk,), expires=POLL_EXPIRES)
             enqueued += 1
     return enqueued
 

@@ -159,6 +159,8 @@ REGISTRY_TIMEOUT = env_int("TAGLEDGER_REGISTRY_TIMEOUT", 30, minimum=1)
 TAGLEDGER_POLL_THREADS = env_int("TAGLEDGER_POLL_THREADS", 8, minimum=1)
 # Stop polling a registry when its ratelimit-remaining header reaches this (Docker Hub pulls).
 TAGLEDGER_RATE_LIMIT_FLOOR = env_int("TAGLEDGER_RATE_LIMIT_FLOOR", 10, minimum=0)
+# A version with no new build for this long and no floating tag pointing into it is inactive (EOL).
+TAGLEDGER_INACTIVE_AFTER_DAYS = env_int("TAGLEDGER_INACTIVE_AFTER_DAYS", 90, minimum=1)
 
 LOG_LEVEL = env_choice("TAGLEDGER_LOG_LEVEL", "info", {"debug", "info", "warning", "error"})
 LOGGING = {

@@ -155,7 +155,8 @@ def test_an_expired_lease_can_be_claimed_and_a_live_one_cannot():
 # --- dispatch -----------------------------------------------------------------------------------
 
 
-@pytest.mark.django_db
+# transaction=True: dispatch enqueues on commit, as it does outside tests.
+@pytest.mark.django_db(transaction=True)
 def test_dispatch_enqueues_one_expiring_poll_per_due_repository_and_leases_it(queue):
     now = timezone.now()
     due = [watch(NOWHERE, f"due-{n}", next_poll_at=now - HOUR) for n in range(3)]
@@ -176,7 +177,8 @@ def test_dispatch_enqueues_one_expiring_poll_per_due_repository_and_leases_it(qu
     assert Repository.objects.get(pk=busy.pk).lease_until == now + HOUR
 
 
-@pytest.mark.django_db
+# transaction=True: dispatch enqueues on commit, as it does outside tests.
+@pytest.mark.django_db(transaction=True)
 def test_a_second_dispatch_enqueues_nothing_while_the_leases_are_held(queue):
     watch(NOWHERE, "due", next_poll_at=timezone.now() - HOUR)
 
@@ -251,7 +253,8 @@ def test_the_poll_task_takes_a_busy_registry_quietly(registry, pusher, repo_name
 # --- when the lease is not enough -------------------------------------------------------------
 
 
-@pytest.mark.django_db
+# transaction=True: dispatch enqueues on commit, as it does outside tests.
+@pytest.mark.django_db(transaction=True)
 def test_a_poll_dropped_for_waiting_too_long_lets_the_next_dispatch_enqueue_a_fresh_one(queue):
     """What tasks.POLL_EXPIRES promises: "A queued poll older than this is dropped: the next
     dispatch enqueues a fresh one" (give or take a margin for clocks). Today the repository stays
