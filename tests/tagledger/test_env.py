@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,11 @@ def test_embedded_defaults_need_no_service(tmp_path):
     assert "journal_mode=WAL" in init
     assert cache.endswith("DatabaseCache")
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0, "secret key readable by others"
+
+
+def test_every_variable_the_settings_read_is_documented():
+    read = set(re.findall(r'env_\w+\(\s*"([A-Z_]+)"', (ROOT / "tagledger" / "settings.py").read_text()))
+    example = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    readme = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", (ROOT / "README.md").read_text(), re.M))
+    assert read <= example, f"missing from .env.example: {read - example}"
+    assert read <= readme, f"missing from README's table: {read - readme}"
