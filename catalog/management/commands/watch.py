@@ -1,28 +1,17 @@
 """`manage.py watch`: start, change, list or stop watching repositories."""
 
-import re
 from datetime import datetime
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from catalog.duration import MAX_INTERVAL, MIN_INTERVAL, format_duration, parse_interval
-from catalog.models import Registry, Repository, validate_regex
-from catalog.oci.reference import ImageReference, InvalidReference, parse
+from catalog import watching
+from catalog.duration import MAX_INTERVAL, MIN_INTERVAL, format_duration
+from catalog.models import Repository
+from catalog.oci.reference import ImageReference
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
-# os/arch[/variant], or just os: what Repository.wants_platform compares against.
-PLATFORM_RE = re.compile(r"[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*){0,2}")
-
-# Option name -> Repository field, for the options that map one to one.
-PATTERN_FIELDS = {
-    "include": "include_pattern",
-    "exclude": "exclude_pattern",
-    "immutable": "immutable_pattern",
-}
 
 
 class Command(BaseCommand):
@@ -72,46 +61,16 @@ class Command(BaseCommand):
         if options["list"]:
             self.list_watched()
         elif options["remove"] is not None:
-            self.remove(repository_reference(options["remove"]))
+            self.remove(reference_or_error(options["remove"]))
         else:
-            self.watch(repository_reference(options["reference"]), given)
+            self.watch(reference_or_error(options["reference"]), given)
 
     def watch(self, reference: ImageReference, given: dict) -> None:
-        changes = cleaned_options(given)
-        if len(reference.registry) > Registry._meta.get_field("host").max_length:
-            raise CommandError(f"registry host {reference.registry[:80]!r}... is too long")
-        now = timezone.now()
-        with transaction.atomic():
-            registry, _ = Registry.objects.get_or_create(host=reference.registry)
-            updated = []
-            # Loopback hosts always use plain HTTP; the flag is for other hosts.
-            if changes.pop("insecure", False) and not registry.uses_plain_http:
-                registry.insecure = True
-                registry.save(update_fields=["insecure"])
-                updated.append("plain HTTP for the registry")
-            repository = (
-                Repository.objects.select_for_update()
-                .filter(registry=registry, name=reference.repository)
-                .first()
-            )
-            created = repository is None
-            if created:
-                repository = Repository(registry=registry, name=reference.repository, next_poll_at=now)
-            for field, value in changes.items():
-                if getattr(repository, field) != value:
-                    setattr(repository, field, value)
-                    updated.append(describe(field, value))
-            if "interval" in changes and repository.next_poll_at > now + repository.interval:
-                repository.next_poll_at = now + repository.interval  # a shorter interval applies now
-            reenabled = not created and not repository.enabled
-            if reenabled:
-                repository.enabled, repository.next_poll_at = True, now
-            try:
-                repository.full_clean(exclude=["registry"], validate_unique=False)
-            except ValidationError as error:
-                raise CommandError(validation_message(error)) from None
-            repository.save()
-
+        try:
+            result = watching.watch(reference, given)
+        except watching.WatchError as error:
+            raise CommandError(str(error)) from None
+        repository, created, reenabled, updated = result
         name = repository.reference
         if created:
             self.stdout.write(
@@ -129,11 +88,13 @@ class Command(BaseCommand):
             self.stdout.write(f"{name} is already watched; nothing to update")
 
     def remove(self, reference: ImageReference) -> None:
-        repository = find(reference)
-        if not repository.enabled:
+        try:
+            repository = watching.find(reference)
+        except watching.WatchError as error:
+            raise CommandError(str(error)) from None
+        if not watching.unwatch(repository):
             self.stdout.write(f"{repository.reference} is not watched any more; nothing to do")
             return
-        Repository.objects.filter(pk=repository.pk).update(enabled=False)
         self.stdout.write(
             f"stopped watching {repository.reference}; its history is kept "
             f"(watch it again to resume, which keeps its options)"
@@ -176,90 +137,24 @@ class Command(BaseCommand):
             )
 
 
-def repository_reference(text: str) -> ImageReference:
-    """A repository reference; one naming a tag or digest is refused: tags are what gets recorded."""
+def reference_or_error(text: str) -> ImageReference:
     try:
-        reference = parse(text.strip())
-    except InvalidReference as error:
+        return watching.repository_reference(text)
+    except watching.WatchError as error:
         raise CommandError(str(error)) from None
-    if reference.tag is not None or reference.digest is not None:
-        raise CommandError(
-            f"{text[:200]!r} names a {'tag' if reference.digest is None else 'digest'}; watch the "
-            f"repository instead ({reference.name}): every tag in it is recorded (narrow with --include)"
-        )
-    return reference
-
-
-def find(reference: ImageReference) -> Repository:
-    repository = (
-        Repository.objects.by_reference(reference.registry, reference.repository)
-        .select_related("registry")
-        .first()
-    )
-    if repository is None:
-        raise CommandError(f"{reference.name} is not watched")
-    return repository
-
-
-def cleaned_options(given: dict) -> dict:
-    """Option values as Repository field values; CommandError before anything is written."""
-    cleaned = {}
-    if "interval" in given:
-        try:
-            cleaned["interval"] = parse_interval(given["interval"])
-        except ValueError as error:
-            raise CommandError(str(error)) from None
-    for option, field in PATTERN_FIELDS.items():
-        if option in given:
-            try:
-                validate_regex(given[option])
-            except ValidationError as error:
-                raise CommandError(f"--{option}: {validation_message(error)}") from None
-            cleaned[field] = given[option]
-    if "platforms" in given:
-        platforms = [item.strip() for item in given["platforms"].split(",") if item.strip()]
-        for item in platforms:
-            if not PLATFORM_RE.fullmatch(item):
-                raise CommandError(
-                    f"--platforms: {item[:80]!r} is not os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8"
-                )
-        cleaned["platforms"] = ",".join(platforms)
-    if "line_depth" in given:
-        cleaned["line_depth"] = given["line_depth"]
-    if given.get("insecure"):
-        cleaned["insecure"] = True
-    return cleaned
-
-
-def describe(field: str, value) -> str:
-    if field == "interval":
-        return f"interval {format_duration(value)}"
-    if field == "line_depth":
-        return f"line depth {value}"
-    label = {"include_pattern": "include", "exclude_pattern": "exclude", "immutable_pattern": "immutable"}
-    return f"{label.get(field, field)} {value!r}" if value else f"{label.get(field, field)} cleared"
 
 
 def describe_options(repository: Repository) -> str:
     parts = [
-        describe(field, getattr(repository, field))
+        watching.describe(field, getattr(repository, field))
         for field in ("include_pattern", "exclude_pattern", "immutable_pattern", "platforms")
         if getattr(repository, field)
     ]
     if repository.line_depth:
-        parts.append(describe("line_depth", repository.line_depth))
+        parts.append(watching.describe("line_depth", repository.line_depth))
     if repository.registry.uses_plain_http:
         parts.append("plain HTTP")
     return f" ({', '.join(parts)})" if parts else ""
-
-
-def validation_message(error: ValidationError) -> str:
-    if hasattr(error, "message_dict"):
-        return "; ".join(
-            f"{field.replace('_', ' ')}: {' '.join(messages)}"
-            for field, messages in error.message_dict.items()
-        )
-    return " ".join(error.messages)
 
 
 def next_poll(repository: Repository, now: datetime) -> str:
