@@ -60,10 +60,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "catalog",
     "history",
+    "ninja",  # serves the API docs' Swagger UI from /static/, not a CDN
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "tagledger.security.content_security_policy",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -112,8 +114,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
-LOGOUT_REDIRECT_URL = "home"
+LOGIN_REDIRECT_URL = "history:home"
+LOGOUT_REDIRECT_URL = "history:home"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TAGLEDGER_TIME_ZONE", "UTC")

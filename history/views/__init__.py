@@ -1,0 +1,1 @@
+"""Read-only pages, one module per feature; staff actions live in `staff`."""

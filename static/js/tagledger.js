@@ -1,0 +1,29 @@
+// Progressive enhancement only: every page works without this file.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-copy]");
+  if (!button || !navigator.clipboard) return;
+  navigator.clipboard.writeText(button.dataset.copy).then(() => {
+    const label = button.textContent;
+    button.textContent = "Copied";
+    setTimeout(() => { button.textContent = label; }, 1200);
+  });
+});
+
+// Compare: at most two builds checked; the button says what it will do.
+document.addEventListener("change", (event) => {
+  const box = event.target.closest("input[data-compare]");
+  if (!box) return;
+  const form = box.form;
+  const checked = [...form.querySelectorAll("input[data-compare]:checked")];
+  if (checked.length > 2) checked.filter((other) => other !== box)[0].checked = false;
+  const submit = form.querySelector("[data-compare-submit]");
+  if (submit) submit.disabled = form.querySelectorAll("input[data-compare]:checked").length !== 2;
+});
+
+// A link to one platform of a build (from search) opens that platform's details.
+function openTargetedDetails() {
+  const target = location.hash && document.getElementById(location.hash.slice(1));
+  if (target instanceof HTMLDetailsElement) target.open = true;
+}
+document.addEventListener("DOMContentLoaded", openTargetedDetails);
+window.addEventListener("hashchange", openTargetedDetails);
