@@ -111,6 +111,14 @@ class PollRun(models.Model):
         return self.finished_at - self.started_at if self.finished_at else None
 
 
+class TagEventQuerySet(models.QuerySet):
+    def latest(self):
+        """Newest first, with everything a changelog row shows, in one query."""
+        return self.select_related("tag__repository__registry", "build__version", "previous_build").order_by(
+            "-detected_at", "-id"
+        )
+
+
 class TagEvent(models.Model):
     """Append-only: one change of where a tag points. Rows grow with changes, never with polls."""
 
@@ -136,6 +144,8 @@ class TagEvent(models.Model):
     )
     poll = models.ForeignKey(PollRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
 
+    objects = TagEventQuerySet.as_manager()
+
     class Meta:
         constraints = [
             # a poll observes each tag once, so one poll can never record two changes of one tag.
@@ -148,6 +158,12 @@ class TagEvent(models.Model):
             models.Index(fields=["tag", "-detected_at"], name="event_tag_timeline"),
             # the tags a build held.
             models.Index(fields=["build", "detected_at"], name="event_build"),
+            # the changelog's "immutable tag moved" filter: rare rows, found without walking every event.
+            models.Index(
+                fields=["-detected_at", "-id"],
+                name="event_immutable_moved",
+                condition=Q(kind="immutable_moved"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -24,12 +24,15 @@ QUEUED_LEASE = timedelta(seconds=POLL_EXPIRES + 60)
 @shared_task(ignore_result=True, expires=14)
 def dispatch() -> int:
     """Beat runs this every 15 s: claim each due repository and enqueue its poll."""
-    enqueued = 0
-    for repository in Repository.objects.due_for_poll().select_related("registry"):
-        if repository.claim(lease=QUEUED_LEASE):
-            poll_repository.apply_async_on_commit((repository.pk,), expires=POLL_EXPIRES)
-            enqueued += 1
-    return enqueued
+    return sum(enqueue(repository) for repository in Repository.objects.due_for_poll())
+
+
+def enqueue(repository: Repository) -> bool:
+    """Claim the repository and queue its poll; False when a poll is already queued or running."""
+    if not repository.claim(lease=QUEUED_LEASE):
+        return False
+    poll_repository.apply_async_on_commit((repository.pk,), expires=POLL_EXPIRES)
+    return True
 
 
 # No autoretry: a poll records its own failure (PollRun) and the schedule is the retry; a worker

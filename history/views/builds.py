@@ -1,0 +1,63 @@
+"""A version's digest history and one build's details."""
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from catalog.models import Tag, Version
+from tagledger.access import readable
+
+from ..models import Build
+from ..search import held_tags, image_id
+from ..versions import NEWEST_FIRST, digest_history
+
+
+@readable
+def version(request, pk: int):
+    version = get_object_or_404(Version.objects.select_related("repository__registry", "line"), pk=pk)
+    rows, timeline = digest_history(version)
+    return render(request, "history/version.html", {"version": version, "rows": rows, "timeline": timeline})
+
+
+@readable
+def version_compare(request, pk: int):
+    """The version page's two ticked builds, as the compare page's `a` (older) and `b` (newer)."""
+    version = get_object_or_404(Version, pk=pk)
+    picked = Build.objects.filter(version=version, pk__in=_ids(request.GET.getlist("build"))).order_by(
+        *NEWEST_FIRST
+    )
+    if len(picked) != 2:
+        messages.error(request, "Pick exactly two builds of this version to compare.")
+        return redirect("history:version", pk=version.pk)
+    newer, older = picked
+    return redirect(f"{reverse('history:compare')}?{urlencode({'a': older.digest, 'b': newer.digest})}")
+
+
+@readable
+def build(request, pk: int):
+    build = get_object_or_404(Build.objects.select_related("repository__registry", "version"), pk=pk)
+    platforms = list(build.platforms.order_by("os", "architecture", "variant"))
+    held = held_tags(build)
+    siblings = list(Build.objects.filter(version=build.version).order_by(*NEWEST_FIRST).only("pk", "digest"))
+    position = next((index for index, sibling in enumerate(siblings) if sibling.pk == build.pk), None)
+    context = {
+        "build": build,
+        "platforms": [(platform, image_id(platform.config_digest)) for platform in platforms],
+        "held": held,
+        "references": [
+            f"{build.repository.reference}:{tag}@{build.digest}" for tag in sorted({h.tag for h in held})
+        ],
+        "artifacts": Tag.objects.filter(repository=build.repository, subject_digest=build.digest)
+        .select_related("state__build")
+        .order_by("name"),
+        "newer": siblings[position - 1] if build.version and position else None,
+        "older": siblings[position + 1]
+        if build.version and position is not None and position + 1 < len(siblings)
+        else None,
+    }
+    return render(request, "history/build.html", context)
+
+
+def _ids(values: list[str]) -> list[int]:
+    return [int(value) for value in values if value.isdigit()][:3]
