@@ -1,0 +1,275 @@
+"""The changelog: which tag events a filter selects, newest first, one keyset page at a time.
+
+Shared by the changelog pages and the Atom feed, so both read the same query parameters:
+
+- `repository`, `line`, `version`: ids; `line`/`version` match an event on either side
+  (a move out of 3.14.4 belongs to 3.14.4's history as much as the move into 3.14.5);
+- `tag`: an exact tag name; `kind`: one of TagEvent.Kind;
+- `since`, `until`: dates (YYYY-MM-DD, both inclusive, in TIME_ZONE);
+- `q`: part of a tag name, or a digest prefix (bare hex or `sha256:…`) of either side;
+- `cursor`: where the previous page ended, opaque to readers.
+
+Pages continue strictly after a (detected_at, id) position rather than skipping rows, so the
+hundredth page costs what the first does and events arriving meanwhile never shift a page.
+"""
+
+import base64
+import re
+from dataclasses import asdict, dataclass, fields
+from datetime import date, datetime, time, timedelta
+from typing import NamedTuple
+
+from django.db.models import BooleanField, F, Func, Q, QuerySet, Value
+from django.utils import timezone
+
+from catalog.oci.reference import is_valid_tag
+
+from .models import TagEvent
+
+PAGE_SIZE = 50
+MAX_ID = 2**63 - 1  # BigAutoField; a larger number would be a database error, not an empty page
+MIN_DATE, MAX_DATE = date(1970, 1, 1), date(9998, 12, 31)
+MAX_SEARCH = 135  # the longest digest we store
+MIN_DIGEST_PREFIX = 4
+
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_SEARCH_RE = re.compile(r"[A-Za-z0-9_.:-]+")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
+_HEX_RE = re.compile(r"(?:sha256:)?(?P<hex>[0-9a-fA-F]+)")
+
+
+class InvalidFilter(ValueError):
+    """Some parameters name nothing valid; `errors` says which and why, one message each."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class ChangelogFilter:
+    """What a reader narrowed the changelog to; every field empty selects everything."""
+
+    repository: int | None = None
+    line: int | None = None
+    version: int | None = None
+    tag: str = ""
+    kind: str = ""
+    since: date | None = None
+    until: date | None = None
+    q: str = ""
+
+    @classmethod
+    def from_query(cls, params) -> "ChangelogFilter":
+        """Parse a QueryDict (or any mapping of strings); raises InvalidFilter listing every bad value."""
+        values, errors = {}, {}
+        for field in fields(cls):
+            raw = params.get(field.name, "")
+            raw = raw.strip() if isinstance(raw, str) else ""
+            if not raw:
+                continue
+            try:
+                values[field.name] = _PARSERS[field.name](raw)
+            except ValueError as error:
+                errors[field.name] = str(error)
+        if not errors and values.get("since") and values.get("until") and values["since"] > values["until"]:
+            errors["until"] = "must not be before since"
+        if errors:
+            raise InvalidFilter(errors)
+        return cls(**values)
+
+    def as_query(self) -> dict[str, str]:
+        """The non-empty fields as query parameters: links to further pages and to the feed keep them."""
+        return {
+            name: value.isoformat() if isinstance(value, date) else str(value)
+            for name, value in asdict(self).items()
+            if value not in (None, "")
+        }
+
+    def events(self) -> QuerySet:
+        """The matching events, newest first, with everything a row shows selected in the same query."""
+        events = TagEvent.objects.latest().select_related("previous_build__version")
+        if self.repository:
+            events = events.filter(tag__repository_id=self.repository)
+        if self.line:
+            events = events.filter(
+                Q(build__version__line_id=self.line) | Q(previous_build__version__line_id=self.line)
+            )
+        if self.version:
+            events = events.filter(
+                Q(build__version_id=self.version) | Q(previous_build__version_id=self.version)
+            )
+        if self.tag:
+            events = events.filter(tag__name=self.tag)
+        if self.kind:
+            events = events.filter(kind=self.kind)
+        if self.since:
+            events = events.filter(detected_at__gte=_start_of(self.since))
+        if self.until:
+            events = events.filter(detected_at__lt=_start_of(self.until + timedelta(days=1)))
+        if self.q:
+            events = events.filter(_search(self.q))
+        return events
+
+
+FIELDS = [field.name for field in fields(ChangelogFilter)] + ["cursor"]
+
+
+def parse(params) -> tuple[ChangelogFilter, "Cursor | None"]:
+    """The filter and the cursor `params` name; raises InvalidFilter listing every bad value of both."""
+    errors = {}
+    try:
+        changelog = ChangelogFilter.from_query(params)
+    except InvalidFilter as invalid:
+        errors.update(invalid.errors)
+    token = params.get("cursor", "")
+    cursor = None
+    if token:
+        try:
+            cursor = Cursor.decode(token)
+        except InvalidFilter as invalid:
+            errors.update(invalid.errors)
+    if errors:
+        raise InvalidFilter(errors)
+    return changelog, cursor
+
+
+class Cursor(NamedTuple):
+    """The last row of a page: the next page starts strictly after it in (detected_at, id) order."""
+
+    detected_at: datetime
+    id: int
+
+    def encode(self) -> str:
+        text = f"{self.detected_at.isoformat()}|{self.id}"
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> "Cursor":
+        """The position `token` names; raises InvalidFilter for anything encode() did not produce."""
+        try:
+            if len(token) > 100 or not _TOKEN_RE.fullmatch(token):
+                raise ValueError
+            moment, pk = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().split("|")
+            if not (pk.isascii() and pk.isdigit() and 0 < int(pk) <= MAX_ID):
+                raise ValueError
+            cursor = cls(datetime.fromisoformat(moment), int(pk))
+            if timezone.is_naive(cursor.detected_at) or not MIN_DATE <= cursor.detected_at.date() <= MAX_DATE:
+                raise ValueError
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
+            raise InvalidFilter(
+                {"cursor": "this page link is damaged or was edited: start again from the newest"}
+            ) from None
+        return cursor
+
+
+class Page(NamedTuple):
+    events: list[TagEvent]
+    next_cursor: Cursor | None  # None: this is the last page
+
+
+def page(changelog: ChangelogFilter, cursor: Cursor | None = None, size: int = PAGE_SIZE) -> Page:
+    """The `size` newest matching events after `cursor` (from the newest when None), in one query."""
+    events = changelog.events()
+    if cursor is not None:
+        events = events.filter(RowBefore(cursor))
+    rows = list(events[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return Page(rows, Cursor(rows[-1].detected_at, rows[-1].pk) if more else None)
+
+
+class RowBefore(Func):
+    """`(detected_at, id) < (%s, %s)`: one row comparison, which the `event_changelog` index
+    answers as a range scan starting right at the cursor; the equivalent `a < x OR (a = x AND
+    b < y)` is a filter the database would check row by row from the newest event on."""
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, cursor: Cursor):
+        super().__init__(F("detected_at"), F("id"), Value(cursor.detected_at), Value(cursor.id))
+
+    def as_sql(self, compiler, connection, **extra):
+        parts, params = [], []
+        for expression in self.source_expressions:
+            sql, expression_params = compiler.compile(expression)
+            parts.append(sql)
+            params.extend(expression_params)
+        return "({}, {}) < ({}, {})".format(*parts), params
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+
+def _id(raw: str) -> int:
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+        raise ValueError(f"{_quote(raw)} is not an id (a positive whole number)")
+    return int(raw)
+
+
+def _tag(raw: str) -> str:
+    if not is_valid_tag(raw):
+        raise ValueError(
+            f"{_quote(raw)} is not a tag name (up to 128 letters, digits, _ . -, not starting with . or -)"
+        )
+    return raw
+
+
+def _kind(raw: str) -> str:
+    if raw not in TagEvent.Kind.values:
+        raise ValueError(f"{_quote(raw)} is not an event kind ({', '.join(TagEvent.Kind.values)})")
+    return raw
+
+
+def _date(raw: str) -> date:
+    try:
+        if not _DATE_RE.fullmatch(raw):
+            raise ValueError
+        value = date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{_quote(raw)} is not a date (YYYY-MM-DD)") from None
+    if not MIN_DATE <= value <= MAX_DATE:
+        raise ValueError(f"{raw} is out of range ({MIN_DATE} to {MAX_DATE})")
+    return value
+
+
+def _search_text(raw: str) -> str:
+    if len(raw) > MAX_SEARCH or not _SEARCH_RE.fullmatch(raw):
+        raise ValueError(
+            f"{_quote(raw)}: search for part of a tag name or a digest prefix "
+            f"(up to {MAX_SEARCH} letters, digits and _ . : -)"
+        )
+    return raw
+
+
+_PARSERS = {
+    "repository": _id,
+    "line": _id,
+    "version": _id,
+    "tag": _tag,
+    "kind": _kind,
+    "since": _date,
+    "until": _date,
+    "q": _search_text,
+}
+
+
+def _search(text: str) -> Q:
+    """A tag name containing `text`, or a digest on either side starting with it."""
+    condition = Q(tag__name__icontains=text)
+    digest = _HEX_RE.fullmatch(text)
+    if digest and len(digest["hex"]) >= MIN_DIGEST_PREFIX:
+        prefix = "sha256:" + digest["hex"].lower()
+        condition |= Q(build__digest__startswith=prefix) | Q(previous_build__digest__startswith=prefix)
+    return condition
+
+
+def _start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _quote(value: str, limit: int = 60) -> str:
+    """repr() escapes control characters; the cut keeps hostile input out of messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
