@@ -130,7 +130,7 @@ class LookupResult:
 def lookup(query: str, *, limit: int = 50) -> LookupResult:
     """Everything `query` names, newest build first; raises InvalidQuery for what names nothing."""
     text = _clean(query)
-    digest = _digest_query(text)
+    digest = digest_query(text)
     if digest is not None:
         return _find_digest(text, *digest, limit=limit)
     if "@" in text or ":" in text.rpartition("/")[2]:
@@ -169,7 +169,7 @@ def search_names(text: str, *, limit: int = 50) -> NameResults:
     text = _clean(text)
     if not _NAME_CHARS_RE.fullmatch(text):
         raise InvalidQuery(
-            f"{_quote(text)} is not a digest, digest fragment, reference or name "
+            f"{quote(text)} is not a digest, digest fragment, reference or name "
             "(names use letters, digits and . _ / : @ -)"
         )
     repository_q = Q(name__icontains=text)
@@ -210,28 +210,28 @@ def image_id(config_digest: str) -> str:
 # --- digests ------------------------------------------------------------------------------------
 
 
-def _digest_query(text: str) -> tuple[str | None, str] | None:
+def digest_query(text: str) -> tuple[str | None, str] | None:
     """(algorithm or None, lowercase hex) when `text` is digest syntax; None when it is not."""
     algorithm = None
     hex_part = text
     if prefixed := _ALGORITHM_RE.fullmatch(text):
         algorithm, hex_part = prefixed["algorithm"].lower(), prefixed["rest"]
         if algorithm not in _HEX_LENGTHS:
-            raise InvalidQuery(f"unsupported digest algorithm {_quote(algorithm)} (sha256, sha384 or sha512)")
+            raise InvalidQuery(f"unsupported digest algorithm {quote(algorithm)} (sha256, sha384 or sha512)")
         if not hex_part:
-            raise InvalidQuery(f"{_quote(text)} needs hex digits after the colon")
+            raise InvalidQuery(f"{quote(text)} needs hex digits after the colon")
         if not _HEX_RE.fullmatch(hex_part):
-            raise InvalidQuery(f"{_quote(text)}: after {algorithm}: only hex digits 0-9 and a-f may follow")
+            raise InvalidQuery(f"{quote(text)}: after {algorithm}: only hex digits 0-9 and a-f may follow")
     elif not _HEX_RE.fullmatch(text):
         return None
     hex_part = hex_part.lower()
     longest = _HEX_LENGTHS[algorithm] if algorithm else max(_HEX_LENGTHS.values())
     if len(hex_part) < MIN_FRAGMENT:
         raise InvalidQuery(
-            f"{_quote(text)} is too short: a digest fragment needs at least {MIN_FRAGMENT} hex digits"
+            f"{quote(text)} is too short: a digest fragment needs at least {MIN_FRAGMENT} hex digits"
         )
     if len(hex_part) > longest:
-        raise InvalidQuery(f"{_quote(text)} is longer than a{' ' + algorithm if algorithm else ''} digest")
+        raise InvalidQuery(f"{quote(text)} is longer than a{' ' + algorithm if algorithm else ''} digest")
     return algorithm, hex_part
 
 
@@ -326,7 +326,7 @@ def _reference(text: str) -> ImageReference:
     try:
         return parse(text)
     except InvalidReference as error:
-        raise InvalidQuery(f"{_quote(text)} is not a valid reference: {error}") from None
+        raise InvalidQuery(f"{quote(text)} is not a valid reference: {error}") from None
 
 
 def _find_reference(text: str, reference: ImageReference, *, limit: int) -> LookupResult:
@@ -369,7 +369,7 @@ def _first_if(condition: Q) -> Case:
     return Case(When(condition, then=Value(0)), default=Value(1), output_field=IntegerField())
 
 
-def _quote(value: str, limit: int = 60) -> str:
+def quote(value: str, limit: int = 60) -> str:
     """repr() escapes control characters; the cut keeps hostile input out of messages."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."

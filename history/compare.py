@@ -1,0 +1,590 @@
+"""What changed between two builds, from stored data only: summary, platforms, layers, config, annotations.
+
+`resolve` turns what a person pastes (a full digest, a unique prefix of one, or a reference
+`name@digest` / `name:tag`) into one Build; `compare` diffs two builds in a fixed number of
+queries, whatever their size. Nothing here asks a registry.
+"""
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from django.db.models import Exists, OuterRef, Prefetch, Q, prefetch_related_objects
+
+from catalog.oci.reference import InvalidReference, parse
+
+from .models import Build, Platform, TagState
+from .search import PLATFORM_ORDER, HeldTag, InvalidQuery, digest_query, held_tags_of, image_id, quote
+
+MAX_TEXT = 1024  # longer than any digest or reference; hostile input stays cheap
+MAX_CANDIDATES = 10  # an ambiguous prefix lists this many builds to pick from
+
+KeyChangeKind = Literal["added", "removed", "changed"]
+LayerStatus = Literal["shared", "added", "removed"]
+PlatformStatus = Literal["added", "removed", "changed", "unchanged"]
+
+
+class CompareError(ValueError):
+    """The text names no build, or more than one; `candidates` are the builds to pick from."""
+
+    def __init__(self, message: str, candidates: list[Build] | None = None):
+        super().__init__(message)
+        self.candidates = list(candidates or [])
+
+
+# --- resolving what a person pasted -------------------------------------------------------------
+
+
+def resolve(text: str) -> Build:
+    """The one build `text` names: a full digest, a unique prefix (4+ hex), `name@digest` or `name:tag`."""
+    text = _clean(text)
+    try:
+        digest = digest_query(text)
+    except InvalidQuery as error:
+        raise CompareError(str(error)) from None
+    if digest is not None:
+        return _by_digest(text, *digest)
+    return _by_reference(text)
+
+
+def choice(build: Build) -> str:
+    """What to pass back to `resolve` to name exactly `build`, even if its digest is in two repositories."""
+    return f"{build.repository.reference}@{build.digest}"
+
+
+def _clean(text: str) -> str:
+    if not isinstance(text, str):
+        raise CompareError(f"a build is named by text, not {type(text).__name__}")
+    if len(text) > MAX_TEXT:
+        raise CompareError(f"that is too long for a digest or reference ({len(text)} characters)")
+    text = text.strip()
+    if not text:
+        raise CompareError("name a build: a digest, at least 4 hex digits of one, or name@digest")
+    return text
+
+
+def _builds():
+    return Build.objects.select_related("repository__registry", "version").order_by("-first_seen_at", "-pk")
+
+
+def _by_digest(text: str, algorithm: str | None, hex_part: str) -> Build:
+    # After an algorithm the hex is a prefix of it; bare hex is anchored by the colon before it.
+    prefix = f"{algorithm}:{hex_part}" if algorithm else f":{hex_part}"
+    lookup = "startswith" if algorithm else "contains"
+    found = list(_builds().filter(**{f"digest__{lookup}": prefix})[: MAX_CANDIDATES + 1])
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise CompareError(_ambiguous(text, found), found[:MAX_CANDIDATES])
+    # Not a build digest: a platform manifest or an image ID? Offer the builds they belong to.
+    platform_q = Q(**{f"digest__{lookup}": prefix}) | Q(**{f"config_digest__{lookup}": prefix})
+    near = list(
+        _builds().filter(Exists(Platform.objects.filter(platform_q, build=OuterRef("pk"))))[:MAX_CANDIDATES]
+    )
+    if near:
+        raise CompareError(
+            f"no build digest starts with {quote(text)}, but a platform manifest or image ID of "
+            f"{_count(near, 'build')} does: pick the build",
+            near,
+        )
+    raise CompareError(f"no recorded build has a digest starting with {quote(text)}")
+
+
+def _by_reference(text: str) -> Build:
+    try:
+        reference = parse(text)
+    except InvalidReference as error:
+        raise CompareError(
+            f"{quote(text)} is neither a digest, a digest prefix (at least 4 hex digits) "
+            f"nor a reference such as name@sha256:…: {error}"
+        ) from None
+    builds = _builds().filter(
+        repository__registry__host=reference.registry, repository__name=reference.repository
+    )
+    if reference.digest is not None:  # as `docker pull name:tag@digest`: the digest decides
+        found = builds.filter(digest=reference.digest).first()
+        if found is None:
+            raise CompareError(f"{reference.name} has no recorded build {reference.digest}")
+        return found
+    if reference.tag is None:
+        raise CompareError(f"{quote(text)} names a repository, not a build: add @digest or :tag")
+    found = builds.filter(
+        pk__in=TagState.objects.filter(
+            tag__repository__registry__host=reference.registry,
+            tag__repository__name=reference.repository,
+            tag__name=reference.tag,
+            present=True,
+        ).values("build")
+    ).first()
+    if found is None:
+        raise CompareError(f"no recorded tag {reference.familiar} points to a build now")
+    return found
+
+
+def _ambiguous(text: str, found: list[Build]) -> str:
+    shown = found[:MAX_CANDIDATES]
+    listed = "; ".join(f"{build.digest} in {build.repository.reference}" for build in shown)
+    more = " (and more)" if len(found) > MAX_CANDIDATES else ""
+    return f"{quote(text)} matches {len(shown)} builds{more}: {listed}. Give more of the digest"
+
+
+def _count(items: list, noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
+# --- the diff -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """One key of env, labels or annotations: `before` None when added, `after` None when removed."""
+
+    key: str
+    before: str | None
+    after: str | None
+
+    @property
+    def change(self) -> KeyChangeKind:
+        if self.before is None:
+            return "added"
+        return "removed" if self.after is None else "changed"
+
+    def as_dict(self) -> dict:
+        return {"key": self.key, "change": self.change, "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True)
+class ValueChange:
+    """One config field that differs (entrypoint, cmd, user, ...): text or a list of text."""
+
+    field: str
+    before: str | list[str]
+    after: str | list[str]
+
+    @property
+    def before_text(self) -> str:
+        return _text(self.before)
+
+    @property
+    def after_text(self) -> str:
+        return _text(self.after)
+
+    def as_dict(self) -> dict:
+        return {"field": self.field, "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True)
+class LayerChange:
+    """A layer in the aligned order of both builds: in both, only in the newer, or only in the older."""
+
+    digest: str
+    size: int
+    media_type: str
+    status: LayerStatus
+
+    def as_dict(self) -> dict:
+        return {
+            "digest": self.digest,
+            "size": self.size,
+            "media_type": self.media_type,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class HistoryStep:
+    """A build step (`created_by`) only one of the two images has."""
+
+    created_by: str
+    comment: str
+    empty_layer: bool
+    status: Literal["added", "removed"]
+
+    def as_dict(self) -> dict:
+        return {
+            "created_by": self.created_by,
+            "comment": self.comment,
+            "empty_layer": self.empty_layer,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class PlatformDiff:
+    """One os/arch/variant: present in one build only, or in both, and then what differs."""
+
+    platform: str
+    status: PlatformStatus
+    a: Platform | None
+    b: Platform | None
+    layers: list[LayerChange] = field(default_factory=list)
+    config: list[ValueChange] = field(default_factory=list)
+    env: list[KeyChange] = field(default_factory=list)
+    labels: list[KeyChange] = field(default_factory=list)
+    history: list[HistoryStep] = field(default_factory=list)
+
+    @property
+    def image_id_a(self) -> str:
+        return image_id(self.a.config_digest) if self.a else ""
+
+    @property
+    def image_id_b(self) -> str:
+        return image_id(self.b.config_digest) if self.b else ""
+
+    @property
+    def image_id_changed(self) -> bool:
+        return bool(self.a and self.b and self.a.config_digest != self.b.config_digest)
+
+    @property
+    def size_a(self) -> int | None:
+        return self.a.size if self.a else None
+
+    @property
+    def size_b(self) -> int | None:
+        return self.b.size if self.b else None
+
+    @property
+    def size_delta(self) -> int:
+        return (self.size_b or 0) - (self.size_a or 0)
+
+    @property
+    def size_growth(self) -> int:
+        """abs(size_delta), for a template that prints the sign itself."""
+        return abs(self.size_delta)
+
+    def layer_total(self, status: LayerStatus) -> int:
+        return sum(layer.size for layer in self.layers if layer.status == status)
+
+    @property
+    def layers_shared(self) -> list[LayerChange]:
+        return [layer for layer in self.layers if layer.status == "shared"]
+
+    @property
+    def layers_added(self) -> list[LayerChange]:
+        return [layer for layer in self.layers if layer.status == "added"]
+
+    @property
+    def layers_removed(self) -> list[LayerChange]:
+        return [layer for layer in self.layers if layer.status == "removed"]
+
+    @property
+    def added_size(self) -> int:
+        """What pulling the newer build costs when the older one is already there."""
+        return self.layer_total("added")
+
+    @property
+    def removed_size(self) -> int:
+        return self.layer_total("removed")
+
+    @property
+    def shared_size(self) -> int:
+        return self.layer_total("shared")
+
+    @property
+    def has_details(self) -> bool:
+        return bool(self.config or self.env or self.labels or self.history) or any(
+            layer.status != "shared" for layer in self.layers
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "platform": self.platform,
+            "status": self.status,
+            "a": _platform_dict(self.a),
+            "b": _platform_dict(self.b),
+            "image_id_changed": self.image_id_changed,
+            "size_delta": self.size_delta if self.a and self.b else None,
+            "layers": {
+                "shared": len(self.layers_shared),
+                "added": len(self.layers_added),
+                "removed": len(self.layers_removed),
+                "shared_size": self.shared_size,
+                "added_size": self.added_size,
+                "removed_size": self.removed_size,
+                "rows": [layer.as_dict() for layer in self.layers],
+            },
+            "config": [change.as_dict() for change in self.config],
+            "env": [change.as_dict() for change in self.env],
+            "labels": [change.as_dict() for change in self.labels],
+            "history": [step.as_dict() for step in self.history],
+        }
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """One side of a comparison: the build and the tags it held."""
+
+    build: Build
+    held: list[HeldTag]
+
+    @property
+    def reference(self) -> str:
+        return choice(self.build)
+
+    @property
+    def size(self) -> int:
+        """Config plus compressed layers, over every recorded platform."""
+        return sum(platform.size for platform in self.build.platforms.all())
+
+    @property
+    def platforms(self) -> list[str]:
+        return [str(platform) for platform in self.build.platforms.all()]
+
+    def as_dict(self) -> dict:
+        build = self.build
+        return {
+            "id": build.pk,
+            "repository": build.repository.reference,
+            "reference": self.reference,
+            "digest": build.digest,
+            "media_type": build.media_type,
+            "version": str(build.version) if build.version else None,
+            "created": _iso(build.created),
+            "first_seen_at": _iso(build.first_seen_at),
+            "built_at": _iso(build.built_at),
+            "size": self.size,
+            "platforms": self.platforms,
+            "tags": [
+                {"tag": held.tag, "from": _iso(held.since), "until": _iso(held.until)} for held in self.held
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """From build `a` to build `b`: summary first, then platforms, then annotations."""
+
+    a: BuildSummary
+    b: BuildSummary
+    platforms: list[PlatformDiff]
+    annotations: list[KeyChange]
+
+    @property
+    def same(self) -> bool:
+        """The same digest: the same bytes, so nothing can differ (maybe in two repositories)."""
+        return self.a.build.digest == self.b.build.digest
+
+    def _with(self, status: PlatformStatus) -> list[PlatformDiff]:
+        return [diff for diff in self.platforms if diff.status == status]
+
+    @property
+    def added(self) -> list[PlatformDiff]:
+        return self._with("added")
+
+    @property
+    def removed(self) -> list[PlatformDiff]:
+        return self._with("removed")
+
+    @property
+    def changed(self) -> list[PlatformDiff]:
+        return self._with("changed")
+
+    @property
+    def unchanged(self) -> list[PlatformDiff]:
+        return self._with("unchanged")
+
+    @property
+    def size_delta(self) -> int:
+        return self.b.size - self.a.size
+
+    @property
+    def size_growth(self) -> int:
+        return abs(self.size_delta)
+
+    def as_dict(self) -> dict:
+        return {
+            "same": self.same,
+            "a": self.a.as_dict(),
+            "b": self.b.as_dict(),
+            "size_delta": self.size_delta,
+            "sizes": [
+                {
+                    "platform": diff.platform,
+                    "a": diff.size_a,
+                    "b": diff.size_b,
+                    "delta": diff.size_delta,  # a platform only one build has counts in full
+                }
+                for diff in self.platforms
+            ],
+            "platforms_added": [diff.platform for diff in self.added],
+            "platforms_removed": [diff.platform for diff in self.removed],
+            "platforms_changed": [diff.platform for diff in self.changed],
+            "platforms_unchanged": [diff.platform for diff in self.unchanged],
+            "platforms": [diff.as_dict() for diff in self.platforms],
+            "annotations": [change.as_dict() for change in self.annotations],
+        }
+
+
+def compare(a: Build, b: Build) -> Comparison:
+    """From `a` to `b`, in two queries beyond what the builds already hold (platforms, held tags)."""
+    prefetch_related_objects(
+        [a, b], "repository__registry", "version", Prefetch("platforms", queryset=PLATFORM_ORDER)
+    )
+    held = held_tags_of([a, b])
+    before, after = _by_platform(a), _by_platform(b)
+    platforms = [
+        _platform_diff(key, before.get(key), after.get(key)) for key in sorted(before.keys() | after.keys())
+    ]
+    return Comparison(
+        BuildSummary(a, held[a.pk]),
+        BuildSummary(b, held[b.pk]),
+        platforms,
+        _key_changes(a.annotations or {}, b.annotations or {}, sort=True),
+    )
+
+
+def _by_platform(build: Build) -> dict[str, Platform]:
+    """Platforms keyed by os/arch/variant; a repeated key (Windows os.version) gets `#2`, `#3`."""
+    keyed: dict[str, Platform] = {}
+    for platform in build.platforms.all():
+        key, number = str(platform), 1
+        while key in keyed:
+            number += 1
+            key = f"{platform} #{number}"
+        keyed[key] = platform
+    return keyed
+
+
+def _platform_diff(key: str, a: Platform | None, b: Platform | None) -> PlatformDiff:
+    if a is None:
+        return PlatformDiff(key, "added", None, b)
+    if b is None:
+        return PlatformDiff(key, "removed", a, None)
+    if a.digest == b.digest:
+        return PlatformDiff(key, "unchanged", a, b, layers=_layers(a.layers, b.layers))
+    config_a, config_b = a.config or {}, b.config or {}
+    return PlatformDiff(
+        key,
+        "changed",
+        a,
+        b,
+        layers=_layers(a.layers, b.layers),
+        config=_config_changes(a, b),
+        env=_key_changes(_env(config_a.get("env")), _env(config_b.get("env")), sort=False),
+        labels=_key_changes(_mapping(config_a.get("labels")), _mapping(config_b.get("labels")), sort=True),
+        history=_history(config_a.get("history"), config_b.get("history")),
+    )
+
+
+def _layers(before: list, after: list) -> list[LayerChange]:
+    """Both layer lists aligned by digest, in order: what stays, what goes, what comes."""
+    before, after = _layer_rows(before), _layer_rows(after)
+    matcher = difflib.SequenceMatcher(
+        a=[row["digest"] for row in before], b=[row["digest"] for row in after], autojunk=False
+    )
+    rows: list[LayerChange] = []
+    for operation, i1, i2, j1, j2 in matcher.get_opcodes():
+        if operation == "equal":
+            rows += [_layer(row, "shared") for row in after[j1:j2]]
+        else:
+            rows += [_layer(row, "removed") for row in before[i1:i2]]
+            rows += [_layer(row, "added") for row in after[j1:j2]]
+    return rows
+
+
+def _layer_rows(layers) -> list[dict]:
+    return [layer for layer in (layers or []) if isinstance(layer, dict)]
+
+
+def _layer(row: dict, status: LayerStatus) -> LayerChange:
+    size = row.get("size")
+    size = size if isinstance(size, int) else 0
+    return LayerChange(str(row.get("digest", "")), size, str(row.get("media_type", "")), status)
+
+
+_CONFIG_FIELDS = [
+    ("entrypoint", "entrypoint"),
+    ("cmd", "cmd"),
+    ("user", "user"),
+    ("workdir", "workdir"),
+    ("exposed_ports", "exposed ports"),
+    ("created", "created"),
+]
+
+
+def _config_changes(a: Platform, b: Platform) -> list[ValueChange]:
+    config_a, config_b = a.config or {}, b.config or {}
+    changes = []
+    if a.media_type != b.media_type:
+        changes.append(ValueChange("manifest media type", a.media_type, b.media_type))
+    for key, label in _CONFIG_FIELDS:
+        before, after = _value(config_a.get(key)), _value(config_b.get(key))
+        if key == "exposed_ports" and isinstance(before, list) and isinstance(after, list):
+            before, after = sorted(before), sorted(after)
+        if before != after:
+            changes.append(ValueChange(label, before, after))
+    return changes
+
+
+def _value(value) -> str | list[str]:
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    return "" if value is None else str(value)
+
+
+def _env(items) -> dict[str, str]:
+    """`KEY=value` entries as a mapping, in order; a later duplicate wins, as it does in a container."""
+    env: dict[str, str] = {}
+    for item in items if isinstance(items, list) else []:
+        key, _, value = str(item).partition("=")
+        env.pop(key, None)
+        env[key] = value
+    return env
+
+
+def _mapping(value) -> dict[str, str]:
+    return {str(key): str(item) for key, item in value.items()} if isinstance(value, dict) else {}
+
+
+def _key_changes(before: dict, after: dict, *, sort: bool) -> list[KeyChange]:
+    keys = list(before) + [key for key in after if key not in before]
+    if sort:
+        keys.sort()
+    return [
+        KeyChange(key, before.get(key), after.get(key)) for key in keys if before.get(key) != after.get(key)
+    ]
+
+
+def _history(before, after) -> list[HistoryStep]:
+    """Steps only one image has, by what created them (timestamps change with every rebuild)."""
+
+    def steps(history) -> list[tuple[str, str, bool]]:
+        return [
+            (str(step.get("created_by", "")), str(step.get("comment", "")), bool(step.get("empty_layer")))
+            for step in (history if isinstance(history, list) else [])
+            if isinstance(step, dict)
+        ]
+
+    old, new = steps(before), steps(after)
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    changes: list[HistoryStep] = []
+    for operation, i1, i2, j1, j2 in matcher.get_opcodes():
+        if operation != "equal":
+            changes += [HistoryStep(*step, status="removed") for step in old[i1:i2]]
+            changes += [HistoryStep(*step, status="added") for step in new[j1:j2]]
+    return changes
+
+
+def _text(value: str | list[str]) -> str:
+    """A list as the JSON a Dockerfile's exec form shows; text as itself."""
+    return json.dumps(value) if isinstance(value, list) else value
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _platform_dict(platform: Platform | None) -> dict | None:
+    if platform is None:
+        return None
+    return {
+        "digest": platform.digest,
+        "media_type": platform.media_type,
+        "config_digest": platform.config_digest,
+        "image_id": image_id(platform.config_digest),
+        "size": platform.size,
+        "layers": len(platform.layers or []),
+        "created": _iso(platform.created),
+    }
