@@ -4,6 +4,8 @@ from django.http import JsonResponse
 from django.urls import include, path
 from django.views.decorators.http import require_GET
 
+from history.api import api
+
 
 @require_GET
 def healthz(request):
@@ -17,5 +19,6 @@ urlpatterns = [
     path("", include("history.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
     path("healthz", healthz, name="healthz"),
 ]

@@ -1,0 +1,254 @@
+"""The JSON shapes of the read-only API: each model is both the response check and its OpenAPI schema."""
+
+from datetime import datetime
+from typing import Literal
+
+from ninja import Field, Schema
+
+EventKind = Literal["created", "moved", "deleted", "restored", "immutable_moved"]
+TagKind = Literal["latest", "major", "minor", "exact", "revision", "timestamp", "floating", "other"]
+PollStatus = Literal["running", "ok", "partial", "failed"]
+
+
+class Error(Schema):
+    detail: str = Field(description="What was wrong, for a person to read.")
+
+
+class RepositoryOut(Schema):
+    id: int
+    reference: str = Field(description="registry/name, e.g. 127.0.0.1:5000/demo/python")
+    registry: str
+    name: str
+    last_poll_at: datetime | None = Field(description="When the latest poll started; null: never polled.")
+    last_poll_status: PollStatus | None
+    tag_count: int = Field(description="Tags present now (signatures and other artifacts included).")
+
+
+class TagOut(Schema):
+    name: str
+    kind: TagKind
+    version: str | None = Field(description="The version the name states (3.14 for 3.14-dev); null: none.")
+    variant: str = Field(description='"" for the default variant.')
+    digest: str = Field(description="The build the tag points to now.")
+    since: datetime = Field(description="When a poll first saw it point there.")
+
+
+class EventOut(Schema):
+    tag: str
+    kind: EventKind
+    digest: str | None = Field(description="Where the tag points from now on; null when deleted.")
+    previous_digest: str | None
+    detected_at: datetime = Field(description="The poll that saw the change.")
+    not_before: datetime | None = Field(
+        description="The last poll that saw the previous state: the change happened after this."
+    )
+
+
+class EventPage(Schema):
+    events: list[EventOut]
+    next: str | None = Field(description="Pass as `cursor` for the next (older) page; null: last page.")
+
+
+class VersionOut(Schema):
+    version: str
+    line: str
+    variant: str
+    tags: list[str] = Field(description="Tags pointing into this version now.")
+    current_digest: str | None = Field(description="The version's newest build.")
+    build_count: int
+    inactive: bool = Field(description="No new build for a while and no floating tag on it: end of life.")
+
+
+class HeldTagOut(Schema):
+    tag: str
+    from_: datetime = Field(alias="from")
+    until: datetime | None = Field(description="null: it still points here.")
+
+
+class PlatformOut(Schema):
+    os: str
+    architecture: str
+    variant: str
+    digest: str
+    image_id: str = Field(description="What `docker images` shows: 12 hex of the config digest.")
+
+
+class BuildOut(Schema):
+    digest: str
+    timestamp_tag: str | None
+    first_seen: datetime
+    last_seen: datetime = Field(description="The last poll that saw a tag pointing here.")
+    tags: list[HeldTagOut] = Field(description="Every tag that pointed here, and when, oldest first.")
+    platforms: list[PlatformOut]
+
+
+class MatchOut(Schema):
+    digest: str = Field(description="The build's own digest: what its tags point to.")
+    matched: Literal["index", "platform", "config"]
+    matched_digest: str = Field(
+        description="The digest that matched: the build's, a platform's or a config's."
+    )
+    platform: str | None = Field(description="os/architecture[/variant] of the platform that matched.")
+    repository: str
+    version: str | None
+    tags: list[HeldTagOut]
+    first_seen: datetime
+    last_seen: datetime
+    url: str = Field(description="The build's page.")
+
+
+class NamedRepository(Schema):
+    reference: str
+
+
+class NamedTag(Schema):
+    repository: str
+    tag: str
+    reference: str
+    kind: str
+    digest: str | None
+    present: bool
+
+
+class NamedVersion(Schema):
+    repository: str
+    version: str
+    variant: str
+    builds: int | None
+
+
+class NameMatches(Schema):
+    repositories: list[NamedRepository]
+    tags: list[NamedTag]
+    versions: list[NamedVersion]
+
+
+class SearchOut(Schema):
+    query: str
+    kind: Literal["fragment", "digest", "reference", "name"] = Field(description="How the query was read.")
+    truncated: bool = Field(description="More builds matched than are listed; the newest are.")
+    matches: list[MatchOut]
+    names: NameMatches = Field(description="For a name query: repositories, tags and versions by name.")
+
+
+class CompareError(Error):
+    candidates: list[str] = Field(
+        default_factory=list, description="name@digest of each build the text could mean: pick one."
+    )
+
+
+class SideOut(Schema):
+    id: int
+    repository: str
+    reference: str
+    digest: str
+    media_type: str
+    version: str | None
+    created: datetime | None
+    first_seen_at: datetime
+    built_at: datetime | None
+    size: int
+    platforms: list[str]
+    tags: list[HeldTagOut]
+
+
+class SizeOut(Schema):
+    platform: str
+    a: int | None
+    b: int | None
+    delta: int
+
+
+class PlatformImageOut(Schema):
+    digest: str
+    media_type: str
+    config_digest: str
+    image_id: str
+    size: int
+    layers: int
+    created: datetime | None
+
+
+class LayerOut(Schema):
+    digest: str
+    size: int
+    media_type: str
+    status: Literal["shared", "added", "removed"]
+
+
+class LayersOut(Schema):
+    shared: int
+    added: int
+    removed: int
+    shared_size: int
+    added_size: int
+    removed_size: int
+    rows: list[LayerOut]
+
+
+class ValueChangeOut(Schema):
+    field: str
+    before: str | list[str]
+    after: str | list[str]
+
+
+class KeyChangeOut(Schema):
+    key: str
+    change: Literal["added", "removed", "changed"]
+    before: str | None
+    after: str | None
+
+
+class HistoryStepOut(Schema):
+    created_by: str
+    comment: str
+    empty_layer: bool
+    status: Literal["added", "removed"]
+
+
+class PlatformDiffOut(Schema):
+    platform: str
+    status: Literal["added", "removed", "changed", "unchanged"]
+    a: PlatformImageOut | None
+    b: PlatformImageOut | None
+    image_id_changed: bool
+    size_delta: int | None
+    layers: LayersOut
+    config: list[ValueChangeOut]
+    env: list[KeyChangeOut]
+    labels: list[KeyChangeOut]
+    history: list[HistoryStepOut]
+
+
+class CompareOut(Schema):
+    same: bool = Field(description="The same digest: nothing can differ.")
+    a: SideOut
+    b: SideOut
+    size_delta: int
+    sizes: list[SizeOut]
+    platforms_added: list[str]
+    platforms_removed: list[str]
+    platforms_changed: list[str]
+    platforms_unchanged: list[str]
+    platforms: list[PlatformDiffOut]
+    annotations: list[KeyChangeOut]
+
+
+class PinOut(Schema):
+    line: int = Field(description="1-based, counting every line given, so it can be found again.")
+    text: str
+    status: Literal["current", "behind", "not_a_build_of_tag", "unknown", "invalid", "no_digest"]
+    message: str
+    reference: str | None
+    repository: str | None
+    tag: str | None
+    digest: str | None = Field(description="As pinned.")
+    build_digest: str | None = Field(description="The build the pinned digest is, or belongs to.")
+    platform: str | None = Field(description="The pinned digest is this platform's image of that build.")
+    current_digest: str | None = Field(description="Where the tag points now.")
+    current_reference: str | None = Field(description="What to pin instead.")
+    builds_behind: int | None
+    held_by: list[str]
+    unknown: Literal["repository", "tag", "digest"] | None
+    confirmed_at: datetime | None = Field(description="The last poll that saw the tag where it points now.")
+    compare_url: str | None = Field(description="The compare page from the pinned build to the current one.")
