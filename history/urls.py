@@ -1,7 +1,23 @@
 from django.urls import path
 
-from . import views
+from . import feeds
+from .views import builds, changelog, compare, pages, pins, repositories, staff
+
+app_name = "history"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", pages.home, name="home"),
+    path("search", pages.search, name="search"),
+    path("compare", compare.compare, name="compare"),
+    path("pins", pins.pins, name="pins"),
+    path("changelog", changelog.changelog, name="changelog"),
+    path("changelog/feed.atom", feeds.changelog_feed, name="changelog_feed"),
+    path("repositories/<int:pk>/changelog", changelog.repository_changelog, name="repository_changelog"),
+    path("repositories/<int:pk>/", repositories.repository, name="repository"),
+    path("versions/<int:pk>/", builds.version, name="version"),
+    path("versions/<int:pk>/compare", builds.version_compare, name="version_compare"),
+    path("builds/<int:pk>/", builds.build, name="build"),
+    path("watch", staff.watch, name="watch"),
+    path("repositories/<int:pk>/unwatch", staff.unwatch, name="unwatch"),
+    path("repositories/<int:pk>/poll", staff.poll_now, name="poll_now"),
 ]
