@@ -71,7 +71,7 @@ VALID = [
     ok("test:5000/repo:tag", "test:5000", "repo", "tag"),
     ok("test:5000/repo@" + F256, "test:5000", "repo", None, F256),
     ok("test:5000/repo:tag@" + F256, "test:5000", "repo", "tag", F256),
-    # Upstream FIXME: an uppercase first component is taken for a registry host.
+    # As upstream does (a quirk it marks for fixing): an uppercase first component is a registry host.
     ok("Uppercase/lowercase:tag", "Uppercase", "lowercase", "tag"),
     ok("lowercase:Uppercase", D, "library/lowercase", "Uppercase"),
     # 255-character path: "a" is not a host when normalizing, so it all lands on docker.io.
