@@ -1,12 +1,13 @@
 """The one place that turns a registry observation into rows: poll one repository, record changes."""
 
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -30,6 +31,13 @@ IMAGE_CONFIGS = frozenset({mediatypes.OCI_CONFIG, mediatypes.DOCKER_CONFIG})
 VERSIONED_KINDS = frozenset({Kind.EXACT, Kind.REVISION, Kind.TIMESTAMP})
 # Go's zero time (cosign signatures) and the Unix epoch (reproducible builds) mean "not set".
 UNSET_BEFORE = datetime(1970, 1, 2, tzinfo=UTC)
+# New builds are written this many at a time, in one transaction: one commit per build made a
+# first poll's writes wait on the disk (and on the fetching threads) hundreds of times.
+STORE_BATCH = 100
+# At most this many HEADs (or builds) per hand-over to a thread; fewer when there are few.
+PARALLEL_CHUNK = 16
+# How long a poll waits for a request slot held by another poll before it reports the registry busy.
+SLOT_WAIT = 10.0
 
 Progress = Callable[[int, int], None]
 
@@ -60,15 +68,38 @@ class Observation:
 def poll(repository: Repository, *, progress: Progress | None = None, client: RegistryClient | None = None):
     """Poll `repository` once and record every change; returns the finished PollRun.
 
-    Raises RegistryBusy, before any request, when the registry has no free slot or is paused.
+    Raises RegistryBusy, before any request, when the registry is paused, or when it has no free
+    slot and no poll running here frees one within SLOT_WAIT seconds.
     """
-    paused = limits.paused_until(repository.registry) - time.time()
-    if paused > 0:
-        raise RegistryBusy(f"{repository.registry} is paused by its rate limit", paused)
-    with limits.Slots(repository.registry, settings.TAGLEDGER_POLL_THREADS) as slots:
-        if not slots.count:
-            raise RegistryBusy(f"all request slots of {repository.registry} are in use", 5)
+    with _slots(repository.registry) as slots:
         return _Poll(repository, slots.count, progress).run(client)
+
+
+def _slots(registry) -> limits.Slots:
+    """Some of the registry's request slots, waiting for one while a poll running here holds them.
+
+    A poll gives its slots back within seconds, while a bounced poll waits for a later dispatch
+    (beat runs it every 15 s): with 50 repositories on one registry, bouncing alone made the
+    polls take minutes (BENCHMARKS.md, Polling). Slots held by anything else are not waited for.
+    """
+    deadline = time.monotonic() + SLOT_WAIT
+    while True:
+        paused = limits.paused_until(registry) - time.time()
+        if paused > 0:
+            raise RegistryBusy(f"{registry} is paused by its rate limit", paused)
+        slots = limits.Slots(registry, settings.TAGLEDGER_POLL_THREADS)
+        if slots.count:
+            return slots
+        if time.monotonic() > deadline or not _poll_running(registry):
+            raise RegistryBusy(f"all request slots of {registry} are in use", 5)
+        time.sleep(random.uniform(0.05, 0.2))  # noqa: S311 - jitter, so waiting polls do not collide
+
+
+def _poll_running(registry) -> bool:
+    """Whether a poll of `registry` started here is running (one that died long ago does not count)."""
+    since = timezone.now() - timedelta(seconds=limits.SLOT_LEASE_SECONDS)
+    running = PollRun.objects.filter(repository__registry=registry, status=PollRun.Status.RUNNING)
+    return running.filter(started_at__gte=since).exists()
 
 
 class _Poll:
@@ -162,13 +193,18 @@ class _Poll:
         }
         new = sorted(digests - set(known))
         builds = dict(known)
+        fetched: list[Fetched] = []
         for digest, outcome in self._parallel(self._fetch, new):
             if isinstance(outcome, Fetched):
-                builds[digest] = self._store_build(outcome)
+                fetched.append(outcome)
+                if len(fetched) >= STORE_BATCH:
+                    builds.update(self._store_builds(fetched))
+                    fetched = []
             else:
                 for name, head in observation.heads.items():
                     if head.digest == digest:
                         self.failed[name] = outcome
+        builds.update(self._store_builds(fetched))
         self._assign_versions(observation, builds)
         return builds
 
@@ -200,23 +236,43 @@ class _Poll:
             return None  # an artifact (signature, SBOM): its config is not an image config
         return self.client.get_config(self.repository.name, image.config.digest)
 
-    def _store_build(self, fetched: Fetched) -> Build:
-        manifest = fetched.manifest
-        configs = [config for _, _, config in fetched.platforms if config]
+    def _store_builds(self, batch: list[Fetched]) -> dict[str, Build]:
+        """Each build with its platforms, the whole batch in one transaction (digest -> Build)."""
+        if not batch:
+            return {}
         try:
             with transaction.atomic():
-                build = Build.objects.create(
-                    repository=self.repository, digest=manifest.digest, media_type=manifest.media_type,
-                    size=manifest.size, legacy=manifest.legacy, annotations=manifest.annotations,
-                    created=min(filter(None, (_parse_time(c.created) for c in configs)), default=None),
-                    first_seen_at=self.at,
-                )  # fmt: skip
+                builds = Build.objects.bulk_create(self._build(fetched) for fetched in batch)
+                Platform.objects.bulk_create(
+                    _platform(build, name, image, config)
+                    for build, fetched in zip(builds, batch, strict=True)
+                    for name, image, config in fetched.platforms
+                )
+        except IntegrityError:  # another poll stored one of them first: one at a time, then
+            return {fetched.manifest.digest: self._store_build(fetched) for fetched in batch}
+        return {build.digest: build for build in builds}
+
+    def _store_build(self, fetched: Fetched) -> Build:
+        try:
+            with transaction.atomic():
+                build = self._build(fetched)
+                build.save(force_insert=True)
                 Platform.objects.bulk_create(
                     _platform(build, name, image, config) for name, image, config in fetched.platforms
                 )
         except IntegrityError:  # another poll stored it first: a digest's content never changes
-            build = Build.objects.get(repository=self.repository, digest=manifest.digest)
+            build = Build.objects.get(repository=self.repository, digest=fetched.manifest.digest)
         return build
+
+    def _build(self, fetched: Fetched) -> Build:
+        manifest = fetched.manifest
+        configs = [config for _, _, config in fetched.platforms if config]
+        return Build(
+            repository=self.repository, digest=manifest.digest, media_type=manifest.media_type,
+            size=manifest.size, legacy=manifest.legacy, annotations=manifest.annotations,
+            created=min(filter(None, (_parse_time(c.created) for c in configs)), default=None),
+            first_seen_at=self.at,
+        )  # fmt: skip
 
     # --- versions: exact tag, else timestamp tag, else the version annotation or label -----------
 
@@ -227,20 +283,29 @@ class _Poll:
         depth = self.repository.line_depth or default_line_depth(
             info.version for infos in evidence.values() for info in infos if info.kind in VERSIONED_KINDS
         )
+        built_at: dict[Build, datetime] = {}
+        sources: dict[Build, tuple[str, str]] = {}
         for digest, infos in evidence.items():
             build = builds.get(digest)
             if build is None:
                 continue
-            updates = {}
             stamp = next((info for info in infos if info.kind is Kind.TIMESTAMP and info.built_at), None)
             if stamp and build.built_at is None:
-                updates["built_at"] = stamp.built_at
+                built_at[build] = stamp.built_at
             if build.version_id is None and (source := self._version_source(build, infos)):
-                updates["version"] = self._version(*source, depth)
-            if updates:
-                Build.objects.filter(pk=build.pk).update(**updates)
-                for key, value in updates.items():
-                    setattr(build, key, value)
+                sources[build] = source
+        if not built_at and not sources:
+            return  # the usual re-poll: every build already has both
+        # One transaction and a few queries for all of them: a first poll finds hundreds of builds.
+        with transaction.atomic():
+            versions = self._versions(set(sources.values()), depth)
+            changed = {}
+            for build, value in built_at.items():
+                build.built_at = changed[build] = value
+            for build, source in sources.items():
+                build.version = changed[build] = versions[source]
+            fields = ["built_at"] * bool(built_at) + ["version"] * bool(sources)
+            Build.objects.bulk_update(changed, fields, batch_size=500)
 
     def _version_source(self, build: Build, infos: list[TagInfo]) -> tuple[str, str] | None:
         for kinds in ({Kind.EXACT, Kind.REVISION}, {Kind.TIMESTAMP}):
@@ -260,14 +325,36 @@ class _Poll:
             return labelled[:128], variants.pop() if len(variants) == 1 else ""
         return None
 
-    def _version(self, name: str, variant: str, depth: int) -> Version:
-        line, _ = Line.objects.get_or_create(
-            repository=self.repository, variant=variant, name=line_of(name, depth) or name
+    def _versions(self, wanted: set[tuple[str, str]], depth: int) -> dict[tuple[str, str], Version]:
+        """The Version of each (name, variant), created with its Line where missing."""
+        if not wanted:
+            return {}
+        repository = self.repository
+        lines = {(variant, line_of(name, depth) or name) for name, variant in wanted}
+        # ignore_conflicts: a Line or Version that exists already (or is created meanwhile) is used
+        # as it is, as get_or_create would.
+        Line.objects.bulk_create(
+            [Line(repository=repository, variant=variant, name=name) for variant, name in sorted(lines)],
+            ignore_conflicts=True,
         )
-        version, _ = Version.objects.get_or_create(
-            repository=self.repository, variant=variant, name=name, defaults={"line": line}
-        )
-        return version
+        line_ids = {
+            (line.variant, line.name): line.pk
+            for line in Line.objects.filter(repository=repository, name__in={name for _, name in lines})
+        }
+        Version.objects.bulk_create(
+            [
+                Version(repository=repository, variant=variant, name=name,
+                        line_id=line_ids[variant, line_of(name, depth) or name])
+                for name, variant in sorted(wanted)
+            ],
+            ignore_conflicts=True,
+        )  # fmt: skip
+        versions = Version.objects.filter(repository=repository, name__in={name for name, _ in wanted})
+        return {
+            (version.name, version.variant): version
+            for version in versions
+            if (version.name, version.variant) in wanted
+        }
 
     # --- 4. record transitions, one transaction per changed tag --------------------------------
 
@@ -317,11 +404,20 @@ class _Poll:
     # --- helpers ----------------------------------------------------------------------------
 
     def _parallel(self, work, items: list):
-        """(item, work(item)) pairs, `threads` at a time: the registry slots this poll holds."""
+        """(item, work(item)) pairs in order, `threads` at a time: the registry slots this poll holds.
+
+        The threads take the items in small chunks: one future (and one wake-up of this thread) per
+        HEAD cost a poll a tenth of its CPU time, which here is what limits its HEAD rate.
+        """
         if not items:
             return
-        with ThreadPoolExecutor(max_workers=min(self.threads, len(items))) as pool:
-            yield from zip(items, pool.map(work, items), strict=True)
+        threads = min(self.threads, len(items))
+        size = max(1, min(PARALLEL_CHUNK, len(items) // (threads * 8)))
+        chunks = [items[start : start + size] for start in range(0, len(items), size)]
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            outcomes = pool.map(lambda chunk: [work(item) for item in chunk], chunks)
+            for chunk, results in zip(chunks, outcomes, strict=True):
+                yield from zip(chunk, results, strict=True)
 
     def _skipped(self) -> str | None:
         """Why no more requests should be sent in this poll, if so."""
