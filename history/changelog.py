@@ -182,13 +182,17 @@ def page(changelog: ChangelogFilter, cursor: Cursor | None = None, size: int = P
 class RowBefore(Func):
     """`(detected_at, id) < (%s, %s)`: one row comparison, which the `event_changelog` index
     answers as a range scan starting right at the cursor; the equivalent `a < x OR (a = x AND
-    b < y)` is a filter the database would check row by row from the newest event on."""
+    b < y)` is a filter the database would check row by row from the newest event on.
+
+    `columns` names another (moment, id) order, as the version page's pages of builds do."""
 
     output_field = BooleanField()
     conditional = True
+    comparison = "<"
 
-    def __init__(self, cursor: Cursor):
-        super().__init__(F("detected_at"), F("id"), Value(cursor.detected_at), Value(cursor.id))
+    def __init__(self, cursor: Cursor, columns: tuple = ("detected_at", "id")):
+        columns = [F(column) if isinstance(column, str) else column for column in columns]
+        super().__init__(*columns, Value(cursor.detected_at), Value(cursor.id))
 
     def as_sql(self, compiler, connection, **extra):
         parts, params = [], []
@@ -196,7 +200,13 @@ class RowBefore(Func):
             sql, expression_params = compiler.compile(expression)
             parts.append(sql)
             params.extend(expression_params)
-        return "({}, {}) < ({}, {})".format(*parts), params
+        return "({}, {}) {} ({}, {})".format(*parts[:2], self.comparison, *parts[2:]), params
+
+
+class RowAfter(RowBefore):
+    """`(…) > (%s, %s)`: the rows after a position, newer in a newest-first order."""
+
+    comparison = ">"
 
 
 # --- parsing ------------------------------------------------------------------------------------

@@ -8,16 +8,28 @@ from django.utils.http import urlencode
 from catalog.models import Tag, Version
 from tagledger.access import readable
 
+from ..changelog import Cursor, InvalidFilter
 from ..models import Build
 from ..search import held_tags, image_id
-from ..versions import NEWEST_FIRST, digest_history
+from ..versions import NEWEST_FIRST, digest_history, neighbours
 
 
 @readable
 def version(request, pk: int):
     version = get_object_or_404(Version.objects.select_related("repository__registry", "line"), pk=pk)
-    rows, timeline = digest_history(version)
-    return render(request, "history/version.html", {"version": version, "rows": rows, "timeline": timeline})
+    token = request.GET.get("cursor", "")
+    try:
+        cursor = Cursor.decode(token) if token else None
+    except InvalidFilter as invalid:
+        context = {"version": version, "error": invalid.errors["cursor"]}
+        return render(request, "history/version.html", context, status=400)
+    history = digest_history(version, cursor)
+    return render(
+        request,
+        "history/version.html",
+        {"version": version, "history": history, "rows": history.rows, "timeline": history.timeline,
+         "cursor": token},
+    )  # fmt: skip
 
 
 @readable
@@ -39,8 +51,7 @@ def build(request, pk: int):
     build = get_object_or_404(Build.objects.select_related("repository__registry", "version"), pk=pk)
     platforms = list(build.platforms.order_by("os", "architecture", "variant"))
     held = held_tags(build)
-    siblings = list(Build.objects.filter(version=build.version).order_by(*NEWEST_FIRST).only("pk", "digest"))
-    position = next((index for index, sibling in enumerate(siblings) if sibling.pk == build.pk), None)
+    newer, older = neighbours(build)
     context = {
         "build": build,
         "platforms": [(platform, image_id(platform.config_digest)) for platform in platforms],
@@ -51,10 +62,8 @@ def build(request, pk: int):
         "artifacts": Tag.objects.filter(repository=build.repository, subject_digest=build.digest)
         .select_related("state__build")
         .order_by("name"),
-        "newer": siblings[position - 1] if build.version and position else None,
-        "older": siblings[position + 1]
-        if build.version and position is not None and position + 1 < len(siblings)
-        else None,
+        "newer": newer,
+        "older": older,
     }
     return render(request, "history/build.html", context)
 
