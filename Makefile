@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/tagledger
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench bench-poll bench-search bench-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: install python3-venv (apt-get install python3-venv)"; exit 1; }
@@ -40,6 +40,36 @@ lint: $(VENV)/.installed-dev
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Benchmarks (results in BENCHMARKS.md): each script also runs alone, e.g. `python -m bench.poll --quick`.
+bench: bench-poll bench-search
+
+# The load tools the benchmarks compare against, installed when missing (as scripts/test-services does).
+bench-tools:
+	@need=""; \
+	command -v wrk >/dev/null || need="$$need wrk"; \
+	command -v ab >/dev/null || need="$$need apache2-utils"; \
+	[ -x /usr/bin/time ] || need="$$need time"; \
+	if [ -n "$$need" ]; then \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  echo "installing:$$need"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$need >/dev/null; \
+	fi
+
+# Polling: first poll vs the registry's raw rate and skopeo, re-poll cost, memory, scale-out (~10 min).
+bench-poll: $(VENV)/.installed-dev bench-tools
+	scripts/test-services
+	$(BIN)/python -m bench.poll $(BENCH_POLL_ARGS)
+
+# Search and pages at 1 M builds on PostgreSQL, then SQLite; the data is generated once and kept
+# (tl_bench_scale, var/bench/scale.sqlite3). BENCH_SEARCH_ARGS=--quick: small data, a smoke run.
+bench-search: $(VENV)/.installed-dev
+	scripts/test-services
+	for backend in postgres sqlite; do \
+	  $(BIN)/python -m bench.generate --backend $$backend --reuse $(BENCH_SEARCH_ARGS) && \
+	  $(BIN)/python -m bench.search --backend $$backend $(BENCH_SEARCH_ARGS) && \
+	  $(BIN)/python -m bench.pages --backend $$backend $(BENCH_SEARCH_ARGS) || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

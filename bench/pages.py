@@ -1,0 +1,166 @@
+"""Pages at scale: server time of the busiest read pages, in-process with Django's test client.
+
+`python -m bench.pages --backend postgres|sqlite [--quick] [--label NAME]`
+
+On the generated database (bench/generate.py, made or reused first), each page is requested
+`--requests` times per round after a warm-up, with the full middleware stack and template
+rendering but no network: what a gunicorn worker spends per request.
+
+- changelog:       /changelog, the newest 50 events of all repositories;
+- changelog_deep:  /changelog?cursor=… 1 000 pages deep (50 000 events; --quick: 100 pages),
+                   with the cursor page 1 000's "older changes" link carries;
+- version:         /versions/<id>/ of the version with 5 000 builds (repository 000's 1.0.0);
+- compare:         /compare?a=…&b=… two consecutive builds of a multi-arch repository;
+- search:          /search?q=<the 12-hex image ID of a random platform> (bare hex: also an infix);
+- search_digest:   /search?q=sha256:<a whole build digest>;
+- build:           /builds/<id>/ of a build of that 5 000-build version (no target; it lists siblings).
+
+Reports p50/p95 per page (median over rounds), SQL queries per request and response size.
+Results: var/bench/pages-<backend>[-quick][-label].json and a markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+
+from bench.common import percentile, write_results
+from bench.generate import log, prepare
+
+TARGET_MS = 50  # p95 per page; the deep changelog page also within 1.5 times the first
+
+
+def deep_cursor(pages: int) -> str:
+    """The cursor of the link from page `pages` to the next: the last event that page shows.
+
+    Checked against walking the first pages with the changelog's own `page()`.
+    """
+    from history.changelog import PAGE_SIZE, ChangelogFilter, Cursor, page
+    from history.models import TagEvent
+
+    newest = TagEvent.objects.order_by("-detected_at", "-id").values_list("detected_at", "id")
+    walked = None
+    for number in range(1, 4):
+        walked = page(ChangelogFilter(), walked).next_cursor
+        assert walked == Cursor(*newest[PAGE_SIZE * number - 1]), "constructed cursors disagree with walking"
+    return Cursor(*newest[PAGE_SIZE * pages - 1]).encode()
+
+
+def page_urls(quick: bool, rng: random.Random) -> dict[str, list[str]]:
+    """A list of URLs per page; requests cycle through them."""
+    from catalog.models import Version
+    from history.models import Build, Platform
+
+    hot = Version.objects.get(repository__name="bench/app-000", name="1.0.0")
+    hot_builds = list(Build.objects.filter(version=hot).order_by("pk").values_list("pk", "digest"))
+    top_platform = Platform.objects.order_by("-pk").values_list("pk", flat=True).first()
+    configs = Platform.objects.filter(pk__in=rng.sample(range(1, top_platform + 1), 50)).values_list(
+        "config_digest", flat=True
+    )
+    pairs = [hot_builds[i : i + 2] for i in rng.sample(range(len(hot_builds) - 1), 20)]
+    return {
+        "changelog": ["/changelog"],
+        "changelog_deep": [f"/changelog?cursor={deep_cursor(100 if quick else 1000)}"],
+        "version": [f"/versions/{hot.pk}/"],
+        "compare": [f"/compare?a={older[1]}&b={newer[1]}" for older, newer in pairs],
+        "search": [f"/search?q={config[7:19]}" for config in configs],
+        "search_digest": [f"/search?q={digest}" for _, digest in rng.sample(hot_builds, 20)],
+        "build": [f"/builds/{pk}/" for pk, _ in rng.sample(hot_builds, 20)],
+    }
+
+
+def run(urls: dict[str, list[str]], requests: int, rounds: int) -> dict:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_HOST="localhost")
+    results = {}
+    for name, targets in urls.items():
+        for url in targets[:5]:  # warm up
+            assert client.get(url).status_code == 200, url
+        rounds_ms = []
+        for _ in range(rounds):
+            times = []
+            for index in range(requests):
+                url = targets[index % len(targets)]
+                started = time.perf_counter()
+                response = client.get(url)
+                times.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, (url, response.status_code)
+            rounds_ms.append(times)
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(targets[0])
+        results[name] = {
+            "url": targets[0],
+            "requests": requests,
+            "rounds": rounds,
+            "p50_ms": [round(statistics.median(times), 1) for times in rounds_ms],
+            "p95_ms": [round(percentile(times, 95), 1) for times in rounds_ms],
+            "median_p50_ms": round(statistics.median(statistics.median(t) for t in rounds_ms), 1),
+            "median_p95_ms": round(statistics.median(percentile(t, 95) for t in rounds_ms), 1),
+            "sql_queries": len(captured.captured_queries),
+            "sql_ms": round(sum(float(q["time"]) for q in captured.captured_queries) * 1000, 1),
+            "kib": round(len(response.content) / 1024, 1),
+        }
+        log(f"{name}: p50 {results[name]['median_p50_ms']} ms, p95 {results[name]['median_p95_ms']} ms, "
+            f"{results[name]['sql_queries']} queries")  # fmt: skip
+    return results
+
+
+def report(backend: str, results: dict, generated: dict) -> str:
+    first = results["changelog"]["median_p95_ms"]
+    lines = [
+        f"Pages on {backend}: {generated['rows']['history_build']} builds, "
+        f"{generated['rows']['history_tagevent']} events",
+        "",
+        "| page | p50 ms | p95 ms | p95 per round | SQL queries (ms) | KiB | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in results.items():
+        verdict = f"p95 ≤ {TARGET_MS} ms: {'met' if row['median_p95_ms'] <= TARGET_MS else 'MISSED'}"
+        if name == "changelog_deep":
+            ratio = row["median_p95_ms"] / first
+            verdict += f"; {ratio:.2f}x first page: {'met' if ratio <= 1.5 else 'MISSED'}"
+        if name == "build":
+            verdict = "—"
+        lines.append(
+            f"| {name} | {row['median_p50_ms']} | {row['median_p95_ms']} | "
+            f"{', '.join(str(v) for v in row['p95_ms'])} | {row['sql_queries']} ({row['sql_ms']}) | "
+            f"{row['kib']} | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", choices=["postgres", "sqlite"], required=True)
+    parser.add_argument("--quick", action="store_true", help="small data for a smoke run")
+    parser.add_argument("--requests", type=int, default=None, help="requests per page and round (default 50)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3; quick 1)")
+    parser.add_argument("--label", default="", help="suffix of the results file, e.g. before")
+    parser.add_argument("--only", nargs="*", help="page names to run")
+    args = parser.parse_args(argv)
+    generated = prepare(args.backend, args.quick, reuse=True)
+    urls = page_urls(args.quick, random.Random(11))  # noqa: S311 - a sample, not a secret
+    if args.only:
+        urls = {name: url for name, url in urls.items() if name in args.only}
+    load_before = os.getloadavg()
+    results = run(urls, args.requests or (20 if args.quick else 50), args.rounds or (1 if args.quick else 3))
+    load = {"before": load_before, "after": os.getloadavg()}  # the machine is shared: say how busy
+    table = report(args.backend, results, generated) if "changelog" in results else str(results)
+    print(table)
+    print(f"\nload average (1, 5, 15 min) before {load['before']}, after {load['after']}")
+    name = "-".join(
+        part for part in ("pages", args.backend, "quick" if args.quick else "", args.label) if part
+    )
+    path = write_results(name, {"generated": generated, "load": load, "results": results, "table": table})
+    print(f"\n(results: {path})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
