@@ -38,6 +38,7 @@ STORE_BATCH = 100
 PARALLEL_CHUNK = 16
 # How long a poll waits for a request slot held by another poll before it reports the registry busy.
 SLOT_WAIT = 10.0
+SLOT_GRACE = 0.5
 
 Progress = Callable[[int, int], None]
 
@@ -69,7 +70,7 @@ def poll(repository: Repository, *, progress: Progress | None = None, client: Re
     """Poll `repository` once and record every change; returns the finished PollRun.
 
     Raises RegistryBusy, before any request, when the registry is paused, or when it has no free
-    slot and no poll running here frees one within SLOT_WAIT seconds.
+    slot and no poll running here frees one within SLOT_WAIT seconds (SLOT_GRACE when none runs).
     """
     with _slots(repository.registry) as slots:
         return _Poll(repository, slots.count, progress).run(client)
@@ -80,9 +81,9 @@ def _slots(registry) -> limits.Slots:
 
     A poll gives its slots back within seconds, while a bounced poll waits for a later dispatch
     (beat runs it every 15 s): with 50 repositories on one registry, bouncing alone made the
-    polls take minutes (BENCHMARKS.md, Polling). Slots held by anything else are not waited for.
+    polls take minutes (BENCHMARKS.md, Polling). Slots held otherwise are waited for SLOT_GRACE.
     """
-    deadline = time.monotonic() + SLOT_WAIT
+    started = time.monotonic()
     while True:
         paused = limits.paused_until(registry) - time.time()
         if paused > 0:
@@ -90,7 +91,9 @@ def _slots(registry) -> limits.Slots:
         slots = limits.Slots(registry, settings.TAGLEDGER_POLL_THREADS)
         if slots.count:
             return slots
-        if time.monotonic() > deadline or not _poll_running(registry):
+        waited = time.monotonic() - started
+        # A poll that has just taken the slots writes its PollRun a moment later: look after a while.
+        if waited > SLOT_WAIT or (waited > SLOT_GRACE and not _poll_running(registry)):
             raise RegistryBusy(f"all request slots of {registry} are in use", 5)
         time.sleep(random.uniform(0.05, 0.2))  # noqa: S311 - jitter, so waiting polls do not collide
 
