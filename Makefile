@@ -56,7 +56,7 @@ bench-tools:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$need >/dev/null; \
 	fi
 
-# Polling: first poll vs the registry's raw rate and skopeo, re-poll cost, memory, scale-out (~10 min).
+# Polling: first poll vs the registry's raw rate and skopeo, re-poll cost, memory, scale-out (~12 min).
 bench-poll: $(VENV)/.installed-dev bench-tools
 	scripts/test-services
 	$(BIN)/python -m bench.poll $(BENCH_POLL_ARGS)

@@ -3,11 +3,13 @@
 Everything runs on the real parts: Debian's docker-registry (tests/support/registry.py), PostgreSQL
 (database tl_bench_poll, created if missing) and Redis (db 7; only this script's keys are deleted).
 
-    python -m bench.poll            # the full run (what `make bench-poll` does), ~10 minutes
-    python -m bench.poll --quick    # a smoke run with small sizes, ~1 minute
-    python -m bench.poll --only first,repoll
+    python -m bench.poll                    # the full run (what `make bench-poll` does), ~12 minutes
+    python -m bench.poll --quick            # a smoke run with small sizes, ~1 minute
+    python -m bench.poll --only first,repoll --rounds 5
+    python -m bench.poll --ab REVISION      # before/after: REVISION's polling code vs the work tree's
 
-Results: a summary on stdout and everything measured in var/bench/poll.json (or --json PATH).
+Results: a summary on stdout and everything measured in var/bench/poll[-quick][-SECTIONS][-ab].json
+(and --json PATH). bench/README.md says what each section measures and how.
 """
 
 from __future__ import annotations
@@ -864,7 +866,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         registry.stop()
     results["total_seconds"] = time.perf_counter() - started
-    name = "-".join(["poll", *(["quick"] if args.quick else []), *(["ab"] if args.ab else [])])
+    # A partial run must not overwrite the full run's file: its sections are in the name.
+    partial = sections if set(sections) != set(SECTIONS) else []
+    name = "-".join(["poll", *(["quick"] if args.quick else []), *partial, *(["ab"] if args.ab else [])])
     path = write_results(name, results)
     if args.json:
         shutil.copyfile(path, args.json)
