@@ -25,7 +25,7 @@ from catalog.tags import Kind, version_key
 from . import api_schemas as out
 from . import compare as diff
 from .changelog import Cursor, RowBefore
-from .models import Build, TagEvent, TagState, with_activity, with_poll_health
+from .models import Build, TagEvent, TagState, with_activity, with_builds, with_poll_health
 from .pins import PinError, check
 from .search import InvalidQuery, held_tags_of, image_id, lookup
 from .versions import NEWEST_FIRST, BuildRow, ordered_builds
@@ -194,7 +194,7 @@ def events(
     if cursor:
         found = found.filter(RowBefore(_read_cursor(cursor, repository)))
     rows = list(found[: limit + 1])
-    page, more = rows[:limit], len(rows) > limit
+    page, more = with_builds(rows[:limit]), len(rows) > limit
     return {
         "events": [
             {

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from catalog.oci.reference import is_valid_tag
 
-from .models import TagEvent
+from .models import TagEvent, with_builds
 
 PAGE_SIZE = 50
 MAX_ID = 2**63 - 1  # BigAutoField; a larger number would be a database error, not an empty page
@@ -88,7 +88,7 @@ class ChangelogFilter:
 
     def events(self) -> QuerySet:
         """The matching events, newest first, with everything a row shows selected in the same query."""
-        events = TagEvent.objects.latest().select_related("previous_build__version")
+        events = TagEvent.objects.latest()
         if self.repository:
             events = events.filter(tag__repository_id=self.repository)
         if self.line:
@@ -175,7 +175,7 @@ def page(changelog: ChangelogFilter, cursor: Cursor | None = None, size: int = P
         events = events.filter(RowBefore(cursor))
     rows = list(events[: size + 1])
     more = len(rows) > size
-    rows = rows[:size]
+    rows = with_builds(rows[:size])
     return Page(rows, Cursor(rows[-1].detected_at, rows[-1].pk) if more else None)
 
 
@@ -184,15 +184,17 @@ class RowBefore(Func):
     answers as a range scan starting right at the cursor; the equivalent `a < x OR (a = x AND
     b < y)` is a filter the database would check row by row from the newest event on.
 
-    `columns` names another (moment, id) order, as the version page's pages of builds do."""
+    `columns` names another (moment, id) order, as the version page's pages of builds do; the
+    position may also be expressions, such as OuterRefs to the row of an outer query."""
 
     output_field = BooleanField()
     conditional = True
     comparison = "<"
 
-    def __init__(self, cursor: Cursor, columns: tuple = ("detected_at", "id")):
+    def __init__(self, cursor: Cursor | tuple, columns: tuple = ("detected_at", "id")):
         columns = [F(column) if isinstance(column, str) else column for column in columns]
-        super().__init__(*columns, Value(cursor.detected_at), Value(cursor.id))
+        position = [value if hasattr(value, "resolve_expression") else Value(value) for value in cursor]
+        super().__init__(*columns, *position)
 
     def as_sql(self, compiler, connection, **extra):
         parts, params = [], []

@@ -5,7 +5,7 @@ from django.shortcuts import render
 from catalog.models import Repository
 from tagledger.access import readable
 
-from ..models import TagEvent, with_poll_health
+from ..models import TagEvent, with_builds, with_poll_health
 from ..search import InvalidQuery, lookup
 
 LATEST_CHANGES = 15
@@ -19,7 +19,7 @@ def home(request):
         "history/home.html",
         {
             "repositories": repositories.order_by("registry__host", "name"),
-            "changes": TagEvent.objects.latest()[:LATEST_CHANGES],
+            "changes": with_builds(list(TagEvent.objects.latest()[:LATEST_CHANGES])),
         },
     )
 

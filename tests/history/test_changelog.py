@@ -420,7 +420,7 @@ def test_query_count_is_the_same_on_page_1_and_page_3(client, busy, django_asser
         assert len(shown(client.get(url))) == 50
     with CaptureQueriesContext(connection) as on_third:
         assert len(shown(client.get(third))) == 20
-    with django_assert_max_num_queries(4):  # repository, events, lines, versions
+    with django_assert_max_num_queries(5):  # the repository, events, their builds, lines, versions
         client.get(third)
 
     assert len(on_first) == len(on_third)

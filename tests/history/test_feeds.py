@@ -241,5 +241,5 @@ def test_the_feed_costs_the_same_queries_for_any_number_of_entries(
     client, moved, django_assert_max_num_queries
 ):
     repository, _, _ = moved
-    with django_assert_max_num_queries(2):  # the repository named in the title, and the events
+    with django_assert_max_num_queries(3):  # the repository named in the title, the events, their builds
         assert len(entries(client.get(FEED, {"repository": repository.pk}))) == 4
