@@ -11,7 +11,8 @@ rendering but no network: what a gunicorn worker spends per request.
                    with the cursor page 1 000's "older changes" link carries;
 - version:         /versions/<id>/ of the version with 5 000 builds (repository 000's 1.0.0);
 - compare:         /compare?a=…&b=… two consecutive builds of a multi-arch repository;
-- search:          /search?q=<the 12-hex image ID of a random platform> (bare hex: also an infix);
+- search:          /search?q=<the 12-hex image ID of a random platform> (bare hex: a prefix);
+- search_infix:    /search?q=<12 hex from the middle of a config digest> (no digest starts with them);
 - search_digest:   /search?q=sha256:<a whole build digest>;
 - build:           /builds/<id>/ of a build of that 5 000-build version (no target; it lists siblings).
 
@@ -68,6 +69,7 @@ def page_urls(quick: bool, rng: random.Random) -> dict[str, list[str]]:
         "version": [f"/versions/{hot.pk}/"],
         "compare": [f"/compare?a={older[1]}&b={newer[1]}" for older, newer in pairs],
         "search": [f"/search?q={config[7:19]}" for config in configs],
+        "search_infix": [f"/search?q={config[30:42]}" for config in configs],
         "search_digest": [f"/search?q={digest}" for _, digest in rng.sample(hot_builds, 20)],
         "build": [f"/builds/{pk}/" for pk, _ in rng.sample(hot_builds, 20)],
     }

@@ -4,9 +4,9 @@ One query language for the CLI (`manage.py lookup`), the search page and the JSO
 
 - `sha256:<64 hex>` or bare 64 hex: a full digest, matched exactly;
 - 4 to 63 hex, bare or after `sha256:`: a prefix of a digest (what `docker images` shows as
-  IMAGE ID is the first 12 hex of a config digest); 8 or more bare hex also match anywhere
-  inside a digest, since people paste a piece from the middle of a log line. After `sha256:`
-  a fragment is always a prefix: the algorithm anchors it;
+  IMAGE ID is the first 12 hex of a config digest); 8 or more bare hex that start no digest
+  are then looked for anywhere inside one, since people paste a piece from the middle of a
+  log line. After `sha256:` a fragment is always a prefix: the algorithm anchors it;
 - `name:tag@digest` or `name@digest`: that digest in that repository (the tag is ignored, as
   `docker pull` ignores it); `name:tag`: the build the tag points to now;
 - anything else that could be a repository, tag or version name: a name search.
@@ -28,6 +28,7 @@ from django.db.models import Case, Count, IntegerField, OuterRef, Prefetch, Q, S
 from catalog.models import Repository, Tag, Version
 from catalog.oci.reference import ImageReference, InvalidReference, parse
 
+from .changelog import RowAfter
 from .models import Build, Platform, TagEvent, TagState
 
 MIN_FRAGMENT = 4  # fewer hex digits match a sixteenth of everything or more
@@ -153,12 +154,11 @@ def held_tags(build: Build) -> list[HeldTag]:
 def held_tags_of(builds: Iterable[Build]) -> dict[int, list[HeldTag]]:
     """held_tags for many builds in one query: {build id: [HeldTag, ...]}."""
     ids = [build.pk for build in builds]
-    # The tag's next event. The `gte` is implied by the OR, but only it is a range the
-    # `event_tag_timeline` index can start from; without it the database filters the tag's
-    # whole timeline (5 000 events of a busy `latest`) once per event shown.
-    later = TagEvent.objects.filter(tag=OuterRef("tag"), detected_at__gte=OuterRef("detected_at")).filter(
-        Q(detected_at__gt=OuterRef("detected_at"))
-        | Q(detected_at=OuterRef("detected_at"), pk__gt=OuterRef("pk"))
+    # The tag's next event: one seek in `event_tag_timeline` (tag, detected_at, id). Written as
+    # `a > x OR (a = x AND b > y)`, the database read the tag's later timeline (up to 5 000
+    # events of a busy `latest`) once per event shown.
+    later = TagEvent.objects.filter(tag=OuterRef("tag")).filter(
+        RowAfter((OuterRef("detected_at"), OuterRef("pk")))
     )
     rows = (
         TagEvent.objects.filter(build__in=ids)
@@ -250,10 +250,17 @@ def _find_digest(text: str, algorithm: str | None, hex_part: str, *, limit: int)
         kind, matcher = "digest", _Exact(f"{algorithm}:{hex_part}")
     elif algorithm:
         kind, matcher = "fragment", _Prefix(f"{algorithm}:{hex_part}")
-    elif len(hex_part) >= MIN_INFIX:
-        kind, matcher = "fragment", _Contains(hex_part)
     else:
+        # A prefix first: image IDs and short digests start a digest, and an index finds them in
+        # a millisecond. Only a fragment that starts none is looked for inside digests, which
+        # reads a trigram index (PostgreSQL) or every digest (SQLite).
         kind, matcher = "fragment", _AnyPrefix(hex_part)
+        found = _collect(
+            text, kind, Build.objects.filter(matcher.anywhere(config=True)), matcher, limit=limit
+        )
+        if found.matches or len(hex_part) < MIN_INFIX:
+            return found
+        matcher = _Contains(hex_part)
     return _collect(text, kind, Build.objects.filter(matcher.anywhere(config=True)), matcher, limit=limit)
 
 
@@ -299,7 +306,7 @@ class _Contains(_Exact):
 
 
 class _AnyPrefix(_Exact):
-    """Bare hex too short for an infix: a prefix of the hex after the colon, whatever the algorithm.
+    """Bare hex: a prefix of the hex after the colon, whatever the algorithm.
 
     The same digests as `contains(":" + hex)` (a digest is `algorithm:hex`, one colon), but as
     prefixes an index can answer; a leading-wildcard LIKE reads every digest.

@@ -119,6 +119,24 @@ def test_eight_hex_or_more_also_match_inside_a_digest(index):
     assert [(match.build, match.digest) for match in result.matches] == [(build, pushed.digest)]
 
 
+def test_hex_that_starts_a_digest_is_not_also_looked_for_inside_others():
+    """An image ID pasted whole finds its build alone, not also builds whose digests contain it;
+    a fragment that starts no digest is still found inside one."""
+    repository = Repository.objects.create(registry=Registry.objects.create(host="registry.test"), name="app")
+
+    def build(hex_digits: str) -> Build:
+        return Build.objects.create(
+            repository=repository, digest=f"sha256:{hex_digits}", size=1, first_seen_at=timezone.now(),
+            media_type="application/vnd.oci.image.index.v1+json",
+        )  # fmt: skip
+
+    starts = build("abcdef012345" + "2" * 52)
+    contains = build("99abcdef012345" + "1" * 50)
+    assert [match.build for match in lookup("abcdef012345").matches] == [starts]
+    assert [match.build for match in lookup("cdef01234511").matches] == [contains]
+    assert [match.build for match in lookup("99abcdef").matches] == [contains]
+
+
 def test_fewer_than_eight_hex_match_only_at_the_start(index):
     _, pushed, build = index
     assert build not in [match.build for match in lookup(pushed.digest[30:37]).matches]
