@@ -1,5 +1,6 @@
 """Geometry of the version page's SVG timeline: which tag pointed to which build, over time."""
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -62,15 +63,13 @@ def layout(
         return LABEL_WIDTH + PLOT_WIDTH * (moment - start).total_seconds() / total
 
     colour = {build_id: index % COLOURS for index, build_id in enumerate(build_order)}
-    rows = []
-    for index, tag in enumerate(sorted({name for name, *_ in spans})):
-        bars = [
+    bars: dict[str, list[Bar]] = defaultdict(list)
+    for tag, build_id, since, until in spans:
+        bars[tag].append(
             Bar(x(since), max(x(until) - x(since), 2.0), colour.get(build_id, 0), build_id,
                 f"{tag}: {since:%Y-%m-%d %H:%M} → {'now' if until == now else f'{until:%Y-%m-%d %H:%M}'}")
-            for name, build_id, since, until in spans
-            if name == tag
-        ]  # fmt: skip
-        rows.append(Row(tag, AXIS_HEIGHT + index * ROW_HEIGHT, bars))
+        )  # fmt: skip
+    rows = [Row(tag, AXIS_HEIGHT + index * ROW_HEIGHT, bars[tag]) for index, tag in enumerate(sorted(bars))]
     return Timeline(
         rows,
         _ticks(start, now, x),
