@@ -57,9 +57,9 @@ class BuildRow:
             return None
         return max(h.until for h in held)
 
-    @cached_property
+    @property
     def platforms(self) -> list[Platform]:
-        return list(self.build.platforms.all())
+        return self.build.platform_list  # prefetched by ordered_builds
 
     @property
     def size(self) -> int | None:
@@ -73,10 +73,12 @@ def ordered_builds(version: Version):
     return (
         Build.objects.filter(version=version)
         .prefetch_related(
-            # names and sizes are shown, not layer lists and configs (kilobytes of JSON each)
+            # Names and sizes are shown, not layer lists and configs (kilobytes of JSON each). A
+            # plain list: `build.platforms.all()` builds a queryset per row even when prefetched.
             Prefetch(
                 "platforms",
                 queryset=Platform.objects.order_by("os", "architecture", "variant").defer("layers", "config"),
+                to_attr="platform_list",
             )
         )
         .order_by(*NEWEST_FIRST)

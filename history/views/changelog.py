@@ -71,14 +71,19 @@ def _changelog(request, repository: Repository | None):
 
 
 def _choices(repository: Repository | None) -> dict:
-    """Options of the filter form: the repositories, or on a repository's page its lines and versions.
+    """Options of the filter form, as (value, label): the repositories, or on a repository's page
+    its lines and versions. Plain pairs, not models: a form offers hundreds of them.
 
     Lines and versions are offered only where the repository is fixed, so a choice can never
     belong to another repository than the one selected.
     """
     if repository is None:
+        repositories = Repository.objects.order_by("registry__host", "name")
         return {
-            "repositories": Repository.objects.select_related("registry").order_by("registry__host", "name")
+            "repositories": [
+                (str(pk), f"{host}/{name}")
+                for pk, host, name in repositories.values_list("pk", "registry__host", "name")
+            ]
         }
     return {
         "lines": _newest_first(Line.objects.filter(repository=repository)),
@@ -86,7 +91,7 @@ def _choices(repository: Repository | None) -> dict:
     }
 
 
-def _newest_first(rows) -> list:
+def _newest_first(rows) -> list[tuple[str, str]]:
     """Grouped by variant (none first), the highest version first within each."""
-    rows = sorted(rows, key=lambda row: version_key(row.name), reverse=True)
-    return sorted(rows, key=lambda row: row.variant)
+    rows = sorted(rows.only("pk", "name", "variant"), key=lambda row: version_key(row.name), reverse=True)
+    return [(str(row.pk), str(row)) for row in sorted(rows, key=lambda row: row.variant)]

@@ -7,7 +7,9 @@ from django.test import override_settings
 from django.urls import clear_script_prefix, reverse, set_script_prefix
 from django.utils import translation
 
-from history.templatetags.tagledger import coord, link, when
+from history.search import HeldTag
+from history.templatetags.tagledger import coord, held_intervals, link, timeline_bars, when
+from history.timeline import Bar, Row
 
 MOMENT = datetime(2026, 11, 26, 12, 0, 5, tzinfo=UTC)
 
@@ -54,3 +56,25 @@ def test_coord_is_never_localised():
     with translation.override("de"):
         assert coord(1234.56) == "1234.6"
         assert coord(170) == "170.0"
+
+
+def test_held_intervals_show_each_tag_from_when_until_when_or_now_escaped():
+    later = MOMENT.replace(day=27)
+    html = held_intervals([HeldTag("3.14", MOMENT, later), HeldTag("<b>latest</b>", later, None)])
+    assert html == (
+        f'<div><span class="tag">3.14</span> <span class="muted small">{when(MOMENT)} → {when(later)}</span>'
+        "</div>"
+        '<div><span class="tag">&lt;b&gt;latest&lt;/b&gt;</span> '
+        f'<span class="muted small">{when(later)} → now</span></div>'
+    )
+    assert held_intervals([]) == ""
+
+
+def test_timeline_bars_link_each_build_and_escape_the_title():
+    row = Row("latest", 28, [Bar(170.0, 380.25, 3, 42, 'latest: "x" <y>'), Bar(550.25, 2.0, 4, 43, "t")])
+    assert timeline_bars(row) == (
+        '<a href="/builds/42/"><rect x="170.0" y="31" width="380.2" height="16" rx="3" class="build-3">'
+        "<title>latest: &quot;x&quot; &lt;y&gt;</title></rect></a>"
+        '<a href="/builds/43/"><rect x="550.2" y="31" width="2.0" height="16" rx="3" class="build-4">'
+        "<title>t</title></rect></a>"
+    )
