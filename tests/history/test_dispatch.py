@@ -234,6 +234,45 @@ def test_a_busy_registry_releases_the_lease_and_retries_within_seconds(registry,
     assert started + timedelta(seconds=5) <= repository.next_poll_at <= timezone.now() + timedelta(seconds=10)
 
 
+def running_poll_holding_every_slot(repository: Repository) -> Slots:
+    """What another worker's poll of the same registry looks like: a running PollRun, all slots held."""
+    PollRun.objects.create(repository=repository, started_at=timezone.now())
+    held = Slots(repository.registry, repository.registry.concurrency)
+    assert held.count == repository.registry.concurrency
+    return held
+
+
+@pytest.mark.django_db
+def test_a_poll_waits_for_the_slots_a_running_poll_of_its_registry_gives_back(
+    registry, pusher, make_repo_name
+):
+    pusher.push(name := make_repo_name(), "1.0")
+    repository = watch(registry, name)
+    held = running_poll_holding_every_slot(watch(registry, make_repo_name()))
+    threading.Timer(1.0, held.release).start()
+
+    started = timezone.now()
+    run = polling.poll(repository)
+
+    assert run.status == PollRun.Status.OK and run.tags_seen == 1
+    assert timezone.now() - started >= timedelta(seconds=1), "it waited for the slots instead of sharing them"
+
+
+@pytest.mark.django_db
+def test_a_poll_gives_up_when_a_running_poll_keeps_the_slots_past_slot_wait(
+    registry, pusher, make_repo_name, monkeypatch
+):
+    monkeypatch.setattr(polling, "SLOT_WAIT", 1.0)
+    pusher.push(name := make_repo_name(), "1.0")
+    repository = watch(registry, name)
+    with running_poll_holding_every_slot(watch(registry, make_repo_name())):
+        started = timezone.now()
+        with pytest.raises(polling.RegistryBusy):
+            polling.poll(repository)
+        assert timedelta(seconds=1) <= timezone.now() - started < timedelta(seconds=polling.SLOT_GRACE + 3)
+    assert not PollRun.objects.filter(repository=repository).exists()
+
+
 @pytest.mark.django_db
 def test_the_poll_task_takes_a_busy_registry_quietly(registry, pusher, repo_name):
     pusher.push(repo_name, "1.0")
