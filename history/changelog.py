@@ -87,7 +87,7 @@ class ChangelogFilter:
         }
 
     def events(self) -> QuerySet:
-        """The matching events, newest first, with everything a row shows selected in the same query."""
+        """The matching events, newest first, with their tags in the same query (page() adds the builds)."""
         events = TagEvent.objects.latest()
         if self.repository:
             events = events.filter(tag__repository_id=self.repository)

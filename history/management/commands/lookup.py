@@ -14,7 +14,8 @@ LABEL_WIDTH = 12
 
 class Command(BaseCommand):
     help = (
-        "Find the builds a digest, digest fragment (at least 4 hex; 8 or more also match inside), "
+        "Find the builds a digest, digest fragment (at least 4 hex from its start; 8 or more that start "
+        "no digest are found inside one), "
         "docker image ID or reference (name:tag, name@sha256:..., name:tag@sha256:...) belongs to, "
         "with the tags each held and when. Exits 1 when nothing matches."
     )
