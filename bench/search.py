@@ -18,7 +18,7 @@ Each kind runs `--queries` different queries per round, `--rounds` rounds, but s
 round in which it passed `--budget` seconds (SQLite's infix scans take about a second each at
 full scale, so they report fewer queries and one round). The report gives p50/p95 per round
 and their medians, the SQL queries each lookup made, and EXPLAIN (ANALYZE on PostgreSQL,
-QUERY PLAN on SQLite) of the builds query for one query of each kind.
+QUERY PLAN on SQLite) of the lookup's digest queries for one query of each kind.
 Results: var/bench/search-<backend>[-quick][-label].json and a markdown table on stdout.
 """
 
@@ -135,7 +135,8 @@ def run(queries, rounds: int, warmup: int = 20, budget: float = 60.0) -> dict:
 
 
 def explain(queries) -> dict[str, dict[str, str]]:
-    """The plan of the builds query (the lookup's first) for the first query of each kind."""
+    """The plans of the lookup's digest queries (the UNIONs of matching build ids: a prefix, and
+    for bare hex that starts no digest, an infix) for the first query of each kind."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -146,16 +147,18 @@ def explain(queries) -> dict[str, dict[str, str]]:
         text = queries[kind][0][0]
         with CaptureQueriesContext(connection) as captured:
             lookup(text)
-        sql = captured.captured_queries[0]["sql"]
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql)
-                plan = "\n".join(row[0] for row in cursor.fetchall())
-            else:
-                cursor.execute("EXPLAIN QUERY PLAN " + sql)
-                rows = cursor.fetchall()
-                plan = "\n".join(f"{'  ' * _depth(rows, row)}{row[3]}" for row in rows)
-        plans[kind] = {"query": text, "sql": sql, "plan": plan}
+        digest_queries = [query["sql"] for query in captured.captured_queries if " UNION " in query["sql"]]
+        plan = []
+        for sql in digest_queries:
+            with connection.cursor() as cursor:
+                if connection.vendor == "postgresql":
+                    cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql)
+                    plan.append("\n".join(row[0] for row in cursor.fetchall()))
+                else:
+                    cursor.execute("EXPLAIN QUERY PLAN " + sql)
+                    rows = cursor.fetchall()
+                    plan.append("\n".join(f"{'  ' * _depth(rows, row)}{row[3]}" for row in rows))
+        plans[kind] = {"query": text, "sql": "\n\n".join(digest_queries), "plan": "\n\n".join(plan)}
     return plans
 
 
