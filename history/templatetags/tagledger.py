@@ -71,10 +71,10 @@ def timeline_bars(row) -> str:
     over ~125 bars took a third of the version page's render time."""
     build_path = _path("history:build", get_script_prefix())
     y = row.y + 3
-    bar = '<a href="{}"><rect x="{}" y="{}" width="{}" height="16" rx="3" class="build-{}"><title>{}</title></rect></a>'  # noqa: E501
+    markup = '<a href="{}"><rect x="{}" y="{}" width="{}" height="16" rx="3" class="build-{}"><title>{}</title></rect></a>'  # noqa: E501
     return format_html_join(
         "",
-        bar,
+        markup,
         (
             (build_path.format(int(bar.build_id)), coord(bar.x), y, coord(bar.width), bar.colour, bar.title)
             for bar in row.bars
