@@ -25,8 +25,8 @@ from .timeline import Timeline, layout
 POSITION = (Coalesce("built_at", "first_seen_at"), F("pk"))
 NEWEST_FIRST = tuple(column.desc() for column in POSITION)
 OLDEST_FIRST = tuple(column.asc() for column in POSITION)
-# Rows are tall (every tag a build held, a timeline row per timestamp tag) and take about 1.3 ms
-# each to render on the benchmark machine: 25 of them cost what the changelog's 50 rows do.
+# Rows are tall (every tag a build held, a timeline row per timestamp tag): a page of 25 takes
+# ~40 ms on the benchmark machine, 50 would pass the 50 ms target (BENCHMARKS.md, Pages).
 PAGE_SIZE = 25
 
 
