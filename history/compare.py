@@ -11,12 +11,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, prefetch_related_objects
+from django.db.models import Prefetch, prefetch_related_objects
 
 from catalog.oci.reference import InvalidReference, parse
 
 from .models import Build, Platform, TagState
-from .search import PLATFORM_ORDER, HeldTag, InvalidQuery, digest_query, held_tags_of, image_id, quote
+from .search import (
+    BUILD_DIGEST,
+    CONFIG_DIGEST,
+    PLATFORM_DIGEST,
+    PLATFORM_ORDER,
+    HeldTag,
+    InvalidQuery,
+    digest_matcher,
+    digest_query,
+    held_tags_of,
+    image_id,
+    quote,
+)
 
 MAX_TEXT = 1024  # longer than any digest or reference; hostile input stays cheap
 MAX_CANDIDATES = 10  # an ambiguous prefix lists this many builds to pick from
@@ -70,19 +82,14 @@ def _builds():
 
 
 def _by_digest(text: str, algorithm: str | None, hex_part: str) -> Build:
-    # After an algorithm the hex is a prefix of it; bare hex is anchored by the colon before it.
-    prefix = f"{algorithm}:{hex_part}" if algorithm else f":{hex_part}"
-    lookup = "startswith" if algorithm else "contains"
-    found = list(_builds().filter(**{f"digest__{lookup}": prefix})[: MAX_CANDIDATES + 1])
+    matcher = digest_matcher(algorithm, hex_part)
+    found = list(_builds().filter(matcher.builds_in(BUILD_DIGEST))[: MAX_CANDIDATES + 1])
     if len(found) == 1:
         return found[0]
     if found:
         raise CompareError(_ambiguous(text, found), found[:MAX_CANDIDATES])
     # Not a build digest: a platform manifest or an image ID? Offer the builds they belong to.
-    platform_q = Q(**{f"digest__{lookup}": prefix}) | Q(**{f"config_digest__{lookup}": prefix})
-    near = list(
-        _builds().filter(Exists(Platform.objects.filter(platform_q, build=OuterRef("pk"))))[:MAX_CANDIDATES]
-    )
+    near = list(_builds().filter(matcher.builds_in(PLATFORM_DIGEST, CONFIG_DIGEST))[:MAX_CANDIDATES])
     if near:
         raise CompareError(
             f"no build digest starts with {quote(text)}, but a platform manifest or image ID of "
