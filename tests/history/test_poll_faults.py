@@ -20,7 +20,7 @@ from catalog.models import Repository
 from catalog.oci.client import RegistryClient
 from history.models import Build, PollRun, TagEvent, TagState
 from history.polling import RegistryBusy, poll
-from tests.history.factories import watch
+from tests.history.factories import events_of, short, watch
 from tests.support.faultproxy import (
     Action,
     AddHeaders,
@@ -39,19 +39,6 @@ pytestmark = pytest.mark.django_db
 
 TAGS = r"/tags/list$"
 MANIFESTS = r"/manifests/"
-
-
-def short(digest: str | None) -> str | None:
-    return digest.split(":", 1)[1][:12] if digest else None
-
-
-def events_of(run: PollRun) -> list[tuple[str, str, str | None, str | None]]:
-    """What one poll recorded: [(tag, kind, digest, previous digest)], by tag name."""
-    return sorted(
-        (event.tag.name, event.kind, short(event.build and event.build.digest),
-         short(event.previous_build and event.previous_build.digest))
-        for event in run.events.select_related("tag", "build", "previous_build")
-    )  # fmt: skip
 
 
 def history(repository: Repository) -> tuple:

@@ -16,7 +16,7 @@ import requests
 from catalog.models import Line, Repository, Tag, Version
 from history.models import Build, Platform, PollRun, TagEvent, TagState
 from history.polling import poll
-from tests.history.factories import watch
+from tests.history.factories import events_of, short, watch
 from tests.support.faultproxy import FaultProxy
 from tests.support.oracle import skopeo_digest, skopeo_inspect
 from tests.support.pusher import OCI_MANIFEST, Blob, Pusher, image_manifest
@@ -31,19 +31,6 @@ VERSION_LABEL = "org.opencontainers.image.version"
 
 
 # --- helpers: reading what was recorded ---------------------------------------------------------
-
-
-def short(digest: str | None) -> str | None:
-    return digest.split(":", 1)[1][:12] if digest else None
-
-
-def events_of(run: PollRun) -> list[tuple[str, str, str | None, str | None]]:
-    """What one poll recorded: [(tag, kind, digest, previous digest)], by tag name."""
-    return sorted(
-        (event.tag.name, event.kind, short(event.build and event.build.digest),
-         short(event.previous_build and event.previous_build.digest))
-        for event in run.events.select_related("tag", "build", "previous_build")
-    )  # fmt: skip
 
 
 def current(repository: Repository) -> dict[str, str | None]:
