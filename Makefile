@@ -24,7 +24,6 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --no-input
-	$(BIN)/python manage.py createcachetable
 	HOST=$(HOST) PORT=$(PORT) BIN=$(BIN) scripts/run
 
 test: $(VENV)/.installed-dev

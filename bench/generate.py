@@ -429,7 +429,6 @@ def prepare(backend: str, quick: bool, *, reuse: bool) -> dict:
 
     started = time.perf_counter()
     call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
     migrate_seconds = time.perf_counter() - started
     if kept:
         log(
