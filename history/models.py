@@ -11,6 +11,8 @@ from django.utils import timezone
 from catalog.models import Repository, Tag, Version
 from catalog.tags import Kind, classify
 
+from .supply import predicate_name
+
 
 class Build(models.Model):
     """A top-level manifest digest ever seen in a repository: one build of an image."""
@@ -73,6 +75,48 @@ class Platform(models.Model):
 
     def __str__(self) -> str:
         return "/".join(part for part in (self.os, self.architecture, self.variant) if part) or "unknown"
+
+
+class Attestation(models.Model):
+    """A BuildKit attestation manifest of a build: in-toto statements (SBOM, provenance) about one
+    of its platform images. An index lists it like a platform (`unknown/unknown`); it is none."""
+
+    # No index of its own: the unique (build, digest) constraint's index serves "a build's attestations".
+    build = models.ForeignKey(Build, on_delete=models.CASCADE, related_name="attestations", db_index=False)
+    digest = models.CharField(max_length=135)
+    media_type = models.CharField(max_length=128)
+    size = models.BigIntegerField(
+        null=True, blank=True,
+        help_text="Size of the attestation manifest itself; unknown for rows converted from platforms.",
+    )  # fmt: skip
+    subject = models.CharField(
+        max_length=135, blank=True,
+        help_text="Digest of the platform image it describes (vnd.docker.reference.digest); empty: unknown.",
+    )  # fmt: skip
+    # Indexed (Django's default for a foreign key): deleting a build's platforms sets this to null.
+    platform = models.ForeignKey(
+        Platform, null=True, blank=True, on_delete=models.SET_NULL, related_name="attestations",
+        help_text="The subject, when the build has it as a platform.",
+    )  # fmt: skip
+    predicate_types = models.JSONField(
+        default=list, blank=True, help_text="Of its statements, in layer order (in-toto.io/predicate-type)."
+    )
+    layers = models.JSONField(
+        default=list, blank=True, help_text="The statements: digest, size, media_type, predicate_type."
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["build", "digest"], name="unique_attestation")]
+        # Lookup by an attestation digest or its prefix is served by `attestation_digest_like`,
+        # created per database in migration 0005 as the other digest indexes are in 0003.
+
+    def __str__(self) -> str:
+        return self.digest
+
+    @property
+    def predicates(self) -> list[tuple[str, str]]:
+        """(what a person calls it, the predicate type) of each of its statements' types."""
+        return [(predicate_name(value), value) for value in self.predicate_types]
 
 
 class PollRun(models.Model):
