@@ -189,6 +189,8 @@ def _json_object(body: bytes, what: str) -> dict[str, Any]:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         raise BadResponse(f"{what} is not valid JSON") from None
+    except RecursionError:  # `[[[[…` a hundred thousand deep fits in a manifest's 8 MiB
+        raise BadResponse(f"{what} nests deeper than Python's JSON parser goes") from None
     if not isinstance(document, dict):
         raise BadResponse(f"{what} is not a JSON object")
     return document

@@ -64,6 +64,7 @@ def test_schema1_is_flagged_legacy_not_parsed():
         image(config={"digest": DIGEST, "size": True}),
         image(layers={"not": "a list"}),
         json.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST}).encode(),
+        b'{"schemaVersion": 2, "annotations": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
     ],
 )
 def test_malformed_manifests_are_bad_responses(body):
