@@ -9,7 +9,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from catalog.models import Repository, Tag, Version
-from catalog.tags import Kind, classify
+from catalog.tags import FLOATING_KINDS, classify
 
 from .supply import predicate_name
 
@@ -334,9 +334,6 @@ def with_poll_health(repositories: models.QuerySet) -> models.QuerySet:
     )
 
 
-FLOATING_KINDS = [kind.value for kind in (Kind.LATEST, Kind.MAJOR, Kind.MINOR, Kind.FLOATING)]
-
-
 def with_activity(versions: models.QuerySet, *, now: datetime | None = None) -> models.QuerySet:
     """Versions annotated with `last_build_at`, `has_floating` and `inactive`.
 
@@ -344,9 +341,11 @@ def with_activity(versions: models.QuerySet, *, now: datetime | None = None) -> 
     floating tag (latest, 3, 3.14, stable, ...) pointing into it now.
     """
     cutoff = (now or timezone.now()) - timedelta(days=settings.TAGLEDGER_INACTIVE_AFTER_DAYS)
+    # A tag that names the version itself (`18.3` on version 18.3) is not floating into it, even
+    # where its shape is a minor's: two-part releases keep their tag on their last build forever.
     floating = TagState.objects.filter(
         present=True, build__version=models.OuterRef("pk"), tag__kind__in=FLOATING_KINDS
-    )
+    ).exclude(tag__version=models.OuterRef("name"))
     return versions.annotate(
         last_build_at=models.Max(Coalesce("builds__built_at", "builds__first_seen_at")),
         has_floating=models.Exists(floating),

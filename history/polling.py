@@ -20,7 +20,7 @@ from catalog.oci import mediatypes
 from catalog.oci.client import RegistryClient
 from catalog.oci.errors import RateLimited, RegistryError, TagNotFound
 from catalog.oci.manifest import ImageConfig, Manifest, ManifestHead
-from catalog.tags import Kind, TagInfo, classify, default_line_depth, line_of
+from catalog.tags import Kind, TagInfo, classify, default_line_depth, line_of, version_of
 
 from .models import Build, Platform, PollRun, TagState
 
@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 VERSION_LABEL = "org.opencontainers.image.version"
 IMAGE_CONFIGS = frozenset({mediatypes.OCI_CONFIG, mediatypes.DOCKER_CONFIG})
-VERSIONED_KINDS = frozenset({Kind.EXACT, Kind.REVISION, Kind.TIMESTAMP})
 # Go's zero time (cosign signatures) and the Unix epoch (reproducible builds) mean "not set".
 UNSET_BEFORE = datetime(1970, 1, 2, tzinfo=UTC)
 # New builds are written this many at a time, in one transaction: one commit per build made a
@@ -277,14 +276,14 @@ class _Poll:
             first_seen_at=self.at,
         )  # fmt: skip
 
-    # --- versions: exact tag, else timestamp tag, else the version annotation or label -----------
+    # --- versions: the most specific version among its tags, else the version label ------------
 
     def _assign_versions(self, observation: Observation, builds: dict[str, Build]) -> None:
         evidence: dict[str, list[TagInfo]] = {}
         for name, head in observation.heads.items():
             evidence.setdefault(head.digest, []).append(classify(name))
         depth = self.repository.line_depth or default_line_depth(
-            info.version for infos in evidence.values() for info in infos if info.kind in VERSIONED_KINDS
+            info.version for infos in evidence.values() for info in infos
         )
         built_at: dict[Build, datetime] = {}
         sources: dict[Build, tuple[str, str]] = {}
@@ -311,10 +310,8 @@ class _Poll:
             Build.objects.bulk_update(changed, fields, batch_size=500)
 
     def _version_source(self, build: Build, infos: list[TagInfo]) -> tuple[str, str] | None:
-        for kinds in ({Kind.EXACT, Kind.REVISION}, {Kind.TIMESTAMP}):
-            for info in sorted(infos, key=lambda info: info.name):
-                if info.kind in kinds and info.version:
-                    return info.version, info.variant
+        if named := version_of(infos):
+            return named.version, named.variant
         variants = {info.variant for info in infos}
         labelled = build.annotations.get(VERSION_LABEL) or next(
             (

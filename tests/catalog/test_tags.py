@@ -1,13 +1,16 @@
 """Tag classification, version ordering and line grouping, on tags real registries serve."""
 
 import random
+import re
 import time
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from catalog.oci.reference import is_valid_tag
-from catalog.tags import Kind, TagInfo, classify, default_line_depth, line_of, version_key
+from catalog.tags import Kind, TagInfo, classify, default_line_depth, line_of, version_key, version_of
 
 HEX = "0123456789abcdef" * 4
 DIGEST = f"sha256:{HEX}"
@@ -52,22 +55,43 @@ TABLE = [
     # golang
     ("1.23.4-bookworm", EXACT, "1.23.4", "bookworm", {}),
     ("1.23", MINOR, "1.23", "", {}),
-    ("1.24rc1-alpine", MINOR, "1.24rc1", "alpine", {}),
+    ("1.24rc1-alpine", EXACT, "1.24rc1", "alpine", {}),  # a numbered prerelease names one release
+    ("1.25rc3-alpine3.22", EXACT, "1.25rc3", "alpine3.22", {}),
     # eclipse-temurin, openjdk: `_N` is upstream build metadata, part of the version
     ("17.0.13_11-jdk-noble", EXACT, "17.0.13_11", "jdk-noble", {}),
     ("1.8.0_432", EXACT, "1.8.0_432", "", {}),
     ("1.2.3_1", EXACT, "1.2.3_1", "", {}),
     ("17-jdk", MAJOR, "17", "jdk", {}),
     ("21-jre-alpine", MAJOR, "21", "jre-alpine", {}),
-    ("8u432-b06-jdk", OTHER, "", "", {}),
+    # Java 8 update versions, and the build after them
+    ("8u432-b06-jdk", EXACT, "8u432-b06", "jdk", {}),
+    ("8u502-b07-jdk-alpine", EXACT, "8u502-b07", "jdk-alpine", {}),
+    ("8u462", EXACT, "8u462", "", {}),
+    ("8u462-al2023-jre", EXACT, "8u462", "al2023-jre", {}),
+    ("8-jdk", MAJOR, "8", "jdk", {}),
+    ("25_36-jdk-noble", EXACT, "25_36", "jdk-noble", {}),
+    ("21.0.8_9-jre", EXACT, "21.0.8_9", "jre", {}),
+    # a second dotted version directly after the first is part of it (pypy, vendors' builds)
+    ("8.96-8.0.504-jdk", EXACT, "8.96-8.0.504", "jdk", {}),
+    ("3.11-7.3.20-trixie", EXACT, "3.11-7.3.20", "trixie", {}),
+    ("v1.19.0-1.0", EXACT, "1.19.0-1.0", "", {}),
+    # words before the version are the front of the variant
+    ("open-21.0.8_9-jdk-noble", EXACT, "21.0.8_9", "open-jdk-noble", {}),
+    ("cli-2.12.0-php8.4", EXACT, "2.12.0", "cli-php8.4", {}),
+    ("enterprise-7.6.7", EXACT, "7.6.7", "enterprise", {}),
+    ("k8s-1.31", MINOR, "1.31", "k8s", {}),
+    ("temurin-21-tools-deps-1.12.1.1550-trixie", MAJOR, "21", "temurin-tools-deps-1.12.1.1550-trixie", {}),
+    ("25-jdk-ubuntu-24.04", MAJOR, "25", "jdk-ubuntu-24.04", {}),
     # ubuntu, debian, alpine, busybox
     ("24.04", MINOR, "24.04", "", {}),
     ("noble", OTHER, "", "", {}),
-    ("noble-20241118.1", OTHER, "", "", {}),
+    ("noble-20241118.1", TIMESTAMP, "", "", {"built_at": datetime(2024, 11, 18, tzinfo=UTC)}),
     ("rolling", FLOATING, "", "", {"channel": "rolling"}),
     ("12.8-slim", MINOR, "12.8", "slim", {}),
     ("bookworm-slim", OTHER, "", "", {}),
-    ("bookworm-20241111", OTHER, "", "", {}),
+    ("bookworm-20241111", TIMESTAMP, "", "", {"built_at": datetime(2024, 11, 11, tzinfo=UTC)}),
+    ("bookworm-20260803-slim", TIMESTAMP, "", "", {"built_at": datetime(2026, 8, 3, tzinfo=UTC)}),
+    ("trixie", OTHER, "", "", {}),
     ("stable-slim", FLOATING, "", "slim", {"channel": "stable"}),
     ("oldstable-slim", FLOATING, "", "slim", {"channel": "oldstable"}),
     ("testing", FLOATING, "", "", {"channel": "testing"}),
@@ -99,7 +123,21 @@ TABLE = [
     ("1.2.3-alpha", EXACT, "1.2.3-alpha", "", {}),
     ("v2.45.0-rc.0", EXACT, "2.45.0-rc.0", "", {}),
     ("9.0.100-preview.7-bookworm-slim", EXACT, "9.0.100-preview.7", "bookworm-slim", {}),
-    ("1.2.3-RC1", EXACT, "1.2.3", "RC1", {}),
+    # prerelease labels in any case, attached, dotted or dashed, with the number after a dash
+    ("1.2.3-RC1", EXACT, "1.2.3-RC1", "", {}),
+    ("8.5.10RC1-cli", EXACT, "8.5.10RC1", "cli", {}),
+    ("2.12.0-RC.2-alpine", EXACT, "2.12.0-RC.2", "alpine", {}),
+    ("19beta3", EXACT, "19beta3", "", {}),
+    ("19beta3-alpine3.22", EXACT, "19beta3", "alpine3.22", {}),
+    ("12.1.0.beta3-jre21", EXACT, "12.1.0.beta3", "jre21", {}),
+    ("4.0.0-rc-5-eclipse-temurin-17", EXACT, "4.0.0-rc-5", "eclipse-temurin-17", {}),
+    ("5.0.0-alpha-13-jdk21", EXACT, "5.0.0-alpha-13", "jdk21", {}),
+    ("26-ea-11-jdk-trixie", EXACT, "26-ea-11", "jdk-trixie", {}),
+    ("26-ea-jdk", MAJOR, "26-ea", "jdk", {}),
+    ("8.0-M02-alpine", EXACT, "8.0-M02", "alpine", {}),
+    ("10.0.100-rc.1.25451.107-noble", EXACT, "10.0.100-rc.1.25451.107", "noble", {}),
+    ("36.0.1.Final-jdk21", EXACT, "36.0.1.Final", "jdk21", {}),
+    ("1.2.3-a", EXACT, "1.2.3", "a", {}),  # a lone letter is a variant word
     # Chainguard
     ("latest-dev", LATEST, "", "dev", {"channel": "latest"}),
     ("3.14.4-dev", EXACT, "3.14.4", "dev", {}),
@@ -156,7 +194,36 @@ TABLE = [
     ),
     ("202412120223", TIMESTAMP, "", "", {"built_at": datetime(2024, 12, 12, 2, 23, tzinfo=UTC)}),
     ("3.14.4-202613451200", OTHER, "", "", {"built_at": None}),
-    ("nightly-202412120223", OTHER, "", "", {}),
+    ("nightly-202412120223", TIMESTAMP, "", "", {"built_at": datetime(2024, 12, 12, 2, 23, tzinfo=UTC)}),
+    # a stamp anywhere: the rest of the tag says version and variant, never the stamp
+    (
+        "3.14.4-dev-202611231200",
+        TIMESTAMP,
+        "3.14.4",
+        "dev",
+        {"built_at": datetime(2026, 11, 23, 12, 0, tzinfo=UTC)},
+    ),
+    ("10.2-20260602", TIMESTAMP, "10.2", "", {"built_at": datetime(2026, 6, 2, tzinfo=UTC)}),
+    (
+        "10-kitten-minimal-20260602",
+        TIMESTAMP,
+        "10",
+        "kitten-minimal",
+        {"built_at": datetime(2026, 6, 2, tzinfo=UTC)},
+    ),
+    ("20260805", TIMESTAMP, "", "", {"built_at": datetime(2026, 8, 5, tzinfo=UTC)}),
+    ("base-20260816.0.574111", TIMESTAMP, "", "", {"built_at": datetime(2026, 8, 16, tzinfo=UTC)}),
+    ("devel-20260817-alpine3.24", TIMESTAMP, "", "", {"built_at": datetime(2026, 8, 17, tzinfo=UTC)}),
+    ("2023.12.20260817.0", TIMESTAMP, "2023.12", "", {"built_at": datetime(2026, 8, 17, tzinfo=UTC)}),
+    ("2.0.20250818.2", TIMESTAMP, "2.0", "", {"built_at": datetime(2025, 8, 18, tzinfo=UTC)}),
+    ("18.0-20250812", TIMESTAMP, "18.0", "", {"built_at": datetime(2025, 8, 12, tzinfo=UTC)}),
+    (
+        "latest-dev-202611261200",
+        TIMESTAMP,
+        "",
+        "dev",
+        {"built_at": datetime(2026, 11, 26, 12, 0, tzinfo=UTC)},
+    ),
     ("nightly", FLOATING, "", "", {"channel": "nightly"}),
     # signatures, attestations, SBOMs and referrers fallback tags name their subject
     (f"sha256-{HEX}.sig", ARTIFACT, "", "", {"subject_digest": DIGEST, "artifact": "signature"}),
@@ -175,12 +242,16 @@ TABLE = [
     ("sha-1a2b3c4", OTHER, "", "", {}),
     ("sha-1234567", OTHER, "", "", {}),
     ("pr-42", OTHER, "", "", {}),
-    ("k8s-1.31", OTHER, "", "", {}),
     ("release-1.2", OTHER, "", "", {}),
-    ("20241126", OTHER, "", "", {}),
+    ("pr-42-slim", OTHER, "", "", {}),
+    ("sha-bd9c186", OTHER, "", "", {}),
+    ("1.2.3-bd9c186", OTHER, "", "", {}),  # a commit id names one build, never a flavour
+    ("1.2.3-nightly20261126", OTHER, "", "", {}),
+    ("1.2.3-20261345", OTHER, "", "", {}),  # stamp-shaped, but no date
     ("12345", OTHER, "", "", {}),
-    ("1.2.3-1", OTHER, "", "", {}),
-    ("1.2.3-20241126", OTHER, "", "", {}),
+    ("1.2.3-1", REVISION, "1.2.3", "", {"revision": "1"}),
+    ("9.6-1755678605", REVISION, "9.6", "", {"revision": "1755678605"}),
+    ("1.2.3-20241126", TIMESTAMP, "1.2.3", "", {"built_at": datetime(2024, 11, 26, tzinfo=UTC)}),
     ("1.2.3.4.5", OTHER, "", "", {}),
     ("1.2.3.4.5.6.7", OTHER, "", "", {}),
     ("3.14.4a", OTHER, "", "", {}),
@@ -188,7 +259,7 @@ TABLE = [
     ("3.14.", OTHER, "", "", {}),
     ("1.2.3--slim", OTHER, "", "", {}),
     ("1.2.3-", OTHER, "", "", {}),
-    ("latest-202412120223", OTHER, "", "", {}),
+    ("latest-202412120223", TIMESTAMP, "", "", {}),
     ("Latest", OTHER, "", "", {}),
     ("LATEST", OTHER, "", "", {}),
     ("V1.2.3", OTHER, "", "", {}),
@@ -277,8 +348,9 @@ def test_timestamps_must_be_real_utc_times(stamp, built_at):
 
 
 @pytest.mark.parametrize("stamp", ["2026112612", "20261126120", "2026112612003", "202611261200300"])
-def test_only_twelve_or_fourteen_digits_are_timestamps(stamp):
-    assert classify(f"3.14.4-{stamp}").kind is Kind.OTHER
+def test_other_long_numbers_after_a_version_are_build_numbers(stamp):
+    info = classify(f"3.14.4-{stamp}")
+    assert (info.kind, info.revision, info.built_at) == (Kind.REVISION, stamp, None)
 
 
 def test_version_key_orders_numerically_with_prereleases_first():
@@ -361,8 +433,10 @@ def test_line_of_rejects_other_depths(depth):
         (["3.14.4", "3.14", "3", ""], 2),
         (["17.2", "16.6", "17"], 1),
         (["24.04", "22.04"], 1),
-        (["131.0.6778.85"], 2),
-        (["1.2.3-rc1"], 2),
+        (["131.0.6778.85"], 1),  # no tag floats by minor: lines are majors
+        (["1.2.3-rc1"], 1),
+        (["21.0.8_9", "21", "17.0.16_8", "17"], 1),  # JDK lines are named 21, not 21.0
+        (["18.3", "18", "19beta3"], 1),
         (["main", "", "1.2.3.4.5"], 1),
         ([], 1),
         ((v for v in ["7.4", "7.4.1"]), 2),
@@ -436,3 +510,95 @@ def test_arbitrary_strings_never_raise():
         assert info.name == tag
         if info.version:
             assert version_key(info.version)[0] == 1
+
+
+def test_version_key_orders_the_spellings_real_images_use():
+    expected = [
+        "8",
+        "8u452-b09",
+        "8u462-b07",
+        "8u462-b08",
+        "17.0.16_8",
+        "18.3",
+        "19beta2",
+        "19beta3",
+        "19rc1",
+        "19",
+        "26-ea-11",
+        "26-ea-12",
+        "26",
+        "3.11",
+        "3.11-7.3.19",
+        "3.11-7.3.20",
+    ]
+    by_line = sorted(expected, key=lambda v: (int(line_of(v, 1)), version_key(v)))
+    assert by_line == sorted(expected, key=lambda v: (int(line_of(v, 1)), expected.index(v)))
+    assert version_key("4.0.0-rc-5") < version_key("4.0.0")
+    assert version_key("8.5.10RC1") < version_key("8.5.10") < version_key("8.5.11RC1")
+    assert (
+        version_key("3.15.0a1") < version_key("3.15.0b1") < version_key("3.15.0rc1") < version_key("3.15.0")
+    )
+    assert version_key("2.12.0-RC.2") < version_key("2.12.0")
+
+
+@pytest.mark.parametrize(
+    ("tags", "named"),
+    [
+        (["latest", "3", "3.14", "3.14.4"], "3.14.4"),
+        (["18", "18.3", "latest", "18.3-trixie", "18-trixie"], "18.3"),
+        (["3.14.4-slim-trixie", "3.14.4-slim", "3.14-slim", "slim"], "3.14.4-slim"),
+        (["21", "21-jdk", "21.0.8_9-jdk", "21.0.8_9", "latest"], "21.0.8_9"),
+        (["8", "8-jdk", "8u462-b08-jdk", "8u462-b08"], "8u462-b08"),
+        (["3.15-rc", "3.15.0rc1", "3.15.0rc1-slim"], "3.15.0rc1"),
+        (["17.6.0-debian-12-r3", "17.6.0", "17", "latest"], "17.6.0"),
+        (["3.14.4-dev", "3.14-dev", "latest-dev", "3.14.4-dev-202611231200"], "3.14.4-dev"),
+        (["12.11", "12", "bookworm", "bookworm-20260803", "latest"], "12.11"),
+        (["2023", "latest", "2023.12.20260817.0"], "2023.12.20260817.0"),
+    ],
+)
+def test_version_of_names_the_most_specific_version_then_the_plainest_variant(tags, named):
+    assert version_of(classify(tag) for tag in tags).name == named
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [["latest"], ["bookworm", "bookworm-slim"], ["main", "sha-bd9c186"], [f"sha256-{HEX}.sig"], []],
+)
+def test_version_of_is_none_without_a_version(tags):
+    assert version_of(classify(tag) for tag in tags) is None
+
+
+# --- properties over the grammar: every combination of the pieces real tags are built from ----
+
+RELEASES = st.sampled_from(
+    ["3", "3.14", "3.14.4", "21.0.8_9", "8u462-b08", "19beta3", "3.15.0rc1", "2.12.0-RC.2"]
+)
+VARIANTS = st.sampled_from(
+    ["", "dev", "slim-trixie", "alpine3.24", "jdk-noble", "windowsservercore-ltsc2025"]
+)
+STAMPS = st.builds(
+    lambda when, digits: when.strftime("%Y%m%d%H%M%S")[:digits],
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)),
+    st.sampled_from([8, 12, 14]),
+)
+
+
+@given(release=RELEASES, variant=VARIANTS, stamp=STAMPS, where=st.integers(min_value=0, max_value=3))
+def test_a_stamp_anywhere_makes_a_timestamp_tag_of_the_rest(release, variant, stamp, where):
+    plain = "-".join(filter(None, [release, variant]))
+    tokens = plain.split("-")
+    where = min(where, len(tokens))
+    stamped = "-".join([*tokens[:where], stamp, *tokens[where:]])
+    info, rest = classify(stamped), classify(plain)
+    assert info.kind is Kind.TIMESTAMP
+    assert info.built_at.strftime("%Y%m%d%H%M%S").startswith(stamp)
+    assert (info.version, info.variant) == (rest.version, rest.variant)
+
+
+@given(tag=st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,40}", fullmatch=True))
+def test_no_variant_holds_a_long_number_and_every_version_reads_back(tag):
+    info = classify(tag)
+    assert not re.search(r"[0-9]{6}", info.variant)
+    if info.version:
+        assert version_key(info.version)[0] == 1
+        assert line_of(info.version, 1)
