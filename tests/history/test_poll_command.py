@@ -1,21 +1,35 @@
-"""`manage.py poll`: polls now, in this process, one summary line per repository, exit 1 on any trouble."""
+"""`manage.py poll`: polls now, in this process, one summary line per repository, exit 1 on any trouble.
 
+A poll running elsewhere is not trouble: it is waited for and reported, or skipped after the wait.
+"""
+
+import os
 import re
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
+from django.db import connection, connections
 from django.utils import timezone
 
 from catalog import limits
+from history.management.commands.poll import summary
 from history.models import PollRun, TagEvent
-from history.tasks import POLL_LEASE
+from history.tasks import POLL_LEASE, QUEUED_LEASE, poll_repository
 from tests.history.factories import watch
 from tests.support.faultproxy import Respond
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 SUMMARY = (
     r"(?P<status>\w+), (?P<tags>\d+) tags, (?P<heads>\d+) HEADs, (?P<gets>\d+) GETs, "
@@ -121,18 +135,127 @@ def test_a_partial_poll_prints_what_was_not_checked_and_exits_1(fault_proxy, pus
     assert error.returncode == 1
 
 
-def test_a_repository_whose_lease_is_held_is_skipped_with_exit_1(registry, pusher, repo_name):
+def test_a_repository_whose_lease_is_held_is_skipped_at_once_with_wait_0_and_exit_0(
+    registry, pusher, repo_name
+):
     pusher.push(repo_name, "1.0", "oci")
     repository = watch(registry, repo_name)
     assert repository.claim(lease=POLL_LEASE)  # a worker is polling it
 
-    stdout, error = failing_poll_command(repository.reference)
+    stdout, stderr = poll_command(repository.reference, "--wait", "0")
 
     assert stdout == f"{repository.reference}: being polled elsewhere, skipped\n"
-    assert error.returncode == 1
+    assert stderr == ""
     assert not PollRun.objects.exists()
     repository.refresh_from_db()
     assert repository.lease_until is not None  # the worker's lease is left alone
+
+
+def test_a_poll_still_running_elsewhere_after_the_wait_is_skipped_with_exit_0(registry, pusher, repo_name):
+    pusher.push(repo_name, "1.0", "oci")
+    repository = watch(registry, repo_name)
+    assert repository.claim(lease=POLL_LEASE)  # a worker is polling it, for longer than we wait
+
+    started = time.monotonic()
+    stdout, stderr = poll_command(repository.reference, "--wait", "1")
+
+    assert time.monotonic() - started >= 1
+    assert stderr == f"{repository.reference}: being polled elsewhere; waiting up to 1s for its result\n"
+    assert stdout == f"{repository.reference}: being polled elsewhere, skipped after waiting 1s\n"
+    assert not PollRun.objects.exists()
+    repository.refresh_from_db()
+    assert repository.lease_until is not None
+
+
+class Announcing(StringIO):
+    """stderr that tells a waiting test thread when the command has said it is waiting."""
+
+    def __init__(self):
+        super().__init__()
+        self.waiting = threading.Event()
+
+    def write(self, text: str) -> int:
+        if "waiting up to" in text:
+            self.waiting.set()
+        return super().write(text)
+
+
+# transaction=True: the worker's poll runs on its own connection, as it does in a worker process.
+@pytest.mark.django_db(transaction=True)
+def test_a_poll_running_elsewhere_is_waited_for_and_its_result_printed(registry, pusher, repo_name):
+    pusher.push(repo_name, "1.0", "oci")
+    pusher.push(repo_name, "2.0", "oci", seed=2)
+    repository = watch(registry, repo_name)
+    assert repository.claim(lease=QUEUED_LEASE)  # dispatch queued its poll; a worker is about to run it
+    stderr = Announcing()
+
+    def worker() -> None:
+        try:
+            assert stderr.waiting.wait(timeout=30)
+            poll_repository(repository.pk)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        polled = pool.submit(worker)
+        stdout, _ = poll_command(repository.reference, "--wait", "60", stderr=stderr)
+        polled.result()
+
+    worker_run = PollRun.objects.get()  # the worker's: the command did not poll a second time
+    assert stdout == summary(repository.reference, worker_run) + "\n"
+    line = re.fullmatch(rf"{re.escape(repository.reference)}: {SUMMARY}\n", stdout)
+    assert (line["status"], line["tags"], line["changes"]) == ("ok", "2", "2")
+    assert stderr.getvalue().startswith(f"{repository.reference}: being polled elsewhere; waiting up to 60s")
+
+
+def test_a_lease_that_ends_without_a_poll_is_followed_by_a_poll_here(registry, pusher, repo_name):
+    pusher.push(repo_name, "1.0", "oci")
+    repository = watch(registry, repo_name)
+    # A queued poll that expired unrun (or bounced off a busy registry) leaves no PollRun behind.
+    assert repository.claim(lease=timedelta(seconds=1))
+
+    stdout, stderr = poll_command(repository.reference, "--wait", "30")
+
+    assert "waiting up to 30s" in stderr
+    assert re.fullmatch(rf"{re.escape(repository.reference)}: {SUMMARY}\n", stdout)["status"] == "ok"
+    assert PollRun.objects.get().status == PollRun.Status.OK
+    repository.refresh_from_db()
+    assert repository.lease_until is None
+
+
+def test_a_negative_wait_is_refused():
+    _, error = failing_poll_command("--wait", "-1")
+    assert str(error) == "--wait must be 0 or more seconds"
+
+
+# transaction=True: the command runs in its own process, on the test database.
+@pytest.mark.django_db(transaction=True)
+def test_the_error_comes_after_the_summaries_on_its_own_line(fault_proxy, make_repo_name):
+    fault_proxy.add_rule(Respond(500, {"Retry-After": "0"}), path=r"/tags/list")
+    first, second = watch(fault_proxy, make_repo_name()), watch(fault_proxy, make_repo_name())
+    database = connection.settings_dict
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    environment |= {
+        "DATABASE_URL": f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:"
+        f"{database['PORT']}/{database['NAME']}",
+        "TAGLEDGER_LOG_LEVEL": "error",
+    }
+
+    # Both streams into one pipe, as in a cron mail or a CI log; stdout is block-buffered there.
+    done = subprocess.run(
+        [sys.executable, "manage.py", "poll", "--wait", "0", first.reference, second.reference],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+    )
+
+    lines = done.stdout.splitlines()
+    assert done.returncode == 1, done.stdout
+    assert [line.split(": failed, 0 tags")[0] for line in lines[:2]] == [first.reference, second.reference]
+    assert lines[2:] == ["CommandError: 2 of 2 polls did not finish ok"], done.stdout
 
 
 def test_a_paused_registry_is_reported_busy_with_exit_1(registry, pusher, repo_name):

@@ -1,8 +1,10 @@
 """`manage.py poll`: poll watched repositories now, in this process, and say how each went."""
 
 import logging
+import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from catalog.models import Repository
 from catalog.oci.reference import InvalidReference, parse
@@ -11,17 +13,35 @@ from history.models import PollRun
 
 log = logging.getLogger(__name__)
 
+# Seconds to wait for a poll running elsewhere: a first poll of 10 000 tags takes about a minute
+# on loopback (BENCHMARKS.md), several on a real registry; far below the 30 minute POLL_LEASE.
+DEFAULT_WAIT = 300
+WAIT_STEP = 0.5  # one cheap query per step while waiting
+
 
 class Command(BaseCommand):
     help = (
         "Poll repositories now, synchronously (all enabled watched repositories if none is named). "
-        "Exits 1 if any poll failed, was partial or was skipped."
+        "A repository a worker is polling at that moment is waited for (see --wait) and that poll's "
+        "result is printed; one still being polled after the wait is skipped, which is not a failure. "
+        "Exits 1 if any poll failed or was partial, or its registry was busy or paused."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("references", nargs="*", metavar="REFERENCE", help="Watched repositories.")
+        parser.add_argument(
+            "--wait",
+            type=int,
+            default=DEFAULT_WAIT,
+            metavar="SECONDS",
+            help=f"How long to wait for a poll running elsewhere to finish (default {DEFAULT_WAIT}; "
+            "0: skip such repositories at once).",
+        )
 
     def handle(self, *args, **options):
+        if options["wait"] < 0:
+            raise CommandError("--wait must be 0 or more seconds")
+        self.wait = options["wait"]
         repositories = self.named(options["references"]) if options["references"] else self.enabled()
         if not repositories:
             self.stdout.write("nothing is watched; start with: manage.py watch REFERENCE")
@@ -65,11 +85,48 @@ class Command(BaseCommand):
         )
 
     def poll(self, repository: Repository) -> bool:
-        """Poll one repository and print its summary line; whether it finished ok."""
+        """Poll one repository, or wait for the poll running elsewhere, and print its summary line;
+        whether it finished ok (a poll still running elsewhere after the wait counts as ok)."""
+        if repository.claim(lease=tasks.POLL_LEASE):
+            finished_ok = self.poll_here(repository)
+        else:
+            finished_ok = self.wait_for_poll_elsewhere(repository)
+        # Flushed line by line: a CommandError written to stderr must not land before, or inside,
+        # the summaries when both streams go to one pipe or log.
+        self.stdout.flush()
+        return finished_ok
+
+    def wait_for_poll_elsewhere(self, repository: Repository) -> bool:
+        """Report the poll that finishes elsewhere within the wait; poll here if the lease ends
+        without one (a queued poll that expired, or one bounced by a busy registry)."""
         name = repository.reference
-        if not repository.claim(lease=tasks.POLL_LEASE):
+        if not self.wait:
             self.stdout.write(f"{name}: being polled elsewhere, skipped")
-            return False
+            return True
+        self.stderr.write(
+            f"{name}: being polled elsewhere; waiting up to {self.wait}s for its result",
+            style_func=lambda text: text,  # a notice, not an error
+        )
+        since = timezone.now()
+        deadline = time.monotonic() + self.wait
+        while time.monotonic() < deadline:
+            time.sleep(WAIT_STEP)
+            run = (
+                PollRun.objects.filter(repository=repository, finished_at__gte=since)
+                .order_by("-finished_at")
+                .first()
+            )
+            if run is not None:
+                self.stdout.write(summary(name, run))
+                return run.status == PollRun.Status.OK
+            if repository.claim(lease=tasks.POLL_LEASE):
+                return self.poll_here(repository)
+        self.stdout.write(f"{name}: being polled elsewhere, skipped after waiting {self.wait}s")
+        return True
+
+    def poll_here(self, repository: Repository) -> bool:
+        """Poll the claimed repository in this process; whether it finished ok."""
+        name = repository.reference
         bar = ProgressBar(self.stderr, name) if self.stderr.isatty() else None
         try:
             run = tasks.run_poll(repository, progress=bar)
