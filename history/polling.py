@@ -22,11 +22,13 @@ from catalog.oci.errors import RateLimited, RegistryError, TagNotFound
 from catalog.oci.manifest import ImageConfig, Manifest, ManifestHead
 from catalog.tags import Kind, TagInfo, classify, default_line_depth, line_of, version_of
 
-from .models import Build, Platform, PollRun, TagState
+from . import supply
+from .models import Attestation, Build, Platform, PollRun, TagState
 
 log = logging.getLogger(__name__)
 
 VERSION_LABEL = "org.opencontainers.image.version"
+UNKNOWN_PLATFORM = "unknown/unknown"  # what BuildKit gives its attestation manifests
 IMAGE_CONFIGS = frozenset({mediatypes.OCI_CONFIG, mediatypes.DOCKER_CONFIG})
 # Go's zero time (cosign signatures) and the Unix epoch (reproducible builds) mean "not set".
 UNSET_BEFORE = datetime(1970, 1, 2, tzinfo=UTC)
@@ -52,10 +54,12 @@ class RegistryBusy(Exception):
 
 @dataclass
 class Fetched:
-    """A new build read from the registry: its manifest and each wanted platform's manifest and config."""
+    """A new build read from the registry: its manifest, each wanted platform's manifest and config,
+    and the attestation manifests of those platforms, each with the digest of the image it describes."""
 
     manifest: Manifest
     platforms: list[tuple[str, Manifest, ImageConfig | None]] = field(default_factory=list)
+    attestations: list[tuple[str, Manifest]] = field(default_factory=list)
 
 
 @dataclass
@@ -222,16 +226,54 @@ class _Poll:
                 if (config := self._config(manifest)) is not None:
                     fetched.platforms.append(("", manifest, config))
                 return fetched  # else an artifact (signature, SBOM): a build, but no platform image
-            for child in manifest.manifests:
+            images = [child for child in manifest.manifests if not supply.is_attestation(child)]
+            for child in images:
                 platform = str(child.platform) if child.platform else ""
                 if child.media_type not in mediatypes.IMAGES or not self.repository.wants_platform(platform):
-                    continue  # attestation manifests ("unknown/unknown") and unwanted platforms
+                    continue  # unwanted platforms, and entries that are no image
+                if platform == UNKNOWN_PLATFORM:
+                    continue  # no runtime runs it: an attestation whose annotations are broken
                 image = self.client.get_manifest(self.repository.name, child.digest)
                 fetched.platforms.append((platform, image, self._config(image)))
+            fetched.attestations = self._attestations(manifest, images)
             return fetched
         except RegistryError as error:
             self._note_rate_limit(error)
             return f"{type(error).__name__}: {error}"
+
+    def _attestations(self, index: Manifest, images: list) -> list[tuple[str, Manifest]]:
+        """The attestation manifests of the wanted platforms, as (subject digest, manifest).
+
+        One GET each, for the statement layers; never their config, which is no image config.
+        Only for wanted platforms: an attestation describes one platform image, and one whose
+        image is not stored would describe nothing here, at a GET (a pull, on Docker Hub) each.
+        One that names no platform of the index is wanted only when every platform is.
+
+        One that cannot be read is left out and logged, and the build is stored without it: the
+        platform images are the record, and they are all here. A 429 is the exception: it ends
+        the poll's requests, so the build is left for the next poll to fetch whole.
+        """
+        platforms = {child.digest: str(child.platform) if child.platform else "" for child in images}
+        found: dict[str, tuple[str, Manifest]] = {}
+        for child in index.manifests:
+            subject = supply.subject_of(child)
+            if (
+                not supply.is_attestation(child)
+                or child.digest in found
+                or child.media_type not in mediatypes.IMAGES
+                or not self.repository.wants_platform(platforms.get(subject, ""))
+            ):
+                continue
+            try:
+                found[child.digest] = subject, self.client.get_manifest(self.repository.name, child.digest)
+            except RateLimited:
+                raise
+            except RegistryError as error:
+                log.warning(
+                    "%s@%s stored without its attestation manifest %s: %s: %s",
+                    self.repository, index.digest, child.digest, type(error).__name__, error,
+                )  # fmt: skip
+        return list(found.values())
 
     def _config(self, image: Manifest) -> ImageConfig | None:
         if image.config is None or image.config.media_type not in IMAGE_CONFIGS:
@@ -239,17 +281,14 @@ class _Poll:
         return self.client.get_config(self.repository.name, image.config.digest)
 
     def _store_builds(self, batch: list[Fetched]) -> dict[str, Build]:
-        """Each build with its platforms, the whole batch in one transaction (digest -> Build)."""
+        """Each build with its platforms and attestations, the whole batch in one transaction
+        (digest -> Build)."""
         if not batch:
             return {}
         try:
             with transaction.atomic():
                 builds = Build.objects.bulk_create(self._build(fetched) for fetched in batch)
-                Platform.objects.bulk_create(
-                    _platform(build, name, image, config)
-                    for build, fetched in zip(builds, batch, strict=True)
-                    for name, image, config in fetched.platforms
-                )
+                _store_contents(list(zip(builds, batch, strict=True)))
         except IntegrityError:  # another poll stored one of them first: one at a time, then
             return {fetched.manifest.digest: self._store_build(fetched) for fetched in batch}
         return {build.digest: build for build in builds}
@@ -259,9 +298,7 @@ class _Poll:
             with transaction.atomic():
                 build = self._build(fetched)
                 build.save(force_insert=True)
-                Platform.objects.bulk_create(
-                    _platform(build, name, image, config) for name, image, config in fetched.platforms
-                )
+                _store_contents([(build, fetched)])
         except IntegrityError:  # another poll stored it first: a digest's content never changes
             build = Build.objects.get(repository=self.repository, digest=fetched.manifest.digest)
         return build
@@ -462,6 +499,29 @@ def _tag(repository: Repository, info: TagInfo) -> Tag:
     return Tag(
         repository=repository, name=info.name, kind=info.kind.value, version=info.version,
         variant=info.variant, subject_digest=info.subject_digest,
+    )  # fmt: skip
+
+
+def _store_contents(stored: list[tuple[Build, Fetched]]) -> None:
+    """The platforms and attestations of builds just inserted: two inserts, whatever their number."""
+    platforms = Platform.objects.bulk_create(
+        _platform(build, name, image, config)
+        for build, fetched in stored
+        for name, image, config in fetched.platforms
+    )
+    described = {(platform.build_id, platform.digest): platform for platform in platforms}
+    Attestation.objects.bulk_create(
+        _attestation(build, subject, manifest, described.get((build.pk, subject)))
+        for build, fetched in stored
+        for subject, manifest in fetched.attestations
+    )
+
+
+def _attestation(build: Build, subject: str, manifest: Manifest, platform: Platform | None) -> Attestation:
+    layers = supply.layer_rows(manifest.layers)
+    return Attestation(
+        build=build, digest=manifest.digest, media_type=manifest.media_type, size=manifest.size,
+        subject=subject, platform=platform, predicate_types=supply.predicate_types(layers), layers=layers,
     )  # fmt: skip
 
 

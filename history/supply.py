@@ -27,7 +27,7 @@ MAX_PREDICATE_TYPES = 20
 MAX_PREDICATE_TYPE_LENGTH = 256
 MAX_MEDIA_TYPE_LENGTH = 255
 
-_PREDICATE_TYPE = re.compile(r"[\x21-\x7e]+")  # a URI: printable ASCII, no spaces
+_PREDICATE_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[\x21-\x7e]+")  # a URI: a scheme, printable ASCII
 _SLSA = re.compile(r"https://slsa\.dev/provenance/(v[0-9][0-9.]*)")
 _CYCLONEDX = re.compile(r"https://cyclonedx\.org/(?:bom|schema)(?:/v?[0-9.]+)?")
 NAMES = {
