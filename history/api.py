@@ -25,7 +25,7 @@ from catalog.tags import Kind, version_key
 from . import api_schemas as out
 from . import compare as diff
 from .changelog import Cursor, RowBefore
-from .models import Build, TagEvent, TagState, with_activity, with_builds, with_poll_health
+from .models import Attestation, Build, TagEvent, TagState, with_activity, with_builds, with_poll_health
 from .pins import PinError, check
 from .search import InvalidQuery, held_tags_of, image_id, lookup
 from .versions import NEWEST_FIRST, BuildRow, ordered_builds
@@ -253,7 +253,8 @@ def builds(
     version: Annotated[str, Path(min_length=1, max_length=128, pattern=NAME_PATTERN)],
     variant: Annotated[str, Query(max_length=128, pattern=VARIANT_PATTERN)] = "",
 ):
-    """A version's digest history, newest build first: the tags each held and when, and its platforms."""
+    """A version's digest history, newest build first: the tags each held and when, its platforms
+    and their attestations."""
     repository = _repository_or_404(id)
     found = Version.objects.filter(repository=repository, name=version, variant=variant).first()
     if found is None:
@@ -262,6 +263,7 @@ def builds(
     history = list(ordered_builds(found))
     held = held_tags_of(history)
     last_seen = _last_seen(history)
+    attestations = Attestation.objects.of_builds(history)
     rows = [BuildRow(build, held[build.pk], None) for build in history]
     return [
         {
@@ -279,6 +281,9 @@ def builds(
                     "image_id": image_id(platform.config_digest),
                 }
                 for platform in row.platforms
+            ],
+            "attestations": [
+                _attestation(attestation, row.platforms) for attestation in attestations[row.build.pk]
             ],
         }
         for row in rows
@@ -376,6 +381,19 @@ def _repository(repository: Repository) -> dict:
         "last_poll_at": repository.last_poll_at,
         "last_poll_status": repository.last_poll_status,
         "tag_count": repository.tag_count,
+    }
+
+
+def _attestation(attestation: Attestation, platforms: list) -> dict:
+    """An attestation as out.AttestationOut; `platforms`: its build's, already loaded."""
+    platform = next((p for p in platforms if p.pk == attestation.platform_id), None)
+    return {
+        "digest": attestation.digest,
+        "media_type": attestation.media_type,
+        "size": attestation.size,
+        "subject": attestation.subject or None,
+        "platform": str(platform) if platform else None,
+        "predicate_types": attestation.predicate_types,
     }
 
 

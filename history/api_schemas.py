@@ -73,6 +73,19 @@ class PlatformOut(Schema):
     image_id: str = Field(description="What `docker images` shows: 12 hex of the config digest.")
 
 
+class AttestationOut(Schema):
+    digest: str = Field(description="The attestation manifest's own digest.")
+    media_type: str
+    size: int | None = Field(description="Of the manifest itself; null when not recorded.")
+    subject: str | None = Field(description="Digest of the platform image it describes; null: unknown.")
+    platform: str | None = Field(
+        description="os/architecture[/variant] of that image, when it is a platform here."
+    )
+    predicate_types: list[str] = Field(
+        description="Of its in-toto statements: https://spdx.dev/Document, ..."
+    )
+
+
 class BuildOut(Schema):
     digest: str
     timestamp_tag: str | None
@@ -80,13 +93,16 @@ class BuildOut(Schema):
     last_seen: datetime = Field(description="The last poll that saw a tag pointing here.")
     tags: list[HeldTagOut] = Field(description="Every tag that pointed here, and when, oldest first.")
     platforms: list[PlatformOut]
+    attestations: list[AttestationOut] = Field(
+        description="BuildKit attestation manifests (SBOM, provenance) of its platform images."
+    )
 
 
 class MatchOut(Schema):
     digest: str = Field(description="The build's own digest: what its tags point to.")
-    matched: Literal["index", "platform", "config"]
+    matched: Literal["index", "platform", "config", "attestation"]
     matched_digest: str = Field(
-        description="The digest that matched: the build's, a platform's or a config's."
+        description="The digest that matched: the build's, a platform's, a config's or an attestation's."
     )
     platform: str | None = Field(description="os/architecture[/variant] of the platform that matched.")
     repository: str

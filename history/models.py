@@ -77,6 +77,15 @@ class Platform(models.Model):
         return "/".join(part for part in (self.os, self.architecture, self.variant) if part) or "unknown"
 
 
+class AttestationQuerySet(models.QuerySet):
+    def of_builds(self, builds) -> dict[int, list["Attestation"]]:
+        """{build id: its attestations, by digest} for many builds, in one query."""
+        found: dict[int, list[Attestation]] = {build.pk: [] for build in builds}
+        for attestation in self.filter(build__in=list(found)).order_by("build_id", "digest"):
+            found[attestation.build_id].append(attestation)
+        return found
+
+
 class Attestation(models.Model):
     """A BuildKit attestation manifest of a build: in-toto statements (SBOM, provenance) about one
     of its platform images. An index lists it like a platform (`unknown/unknown`); it is none."""
@@ -104,6 +113,8 @@ class Attestation(models.Model):
     layers = models.JSONField(
         default=list, blank=True, help_text="The statements: digest, size, media_type, predicate_type."
     )
+
+    objects = AttestationQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["build", "digest"], name="unique_attestation")]

@@ -12,7 +12,9 @@ One query language for the CLI (`manage.py lookup`), the search page and the JSO
 - anything else that could be a repository, tag or version name: a name search.
 
 Every digest is compared as Build.digest ("index": the build's own digest, an index for
-multi-platform images), Platform.digest ("platform") and Platform.config_digest ("config").
+multi-platform images), Platform.digest ("platform"), Platform.config_digest ("config") and
+Attestation.digest ("attestation": a BuildKit attestation manifest, found as what it is and never
+as a platform image; not by an infix, as no trigram index holds them).
 """
 
 import re
@@ -29,7 +31,7 @@ from catalog.models import Repository, Tag, Version
 from catalog.oci.reference import ImageReference, InvalidReference, parse
 
 from .changelog import RowAfter
-from .models import Build, Platform, TagEvent, TagState
+from .models import Attestation, Build, Platform, TagEvent, TagState
 
 MIN_FRAGMENT = 4  # fewer hex digits match a sixteenth of everything or more
 MIN_INFIX = 8  # from here an infix is specific enough to mean one build
@@ -41,7 +43,7 @@ PLATFORM_ORDER = Platform.objects.order_by("os", "architecture", "variant", "pk"
 PLATFORM_DIGESTS = PLATFORM_ORDER.defer("layers", "config")
 
 Kind = Literal["fragment", "digest", "reference", "name"]
-Matched = Literal["index", "platform", "config"]
+Matched = Literal["index", "platform", "config", "attestation"]
 
 _HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _ALGORITHM_RE = re.compile(r"(?P<algorithm>sha[0-9]+):(?P<rest>.*)", re.DOTALL | re.IGNORECASE)
@@ -69,7 +71,7 @@ class Match:
     build: Build
     matched: Matched
     digest: str
-    platform: Platform | None = None  # the platform whose digest or config matched
+    platform: Platform | None = None  # the platform whose digest or config matched; never an attestation's
     held: list[HeldTag] = field(default_factory=list)
 
     @property
@@ -271,12 +273,14 @@ def digest_matcher(algorithm: str | None, hex_part: str) -> "_Exact":
 BUILD_DIGEST = (Build, "id", "digest")
 PLATFORM_DIGEST = (Platform, "build_id", "digest")
 CONFIG_DIGEST = (Platform, "build_id", "config_digest")
+ATTESTATION_DIGEST = (Attestation, "build_id", "digest")
 
 
 class _Exact:
     """One digest predicate, both as SQL on a column and in Python on a value."""
 
     kind: Kind = "digest"
+    attestations = True  # whether `anywhere` looks at attestation digests too
 
     def __init__(self, value: str):
         self.value = value
@@ -285,9 +289,10 @@ class _Exact:
         return f"{column} = %s", [self.value]
 
     def anywhere(self, *, config: bool = True) -> Q:
-        """Builds whose own digest, a platform's digest or (with `config`) an image config matches."""
+        """Builds whose own digest, a platform's digest, (with `config`) an image config or an
+        attestation manifest matches."""
         columns = [BUILD_DIGEST, PLATFORM_DIGEST] + ([CONFIG_DIGEST] if config else [])
-        return Q(pk__in=self.build_ids(*columns))
+        return Q(pk__in=self.build_ids(*columns, *([ATTESTATION_DIGEST] if self.attestations else [])))
 
     def build_ids(self, *columns: tuple) -> list[int]:
         """The ids of the builds whose digest in one of `columns` matches (BUILD_DIGEST, ...).
@@ -335,6 +340,8 @@ class _Prefix(_Exact):
 
 class _Contains(_Exact):
     kind: Kind = "fragment"
+    # Attestation digests have prefix indexes only (migration 0005): an infix would read them all.
+    attestations = False
 
     def sql(self, column: str) -> tuple[str, list[str]]:
         return f"{column} LIKE %s ESCAPE '\\'", ["%" + _like(self.value) + "%"]
@@ -392,10 +399,17 @@ def _collect(text: str, kind: Kind, builds, matcher: _Exact, *, limit: int) -> L
     found, truncated = found[:limit], len(found) > limit
     held = held_tags_of(found)
     matches = [_match(build, matcher, held[build.pk]) for build in found]
+    unmatched = [build for build, match in zip(found, matches, strict=True) if match is None]
+    attested = _attestation_matches(unmatched, matcher)
+    matches = [
+        match or Match(build, "attestation", attested[build.pk], held=held[build.pk])
+        for build, match in zip(found, matches, strict=True)
+    ]
     return LookupResult(text, kind, matches=matches, truncated=truncated)
 
 
-def _match(build: Build, matcher: _Exact, held: list[HeldTag]) -> Match:
+def _match(build: Build, matcher: _Exact, held: list[HeldTag]) -> Match | None:
+    """What matched in the build or its platforms; None: an attestation did (_attestation_matches)."""
     if matcher(build.digest):
         return Match(build, "index", build.digest, held=held)
     platforms = list(build.platforms.all())
@@ -405,7 +419,23 @@ def _match(build: Build, matcher: _Exact, held: list[HeldTag]) -> Match:
     for platform in platforms:
         if matcher(platform.config_digest):
             return Match(build, "config", platform.config_digest, platform, held)
-    raise AssertionError(f"{build} was found but matches nothing")  # pragma: no cover
+    return None
+
+
+def _attestation_matches(builds: list[Build], matcher: _Exact) -> dict[int, str]:
+    """{build id: its attestation digest that matched}, in one query, and only when a build was
+    found by nothing else: a lookup by a build or platform digest never asks."""
+    if not builds:
+        return {}
+    matched = {}
+    for build_id, digest in (
+        Attestation.objects.filter(build__in=builds).order_by("digest").values_list("build_id", "digest")
+    ):
+        if matcher(digest):
+            matched.setdefault(build_id, digest)
+    if missing := {build.pk for build in builds} - matched.keys():
+        raise AssertionError(f"builds {missing} were found but match nothing")  # pragma: no cover
+    return matched
 
 
 # --- references ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from catalog.models import Tag, Version
 from tagledger.access import readable
 
 from ..changelog import Cursor, InvalidFilter
-from ..models import Build
+from ..models import Attestation, Build
 from ..search import held_tags, image_id
 from ..versions import NEWEST_FIRST, digest_history, neighbours
 
@@ -50,11 +50,21 @@ def version_compare(request, pk: int):
 def build(request, pk: int):
     build = get_object_or_404(Build.objects.select_related("repository__registry", "version"), pk=pk)
     platforms = list(build.platforms.order_by("os", "architecture", "variant"))
+    attestations = Attestation.objects.of_builds([build])[build.pk]
     held = held_tags(build)
     newer, older = neighbours(build)
     context = {
         "build": build,
-        "platforms": [(platform, image_id(platform.config_digest)) for platform in platforms],
+        "platforms": [
+            (
+                platform,
+                image_id(platform.config_digest),
+                [a for a in attestations if a.platform_id == platform.pk],
+            )
+            for platform in platforms
+        ],
+        # Converted from rows older polls stored as platforms, or describing an image not recorded.
+        "unattached": [attestation for attestation in attestations if attestation.platform_id is None],
         "held": held,
         "references": [
             f"{build.repository.reference}:{tag}@{build.digest}" for tag in sorted({h.tag for h in held})

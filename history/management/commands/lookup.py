@@ -103,6 +103,8 @@ def describe_match(match: Match) -> str:
         return f"{kind} {match.digest}"
     if match.matched == "platform":
         return f"platform digest {match.digest} ({match.platform})"
+    if match.matched == "attestation":
+        return f"attestation manifest {match.digest} (SBOM, provenance: no platform image)"
     return f"image ID {match.image_id} of {match.platform} (config {match.digest})"
 
 
