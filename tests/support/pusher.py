@@ -26,6 +26,10 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+IN_TOTO = "application/vnd.in-toto+json"
+SPDX = "https://spdx.dev/Document"
+SLSA_V02 = "https://slsa.dev/provenance/v0.2"
+SLSA_V1 = "https://slsa.dev/provenance/v1"
 # Every manifest type a modern client should accept, so the registry never down-converts.
 MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST])
 
@@ -75,6 +79,8 @@ class PushResult:
     child_digests: list[str] = field(default_factory=list)  # indexes only, in platform order
     config_digests: list[str] = field(default_factory=list)  # one per image (child)
     platforms: list[dict[str, str]] = field(default_factory=list)
+    # BuildKit attestation manifests in the index, one per child above and in the same order.
+    attestation_digests: list[str] = field(default_factory=list)
 
     @property
     def config_digest(self) -> str:
@@ -158,23 +164,55 @@ def image_manifest(
 
 
 def index_manifest(
-    children: list[tuple[str, bytes, dict[str, str]]],
+    children: list[tuple[str, bytes, dict[str, str]]] | list[tuple[str, bytes, dict[str, str], dict]],
     *,
     media_type: str = OCI_INDEX,
     annotations: dict[str, str] | None = None,
 ) -> bytes:
-    """An index/list of (child media type, child manifest bytes, platform)."""
+    """An index/list of (child media type, child manifest bytes, platform[, the entry's annotations])."""
     body: dict[str, object] = {
         "schemaVersion": 2,
         "mediaType": media_type,
         "manifests": [
             {"mediaType": mt, "digest": sha256_digest(data), "size": len(data), "platform": platform}
-            for mt, data, platform in children
+            | ({"annotations": rest[0]} if rest and rest[0] else {})
+            for mt, data, platform, *rest in children
         ],
     }
     if annotations:
         body["annotations"] = annotations
     return _json_bytes(body)
+
+
+def make_statement(subject: PushResult, predicate_type: str, seed: int | str = 0) -> Blob:
+    """An in-toto statement about one platform image, as BuildKit writes one per SBOM or provenance."""
+    statement = {
+        "_type": "https://in-toto.io/Statement/v0.1",
+        "predicateType": predicate_type,
+        "subject": [{"name": subject.reference, "digest": {"sha256": subject.digest.split(":", 1)[1]}}],
+        "predicate": {"seed": str(seed)},
+    }
+    return Blob(_json_bytes(statement), IN_TOTO)
+
+
+def attestation_manifest(config: Blob, statements: list[tuple[Blob, dict[str, Any]]]) -> bytes:
+    """BuildKit's attestation manifest: an OCI image manifest whose layers are in-toto statements,
+    each annotated with its predicate type (`statements`: (statement, layer annotations))."""
+    body = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.descriptor(),
+        "layers": [blob.descriptor(annotations=annotations) for blob, annotations in statements],
+    }
+    return _json_bytes(body)
+
+
+def attestation_annotations(subject_digest: str) -> dict[str, str]:
+    """The index entry annotations that make a manifest BuildKit's attestation of `subject_digest`."""
+    return {
+        "vnd.docker.reference.digest": subject_digest,
+        "vnd.docker.reference.type": "attestation-manifest",
+    }
 
 
 class Pusher:
@@ -390,6 +428,70 @@ class Pusher:
             [c.digest for c in children],
             [c.config_digest for c in children],
             [c.platforms[0] for c in children],
+        )
+
+    def push_buildx_index(
+        self,
+        repository: str,
+        tag: str,
+        *,
+        seed: int | str = 0,
+        platforms: tuple[dict[str, str], ...] = DEFAULT_PLATFORMS,
+        predicate_types: tuple[Any, ...] = (SPDX, SLSA_V1),
+        entry_annotations: list[dict[str, Any]] | None = None,
+        annotations: dict[str, str] | None = None,
+        **image_kwargs: Any,
+    ) -> PushResult:
+        """What `docker buildx build --platform ... --push` makes by default: an OCI index with one
+        image per platform, then one attestation manifest per platform (`unknown/unknown`,
+        annotated with the image it describes), its layers one in-toto statement per predicate type.
+
+        `predicate_types` become the layers' `in-toto.io/predicate-type` annotations as given (any
+        JSON value, to play a hostile registry); `entry_annotations`, one per platform, replace the
+        attestation entries' annotations in the index.
+        """
+        images = [
+            self.push_image(repository, None, seed=seed, platform=dict(platform), **image_kwargs)
+            for platform in platforms
+        ]
+        # BuildKit's attestation config is an image config saying nothing but "unknown/unknown".
+        config = Blob(
+            _json_bytes(
+                {"architecture": "unknown", "os": "unknown", "config": {}, "rootfs": {"type": "layers"}}
+            ),
+            OCI_CONFIG,
+        )
+        self.push_blob(repository, config)
+        attestations = []
+        for number, image in enumerate(images):
+            statements = [
+                (
+                    make_statement(image, str(kind), f"{seed}/{number}/{position}"),
+                    {"in-toto.io/predicate-type": kind},
+                )
+                for position, kind in enumerate(predicate_types)
+            ]
+            for blob, _ in statements:
+                self.push_blob(repository, blob)
+            body = attestation_manifest(config, statements)
+            self.put_manifest(repository, sha256_digest(body), body, OCI_MANIFEST)
+            entry = entry_annotations[number] if entry_annotations else attestation_annotations(image.digest)
+            attestations.append((OCI_MANIFEST, body, {"architecture": "unknown", "os": "unknown"}, entry))
+        body = index_manifest(
+            [(image.media_type, image.manifest, image.platforms[0]) for image in images] + attestations,
+            annotations=annotations,
+        )
+        self.put_manifest(repository, tag, body, OCI_INDEX)
+        return PushResult(
+            repository,
+            tag,
+            sha256_digest(body),
+            body,
+            OCI_INDEX,
+            [image.digest for image in images],
+            [image.config_digest for image in images],
+            [image.platforms[0] for image in images],
+            [sha256_digest(manifest) for _, manifest, _, _ in attestations],
         )
 
     def push(self, repository: str, tag: str, shape: Shape = "oci", **kwargs: Any) -> PushResult:
