@@ -9,13 +9,14 @@
 # `version_of` and `default_line_depth` look at a whole tag set where that is what decides.
 #
 # - A BUILD STAMP is a date or time, `YYYYMMDD`, `YYYYMMDDhhmm` or `YYYYMMDDhhmmss` (year
-#   20xx, a real UTC time), as a token of its own or a part of a dotted one, optionally followed
-#   by `.N` sequence numbers: `10.2-20260602`, `bookworm-20260803-slim`, `20260805`,
-#   `base-20260816.0.574111`, `2023.12.20260817.0`, `3.14.4-dev-202611231200`. A tag holding
-#   one is TIMESTAMP: immutable, `built_at` parsed, and its version and variant are those of the
-#   rest of the tag (`3.14.4-dev-202611231200` is a build of `3.14.4-dev`). A rest that no rule
-#   explains (`bookworm-slim`) leaves both empty. A stamp-shaped number that is not a real time
-#   makes the tag OTHER.
+#   20xx, a real UTC time), as a token of its own or a part of a dotted one, optionally
+#   followed by `.N` sequence numbers: `10.2-20260602`, `bookworm-20260803-slim`, `20260805`,
+#   `base-20260816.0.574111`, `2023.12.20260817.0`, `3.14.4-dev-202611231200`; or a `YYMMDD`
+#   token that is a real date (`…-glibc-240710`). A tag holding one is TIMESTAMP: immutable,
+#   `built_at` parsed, and its version and variant are those of the rest of the tag
+#   (`3.14.4-dev-202611231200` is a build of `3.14.4-dev`). A rest that no rule explains
+#   (`bookworm-slim`) leaves both empty. A stamp-shaped number that is not a real time makes
+#   the tag OTHER.
 # - A VERSION has one to four numeric parts, the first of at most four digits (longer leading
 #   numbers are dates or build ids), after an optional lowercase "v". It may carry, in the
 #   spellings real images use: a prerelease, attached (`3.15.0rc1`, `19beta3`, `8.5.10RC1`,
@@ -30,12 +31,12 @@
 #   MAJOR, two MINOR, three or more EXACT. So `18.3` is MINOR by itself; `version_of` is what
 #   makes it the version of an image whose most specific tag it is.
 # - A VARIANT is what is left: words before the version (`open-21.0.8_9-jdk` is variant
-#   `open-jdk`) and tokens after it, the first after the version starting with a letter
-#   (`slim-trixie`, `eclipse-temurin-17`, `windowsservercore-ltsc2025`). A variant never holds a
-#   run of six or more digits nor a commit id (seven or more hex characters mixing letters and
-#   digits): those name one build, and a variant per build would be a column per build; such
-#   tags are OTHER. Words that name a git reference (`pr-42`, `sha-…`, `release-1.2`) are
-#   never a variant either.
+#   `open-jdk`) and tokens after it, the first of them holding a letter (`slim-trixie`,
+#   `eclipse-temurin-17`, `windowsservercore-ltsc2025`, Ubuntu's base and risk `22.04_edge`).
+#   A variant never holds a run of six or more digits nor a commit id (seven or more hex
+#   characters mixing letters and digits): those name one build, and a variant per build would
+#   be a row per build; such tags are OTHER. Words that name a git reference (`pr-42`, `sha-…`,
+#   `release-1.2`) are never a variant either.
 # - Matching of words is case-sensitive: `Latest` and `V1.2.3` are OTHER; only prerelease labels
 #   ignore case, since PHP and NATS publish `RC1` and `RC.2`.
 # - FLOATING names are the fixed set `FLOATING_NAMES` (release channels), optionally with a
@@ -140,11 +141,12 @@ _PRE_NUMBER_RE = re.compile(r"[0-9]{1,5}")
 _REVISION_RE = re.compile(r"r[0-9]+|[0-9]+")
 _OS_NAME_RE = re.compile(r"[a-z]+")
 _NUMBER_RE = re.compile(r"[0-9]+")
-_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.]*")
+_LETTER_RE = re.compile(r"[A-Za-z]")
 _VARIANT_PART_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
 # Build stamps: a date with an optional time, then optional ".N" sequence numbers.
 _STAMP_RE = re.compile(r"(?P<stamp>20[0-9]{6}(?:[0-9]{4}(?:[0-9]{2})?)?)(?P<seq>(?:\.[0-9]+)*)")
 _STAMP_SHAPED_RE = re.compile(r"[0-9]{8}|[0-9]{12}|[0-9]{14}")
+_SHORT_DATE_RE = re.compile(r"[0-9]{6}")
 # What names one build rather than a flavour: long digit runs and commit ids.
 _LONG_NUMBER_RE = re.compile(r"[0-9]{6}")
 _COMMIT_RE = re.compile(r"(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}")
@@ -241,6 +243,9 @@ def _without_stamp(tokens: list[str]) -> tuple[datetime | None, list[str]] | Non
     for index, token in enumerate(tokens):
         if _STAMP_SHAPED_RE.fullmatch(token) and not _STAMP_RE.fullmatch(token):
             return None, tokens
+        # BellSoft's `…-glibc-240710`: a six-digit token is a date only when it is one.
+        if _SHORT_DATE_RE.fullmatch(token) and (built_at := _parse_timestamp("20" + token)):
+            return built_at, tokens[:index] + tokens[index + 1 :]
         parts = token.split(".")
         for at, part in enumerate(parts):
             if not _STAMP_SHAPED_RE.fullmatch(part):
@@ -358,10 +363,11 @@ def _parse_version(version: str) -> _Version | None:
 
 
 def _is_variant(tokens: list[str]) -> bool:
-    # A variant names a flavour, so it starts with a word; a leading number is a build stamp.
+    # A variant names a flavour, so its first token has a letter (`slim`, Ubuntu's `26.04_edge`);
+    # a bare number there is a build number, read as a revision or not at all.
     if not tokens:
         return True
-    return bool(_WORD_RE.fullmatch(tokens[0])) and all(_VARIANT_PART_RE.fullmatch(t) for t in tokens[1:])
+    return _LETTER_RE.search(tokens[0]) is not None and all(_VARIANT_PART_RE.fullmatch(t) for t in tokens)
 
 
 def _names_a_flavour(token: str) -> bool:

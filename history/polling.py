@@ -20,7 +20,7 @@ from catalog.oci import mediatypes
 from catalog.oci.client import RegistryClient
 from catalog.oci.errors import RateLimited, RegistryError, TagNotFound
 from catalog.oci.manifest import ImageConfig, Manifest, ManifestHead
-from catalog.tags import Kind, TagInfo, classify, default_line_depth, line_of, version_of
+from catalog.tags import TagInfo, classify, default_line_depth, line_of, version_of
 
 from . import supply
 from .models import Attestation, Build, Platform, PollRun, TagState
@@ -328,9 +328,9 @@ class _Poll:
             build = builds.get(digest)
             if build is None:
                 continue
-            stamp = next((info for info in infos if info.kind is Kind.TIMESTAMP and info.built_at), None)
+            stamp = min((info.built_at for info in infos if info.built_at), default=None)
             if stamp and build.built_at is None:
-                built_at[build] = stamp.built_at
+                built_at[build] = stamp
             if build.version_id is None and (source := self._version_source(build, infos)):
                 sources[build] = source
         if not built_at and not sources:

@@ -96,3 +96,13 @@ def make_repo_name(request: pytest.FixtureRequest) -> Callable[[], str]:
 def repo_name(make_repo_name: Callable[[], str]) -> str:
     """A repository name no other test in the session uses."""
     return make_repo_name()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The corpus tests' shares (images placed in a version row, date stamps recognised)."""
+    from tests.support.corpus import REPORT
+
+    if REPORT:
+        terminalreporter.section("real tag sets (tests/catalog/corpus)")
+        for label, line in REPORT.items():
+            terminalreporter.write_line(f"{label}: {line}")

@@ -138,6 +138,25 @@ TABLE = [
     ("10.0.100-rc.1.25451.107-noble", EXACT, "10.0.100-rc.1.25451.107", "noble", {}),
     ("36.0.1.Final-jdk21", EXACT, "36.0.1.Final", "jdk21", {}),
     ("1.2.3-a", EXACT, "1.2.3", "a", {}),  # a lone letter is a variant word
+    # Ubuntu's own images: the base release and its risk are the variant
+    ("2.4-26.04_edge", MINOR, "2.4", "26.04_edge", {}),
+    ("10.0.3-22.04_stable", EXACT, "10.0.3", "22.04_stable", {}),
+    # dates as a version's last part (Bitnami odoo), and six-digit dates (BellSoft)
+    (
+        "18.0.20241205-debian-12-r0",
+        TIMESTAMP,
+        "18.0",
+        "",
+        {"revision": "debian-12-r0", "built_at": datetime(2024, 12, 5, tzinfo=UTC)},
+    ),
+    (
+        "jdk-21.0.3_11-crac-cds-slim-stream-glibc-240710",
+        TIMESTAMP,
+        "21.0.3_11",
+        "jdk-crac-cds-slim-stream-glibc",
+        {"built_at": datetime(2024, 7, 10, tzinfo=UTC)},
+    ),
+    ("1.2.3-123456", REVISION, "1.2.3", "", {"revision": "123456"}),  # no date: a build number
     # Chainguard
     ("latest-dev", LATEST, "", "dev", {"channel": "latest"}),
     ("3.14.4-dev", EXACT, "3.14.4", "dev", {}),
