@@ -24,7 +24,7 @@ from catalog.tags import Kind, version_key
 
 from . import api_schemas as out
 from . import compare as diff
-from .changelog import Cursor, RowBefore
+from .changelog import Cursor, RowBefore, without_artifacts
 from .models import Attestation, Build, TagEvent, TagState, with_activity, with_builds, with_poll_health
 from .pins import PinError, check
 from .search import InvalidQuery, held_tags_of, image_id, lookup
@@ -177,8 +177,14 @@ def events(
     until: Annotated[Instant | None, Query(description="Detected before (ISO 8601; naive is UTC).")] = None,
     cursor: Annotated[str | None, Query(max_length=200, description="`next` of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    artifacts: Annotated[
+        bool,
+        Query(description="Include artifact tags (cosign `sha256-….sig`, `.att`, `.sbom`; referrers)."),
+    ] = False,
 ):
-    """Tag changes, newest first, a keyset page at a time: ask again with `cursor=<next>` for older ones."""
+    """Tag changes, newest first, a keyset page at a time: ask again with `cursor=<next>` for older ones.
+
+    Signatures and other artifact tags are left out unless `artifacts=true`, as on the changelog."""
     repository = _repository_or_404(id)
     if since and until and until < since:
         raise HttpError(400, "until: must not be before since")
@@ -187,6 +193,8 @@ def events(
         found = found.filter(tag__name=tag)
     if kind:
         found = found.filter(kind=kind)
+    if not artifacts:
+        found = without_artifacts(found, repository.pk)
     if since:
         found = found.filter(detected_at__gte=since)
     if until:

@@ -33,6 +33,11 @@ class TagOut(Schema):
     since: datetime = Field(description="When a poll first saw it point there.")
 
 
+class TagPage(Schema):
+    items: list[TagOut]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null: last page.")
+
+
 class EventOut(Schema):
     tag: str
     kind: EventKind
@@ -53,8 +58,11 @@ class VersionOut(Schema):
     version: str
     line: str
     variant: str
-    tags: list[str] = Field(description="Tags pointing into this version now.")
-    current_digest: str | None = Field(description="The version's newest build.")
+    tags: list[str] = Field(description="The tags on its current build: latest, floating, exact, ... first.")
+    current_digest: str | None = Field(
+        description="Its current build: where the tag naming the version points (3.14.4-dev, or a tag "
+        "spelled like a version from a label), else its newest build a tag points to; null: none."
+    )
     build_count: int
     inactive: bool = Field(description="No new build for a while and no floating tag on it: end of life.")
 

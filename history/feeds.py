@@ -53,7 +53,10 @@ class ChangelogFeed(Feed):
         narrowed = {
             name: value for name, value in obj["changelog"].as_query().items() if name != "repository"
         }
-        details = f" ({', '.join(f'{name} {value}' for name, value in narrowed.items())})" if narrowed else ""
+        described = [
+            "with artifacts" if name == "artifacts" else f"{name} {value}" for name, value in narrowed.items()
+        ]
+        details = f" ({', '.join(described)})" if described else ""
         return _text(f"tagledger changelog{scope}{details}")
 
     def link(self, obj) -> str:

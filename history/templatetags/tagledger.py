@@ -4,6 +4,7 @@ Long pages call them hundreds of times (a changelog page links ~300 times and sh
 times), so they avoid Django's slower general helpers: see BENCHMARKS.md, Pages.
 """
 
+import html
 from functools import lru_cache
 
 from django import template
@@ -88,10 +89,73 @@ def coord(value: float) -> str:
     return f"{value:.1f}"
 
 
+def tag_path(version_id: int | None, build_id: int) -> str:
+    """Where a tag leads: its version's digest history, else the build it points to. The one
+    place to change when tags get a history page of their own."""
+    if version_id:
+        return _path("history:version", get_script_prefix()).format(int(version_id))
+    return _path("history:build", get_script_prefix()).format(int(build_id))
+
+
 @register.filter
-def cells(row, variants):
-    """A version row's cells in the column order of `variants` (None where a variant has none)."""
-    return row.cell_list(variants)
+def tag_url(tag) -> str:
+    """`{{ tag|tag_url }}` of a lines.TagRow: see tag_path."""
+    return tag_path(tag.version_id, tag.build_id)
+
+
+@register.filter
+def version_rows(rows: list, query: str = "") -> str:
+    """The repository page's rows (lines.Row, settled) as <tr>s: version, variant, tags, current
+    build, build count; tags containing `query` marked.
+
+    Here rather than in a template loop, and with the standard library's `html.escape` rather than
+    `format_html`: an open line shows 200 rows of ~5 tags, and those cost 0.4 ms a row (80 ms a
+    page at 10 000 tags); this costs ~0.05 ms. Every value from a registry goes through `_text`.
+    """
+    version_path = _path("history:version", get_script_prefix())
+    build_path = _path("history:build", get_script_prefix())
+    query = query.lower()
+    parts, previous = [], None
+    for row in rows:
+        version_url = version_path.format(int(row.version_id))
+        tag_url = tag_path(row.version_id, row.build_id) if row.build_id else version_url
+        tags = " ".join(
+            f'<a class="{"tag match" if query and query in name.lower() else "tag"}" href="{tag_url}">'
+            f"{_text(name)}</a>"
+            for name in row.tags
+        )
+        channels = "".join(f' <span class="channel">{_text(channel)}</span>' for channel in row.channels)
+        variant = (
+            f'<span class="variant">{_text(row.variant)}</span>'
+            if row.variant
+            else '<span class="variant muted">default</span>'
+        )
+        build = (
+            f'<a href="{build_path.format(int(row.build_id))}" title="{_text(row.digest)}">'
+            f"<code>{_text(short_digest(row.digest))}</code></a>"
+            if row.build_id
+            else '<span class="muted">—</span>'
+        )
+        count = int(row.build_count)
+        parts.append(
+            f'<tr class="{"row" if row.name == previous else "row first"}">'
+            f'<th scope="row"><a href="{version_url}">{_text(row.name)}</a>{channels}</th>'
+            f'<td class="row-variant">{variant}</td>'
+            f'<td class="row-tags">{tags or NO_TAG}</td>'
+            f'<td class="row-build">{build}</td>'
+            f'<td class="row-count"><a href="{version_url}">{count} {"build" if count == 1 else "builds"}</a>'
+            "</td></tr>"
+        )
+        previous = row.name
+    return mark_safe("".join(parts))  # noqa: S308 - registry text went through _text, the rest is ours
+
+
+NO_TAG = '<span class="muted">no tag now</span>'
+
+
+def _text(value: str) -> str:
+    """Text for HTML content or a quoted attribute: Django's `escape` without its lazy wrapper."""
+    return html.escape(value, quote=True)
 
 
 @register.filter

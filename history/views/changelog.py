@@ -54,6 +54,7 @@ def _changelog(request, repository: Repository | None):
         else "",
         "feed_query": urlencode(query),
         "immutable_query": urlencode({**here, "kind": IMMUTABLE_MOVED}),
+        "artifacts_query": urlencode({**here, "artifacts": "1"}),
         "is_immutable_only": query.get("kind") == IMMUTABLE_MOVED,
     }
     # htmx asks for the rows alone, except when restoring history: then it wants the whole page.

@@ -5,7 +5,8 @@ from django.shortcuts import render
 from catalog.models import Repository
 from tagledger.access import readable
 
-from ..models import TagEvent, with_builds, with_poll_health
+from ..changelog import ChangelogFilter, page
+from ..models import with_poll_health
 from ..search import InvalidQuery, lookup
 
 LATEST_CHANGES = 15
@@ -19,7 +20,8 @@ def home(request):
         "history/home.html",
         {
             "repositories": repositories.order_by("registry__host", "name"),
-            "changes": with_builds(list(TagEvent.objects.latest()[:LATEST_CHANGES])),
+            # The changelog's first rows, artifact tags left out as there.
+            "changes": page(ChangelogFilter(), size=LATEST_CHANGES).events,
         },
     )
 

@@ -39,12 +39,12 @@ def test_home_leads_to_a_repository_and_its_versions(page: Page, python):
 
     watched.click()
     expect(page.get_by_role("heading", level=1)).to_have_text(python.reference)
-    expect(page.locator("table.versions tbody th")).to_contain_text([re.compile(r"^3\.14\.4\b"), "3.13.9"])
-    expect(page.locator("table.versions").first).to_contain_text("3.14.4-dev")
+    expect(page.locator("table.rows tbody th")).to_contain_text([re.compile(r"^3\.14\.4\b"), "3.13.9"])
+    expect(page.locator("table.rows").first).to_contain_text("3.14.4-dev")
     shot(page, "repository")
 
     version = f"/versions/{version_of(python).pk}/"
-    page.locator(f'table.versions a[href="{version}"]').first.click()
+    page.locator(f'table.rows a[href="{version}"]').first.click()
     page.wait_for_url(f"**{version}")
     expect(page.locator("table.builds tbody tr")).to_have_count(2)
 

@@ -1,7 +1,13 @@
 """Builders of watched repositories on the test registries, and readers of what polls recorded."""
 
-from catalog.models import Registry, Repository
-from history.models import PollRun
+from datetime import datetime
+from hashlib import sha256
+
+from django.utils import timezone
+
+from catalog.models import Line, Registry, Repository, Tag, Version
+from catalog.tags import classify, line_of
+from history.models import Build, PollRun, TagState
 
 
 def watch(registry, name: str, **options) -> Repository:
@@ -21,3 +27,50 @@ def events_of(run: PollRun) -> list[tuple[str, str, str | None, str | None]]:
          short(event.previous_build and event.previous_build.digest))
         for event in run.events.select_related("tag", "build", "previous_build")
     )  # fmt: skip
+
+
+class Image:
+    """A repository's rows as polls record them, written directly: builds of versions, and tags
+    pointing at them (events and states through `TagState.objects.observe`, the one writer).
+
+    Kinds, versions and variants come from the tag grammar unless a test gives them: tests of
+    what pages show should not depend on how the grammar reads one name.
+    """
+
+    def __init__(self, name: str, *, host: str = "registry.example", depth: int = 2):
+        registry, _ = Registry.objects.get_or_create(host=host)
+        self.repository = Repository.objects.create(registry=registry, name=name)
+        self.depth = depth
+        self.builds = 0
+
+    def version(self, name: str, variant: str = "", line: str | None = None) -> Version:
+        line_name = line or line_of(name, self.depth) or name
+        line, _ = Line.objects.get_or_create(repository=self.repository, variant=variant, name=line_name)
+        version, _ = Version.objects.get_or_create(
+            repository=self.repository, name=name, variant=variant, defaults={"line": line}
+        )
+        return version
+
+    def build(self, version: Version | None = None, *, at: datetime | None = None, built_at=None) -> Build:
+        self.builds += 1
+        digest = "sha256:" + sha256(f"{self.repository.pk}/{self.builds}".encode()).hexdigest()
+        return Build.objects.create(
+            repository=self.repository, digest=digest,
+            media_type="application/vnd.oci.image.index.v1+json", size=1, version=version,
+            first_seen_at=at or timezone.now(), built_at=built_at,
+        )  # fmt: skip
+
+    def tag(self, name: str, build: Build, *, at: datetime | None = None, **stored) -> Tag:
+        """Point `name` at `build`; `stored` overrides kind, version or variant."""
+        info = classify(name)
+        fields = {"kind": info.kind.value, "version": info.version, "variant": info.variant, **stored}
+        tag, _ = Tag.objects.get_or_create(repository=self.repository, name=name, defaults=fields)
+        TagState.objects.observe(tag, build, at=at or build.first_seen_at, poll=None, immutable=False)
+        return tag
+
+    def release(self, version: str, variant: str = "", *tags: str, at: datetime | None = None) -> Build:
+        """A new build of `version` of `variant`, with `tags` (its exact tag first, if any) on it."""
+        build = self.build(self.version(version, variant), at=at)
+        for name in tags:
+            self.tag(name, build)
+        return build

@@ -150,7 +150,8 @@ def test_events_are_every_change_newest_first(client, story):
     first, second = story.first.started_at.isoformat(), story.second.started_at.isoformat()
     day1, day2, main = story.day1.digest, story.day2.digest, story.main.digest
     events = page["events"]
-    assert [event["detected_at"] for event in events] == [second] * 5 + [first] * 8
+    # Day 1's signature tag is left out (artifacts=true brings it: test_changelog_artifacts.py).
+    assert [event["detected_at"] for event in events] == [second] * 5 + [first] * 7
     assert sorted(
         (e["tag"], e["kind"], e["digest"], e["previous_digest"], e["not_before"]) for e in events[:5]
     ) == [
@@ -179,8 +180,8 @@ def test_events_page_through_with_cursors_without_gaps_or_repeats(client, story)
         cursor = page["next"]
         if cursor is None:
             break
-    assert (pages, seen) == (4, expected)
-    assert len(expected) == 13
+    assert (pages, seen) == (3, expected)
+    assert len(expected) == 12
 
 
 def test_a_cursor_keeps_its_place_when_new_events_arrive(client, story, pusher):
@@ -190,7 +191,7 @@ def test_a_cursor_keeps_its_place_when_new_events_arrive(client, story, pusher):
 
     rest = get(client, f"repositories/{story.repository.pk}/events", limit=200, cursor=page["next"])
 
-    assert len(rest["events"]) == 8
+    assert len(rest["events"]) == 7
     assert all(event["detected_at"] == story.first.started_at.isoformat() for event in rest["events"])
 
 

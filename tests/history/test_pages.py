@@ -44,14 +44,14 @@ def text(response) -> str:
     return re.sub(r"\s+", " ", body)
 
 
-def test_repository_page_lists_versions_with_their_tags_in_the_usual_shape(client, python):
+def test_repository_page_lists_each_version_and_variant_with_its_tags_in_the_usual_shape(client, python):
     response = client.get(f"/repositories/{python.pk}/")
     page = text(response)
+    rebuilt = python.rebuilt.digest[7:19]
     assert response.status_code == 200
-    assert "3.14.4 stable latest , stable , 3.14.4 , 3.14 , 3 , 3.14.4-202611271200" in page
-    assert "latest-dev , 3.14.4-dev" in page
-    assert "3.13.9 3.13.9" in page, "an older version keeps only its exact tag"
-    assert "2 builds" in page
+    assert f"3.14.4 stable default latest stable 3.14.4 3.14 3 3.14.4-202611271200 {rebuilt} 2 builds" in page
+    assert "3.14.4 dev latest-dev 3.14.4-dev" in page, "a variant is a row of its own"
+    assert "3.13.9 default 3.13.9" in page, "an older version keeps only its exact tag"
 
 
 def test_version_page_shows_the_digest_history_and_a_timeline(client, python):

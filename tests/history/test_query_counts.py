@@ -133,6 +133,12 @@ def test_version_page(client, history):
     )
 
 
+def test_repository_page(client, history):
+    assert_same_count_when_ten_times_larger(
+        client, history, lambda: f"/repositories/{history.repositories[0].pk}/"
+    )
+
+
 def test_build_page(client, history):
     def url():
         middle = Build.objects.filter(version=first_version(history)).order_by("pk")[SMALL // 2]

@@ -1,0 +1,420 @@
+"""The repository page: lines of versions, one row per version and variant at its current build,
+the tags no rule explains, every tag a page at a time; and the API doors onto the same readers."""
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from catalog.models import Version
+from history.lines import OTHERS_SHOWN, ROW_BUDGET, version_rows
+from history.models import Build, with_activity
+from tests.history.factories import Image
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now()
+API = "/api/v1"
+
+
+@pytest.fixture(autouse=True)
+def public(settings):
+    settings.TAGLEDGER_PUBLIC = True
+    settings.TAGLEDGER_INACTIVE_AFTER_DAYS = 90
+
+
+def days_ago(days: float):
+    return NOW - timedelta(days=days)
+
+
+def page(client, image: Image, **params):
+    response = client.get(f"/repositories/{image.repository.pk}/", params)
+    assert response.status_code == 200, response.content[:2000]
+    return response
+
+
+def text(html: str) -> str:
+    """Visible text, whitespace collapsed: what a person reads."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+
+
+def rows(response) -> list[str]:
+    """Each version row's visible text, in page order."""
+    return [text(row) for row in re.findall(r'<tr class="row[^"]*">.*?</tr>', response.content.decode())]
+
+
+@dataclass
+class ParsedRow:
+    name: str
+    channels: list[str]
+    variant: str
+    tags: list[str]
+    digest: str
+
+
+def parsed(content: str) -> list[ParsedRow]:
+    """The version rows of a page, read back from its markup."""
+    found = []
+    for row in re.findall(r'<tr class="row[^"]*">.*?</tr>', content):
+        head, variant, tags, build, _ = re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row)
+        found.append(
+            ParsedRow(
+                re.search(r">([^<]+)</a>", head).group(1),
+                re.findall(r'class="channel">([^<]+)<', head),
+                re.sub(r"<[^>]+>", "", variant).replace("default", ""),
+                re.findall(r'class="tag[^"]*" href="[^"]+">([^<]+)<', tags),
+                (re.search(r'title="([^"]+)"', build) or re.search("()", "")).group(1),
+            )
+        )
+    return found
+
+
+def short(build: Build) -> str:
+    return build.digest[7:19]
+
+
+@pytest.fixture
+def python():
+    """3.14.4 in three variants and rebuilt once, an older 3.13.9, and a 3.15 beta."""
+    image = Image("library/python")
+    image.release("3.14.4", "", "3.14.4", "3.14", "3", "latest", "stable", at=days_ago(3))
+    image.release("3.14.4", "", "3.14.4", "3.14", "3", "latest", "stable", at=days_ago(1))
+    image.release("3.14.4", "slim", "3.14.4-slim", "3.14-slim", "slim", "stable-slim", at=days_ago(1))
+    image.release("3.14.4", "alpine", "3.14.4-alpine", "3.14-alpine", "alpine", at=days_ago(1))
+    image.release("3.13.9", "", "3.13.9", "3.13", at=days_ago(2))
+    image.release("3.15.0b1", "", "3.15.0b1", at=days_ago(1))
+    return image
+
+
+# --- rows ---------------------------------------------------------------------------------------
+
+
+def test_each_version_and_variant_is_one_row_with_its_tags_current_build_and_build_count(client, python):
+    newest = Build.objects.filter(version__name="3.14.4", version__variant="").latest("first_seen_at")
+    response = page(client, python)
+    assert rows(response) == [
+        "3.15.0b1 default 3.15.0b1 " + short(Build.objects.get(version__name="3.15.0b1")) + " 1 build",
+        f"3.14.4 stable default latest stable 3.14.4 3.14 3 {short(newest)} 2 builds",
+        "3.14.4 alpine 3.14.4-alpine 3.14-alpine alpine "
+        + short(Build.objects.get(version__variant="alpine"))
+        + " 1 build",
+        "3.14.4 stable slim stable-slim 3.14.4-slim 3.14-slim slim "
+        + short(Build.objects.get(version__variant="slim"))
+        + " 1 build",
+        "3.13.9 default 3.13.9 3.13 " + short(Build.objects.get(version__name="3.13.9")) + " 1 build",
+    ]
+
+
+def test_every_tag_and_version_name_links_to_the_version_history(client, python):
+    version = Version.objects.get(repository=python.repository, name="3.14.4", variant="slim")
+    build = Build.objects.get(version=version)
+    content = page(client, python).content.decode()
+    row = next(row for row in re.findall(r'<tr class="row[^"]*">.*?</tr>', content) if ">slim<" in row)
+    assert re.findall(r'href="([^"]+)"', row) == [f"/versions/{version.pk}/"] * 5 + [
+        f"/builds/{build.pk}/",
+        f"/versions/{version.pk}/",
+    ]
+
+
+def test_versions_sort_as_versions_within_a_line(client):
+    image = Image("team/app")
+    for name in ("1.9.0", "1.10.0", "1.10.0-rc1", "1.2.0"):
+        image.release(name, "", name, at=days_ago(1))
+    assert [row.split()[0] for row in rows(page(client, image))] == ["1.10.0", "1.10.0-rc1", "1.9.0", "1.2.0"]
+
+
+def test_a_channel_badge_shows_once_on_the_row_it_points_into_and_once_on_its_line(client):
+    image = Image("library/node")
+    image.release("22.11.0", "", "22.11.0", "current", "lts", at=days_ago(1))
+    image.release("22.11.0", "alpine", "22.11.0-alpine", "current-alpine", "lts-alpine", at=days_ago(1))
+    image.release("22.11.0", "slim", "22.11.0-slim", "current-slim", at=days_ago(1))
+    content = page(client, image).content.decode()
+    assert [(row.variant, row.channels) for row in parsed(content)] == [
+        ("", ["current", "lts"]), ("alpine", ["current", "lts"]), ("slim", ["current"]),
+    ]  # fmt: skip
+    summary = re.search(r"<summary>.*?</summary>", content, re.S).group(0)
+    assert re.findall(r'class="channel">(\w+)<', summary) == ["current", "lts"]
+
+
+def test_inactive_versions_are_folded_below_the_active_ones(client):
+    image = Image("team/app")
+    image.release("2.1.0", "", "2.1.0", "2.1", at=days_ago(400))  # a floating tag keeps it active
+    image.release("2.0.1", "", "2.0.1", at=days_ago(10))
+    image.release("2.0.0", "", "2.0.0", at=days_ago(400))
+    content = page(client, image).content.decode()
+    folded = content.index('<details class="inactive-rows"')
+    assert content.index(">2.1.0<") < content.index(">2.0.1<") < folded < content.index(">2.0.0<")
+    assert "1 inactive version" in text(content)
+
+
+# --- the current build ----------------------------------------------------------------------------
+
+
+def test_a_version_named_by_a_label_is_where_the_tag_spelled_like_it_points(client):
+    """A `main` branch image: the version comes from its `org.opencontainers.image.version` label,
+    and `main` moved on to a build that never got a version (its label was not read)."""
+    image = Image("acme/api")
+    main = image.version("main")
+    old = image.build(main, at=days_ago(5))
+    image.tag("sha-bd9c186", old)
+    image.tag("main", old)
+    moved = image.build(None, at=days_ago(1))
+    image.tag("sha-b266d12", moved)
+    image.tag("main", moved)
+
+    assert rows(page(client, image)) == [f"main default main sha-b266d12 {short(moved)} 1 build"]
+    versions = client.get(f"{API}/repositories/{image.repository.pk}/versions").json()
+    assert [(v["version"], v["current_digest"], v["tags"]) for v in versions] == [
+        ("main", moved.digest, ["main", "sha-b266d12"])
+    ]
+
+
+def test_the_exact_tag_decides_even_when_a_newer_build_of_the_version_is_tagged(client):
+    image = Image("chainguard/python")
+    current = image.release("3.14.4", "dev", "3.14.4-dev", "3.14.4-dev-202611261200", at=days_ago(2))
+    image.release("3.14.4", "dev", "3.14.4-dev-202611271200", at=days_ago(1))  # built, not released
+    assert rows(page(client, image)) == [
+        f"3.14.4 dev 3.14.4-dev 3.14.4-dev-202611261200 {short(current)} 2 builds"
+    ]
+
+
+def test_of_several_naming_tags_the_newest_build_wins(client):
+    image = Image("wolfi/curl")
+    image.release("8.11.0", "", "8.11.0-r0", at=days_ago(3))
+    newer = image.release("8.11.0", "", "8.11.0-r1", "8.11.0", at=days_ago(1))
+    assert rows(page(client, image))[0].startswith(f"8.11.0 default 8.11.0 8.11.0-r1 {short(newer)}")
+
+
+def test_without_a_naming_tag_a_version_is_at_its_newest_build_a_tag_points_to(client):
+    image = Image("vendor/nightly")
+    image.release("1.0.0", "", "1.0.0-202611251200", at=days_ago(3))
+    newest = image.release("1.0.0", "", "1.0.0-202611261200", at=days_ago(2))
+    image.build(image.version("1.0.0"), at=days_ago(1))  # no tag points here any more
+    assert rows(page(client, image)) == [f"1.0.0 default 1.0.0-202611261200 {short(newest)} 3 builds"]
+
+
+# --- tags no rule explains ----------------------------------------------------------------------
+
+
+def test_tags_not_understood_are_listed_by_name_and_make_no_rows(client):
+    image = Image("library/debian", depth=1)
+    build = image.release("12.8", "", "12.8", at=days_ago(1))
+    loose = image.build(None, at=days_ago(1))
+    for name in ("pr-10", "bookworm", "pr-9", "bookworm-slim"):
+        image.tag(name, build if name.startswith("bookworm") else loose, kind="other", version="", variant="")
+    response = page(client, image)
+    content = response.content.decode()
+    section = content[content.index('class="not-understood"') : content.index('id="tags"')]
+    assert re.findall(r'<a class="tag" href="([^"]+)">([^<]+)</a>', section) == [
+        (f"/versions/{build.version_id}/", "bookworm"),
+        (f"/versions/{build.version_id}/", "bookworm-slim"),
+        (f"/builds/{loose.pk}/", "pr-9"),  # on no version: its build
+        (f"/builds/{loose.pk}/", "pr-10"),
+    ]
+    assert [row.split()[0] for row in rows(response)] == ["12.8"]
+
+
+def test_the_not_understood_list_is_bounded(client):
+    image = Image("acme/branches")
+    build = image.build(None)
+    for number in range(OTHERS_SHOWN + 5):
+        image.tag(f"pr-{number}", build, kind="other", version="", variant="")
+    content = page(client, image).content.decode()
+    section = content[content.index('class="not-understood"') : content.index('id="tags"')]
+    assert section.count('class="tag"') == OTHERS_SHOWN
+    assert f"{OTHERS_SHOWN + 5} tags no naming rule explains" in text(section)
+
+
+# --- the filter ---------------------------------------------------------------------------------
+
+
+def test_the_filter_keeps_the_rows_and_tags_containing_it_and_marks_them(client, python):
+    response = page(client, python, q="alpine")
+    assert [row.split()[:2] for row in rows(response)] == [["3.14.4", "alpine"]]
+    content = response.content.decode()
+    assert '<a class="tag match" href=' in content and ">3.14.4-alpine</a>" in content
+    tags = content[content.index('id="tags"') :]
+    assert sorted(re.findall(r'class="tag" href="[^"]+">([^<]+)<', tags)) == [
+        "3.14-alpine", "3.14.4-alpine", "alpine",
+    ]  # fmt: skip
+    assert 'value="alpine"' in content
+
+
+def test_a_filter_that_is_not_part_of_a_tag_name_is_a_400_saying_why(client, python):
+    response = client.get(f"/repositories/{python.repository.pk}/", {"q": "<b>x</b>"})
+    assert response.status_code == 400
+    assert "q: filter by part of a tag name" in text(response.content.decode())
+    assert "<b>x</b>" not in response.content.decode()
+
+
+# --- escaping -------------------------------------------------------------------------------------
+
+
+def test_hostile_names_from_a_registry_are_shown_as_text(client):
+    image = Image("acme/hostile")
+    hostile = '<script>alert("v")</script>'
+    labelled = image.version(hostile)
+    build = image.build(labelled, at=days_ago(1))
+    image.tag('"><img src=x onerror=alert(1)>', build, kind="other", version="", variant="")
+    image.tag("1.0.0", build, kind="exact", version="1.0.0", variant="<i>v</i>")
+    content = page(client, image).content.decode()
+    assert "<script>alert" not in content and "<img src=x" not in content and "<i>v</i>" not in content
+    assert "&lt;script&gt;alert(&quot;v&quot;)&lt;/script&gt;" in content
+    assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in content
+
+
+# --- size ---------------------------------------------------------------------------------------
+
+
+def php_like(lines: int = 4, patches: int = 12, variants: int = 14, name: str = "library/php") -> Image:
+    """Lines of patch releases in many variants: only the newest patch of each line is active."""
+    image = Image(name)
+    flavours = [""] + [f"flavour{index:02d}" for index in range(1, variants)]
+    for major in range(8, 8 - lines, -1):
+        for patch in range(patches):
+            name = f"8.{major}.{patch}"
+            age = 1 if patch == patches - 1 else 200 + patch
+            for flavour in flavours:
+                suffix = f"-{flavour}" if flavour else ""
+                tags = [f"{name}{suffix}"] + ([f"8.{major}{suffix}"] if age == 1 else [])
+                image.release(name, flavour, *tags, at=days_ago(age))
+    latest = Build.objects.get(
+        repository=image.repository, version__name=f"8.8.{patches - 1}", version__variant=""
+    )
+    image.tag("latest", latest)
+    return image
+
+
+def test_a_large_repository_opens_its_newest_line_and_says_what_the_others_hold(client):
+    image = php_like()
+    content = page(client, image).content.decode()
+    assert content.count('<details class="line') == 4
+    assert [(row.name, row.variant) for row in parsed(content)] == [("8.8.11", "")] + [
+        ("8.8.11", f"flavour{index:02d}") for index in range(1, 14)
+    ], "the active versions of the newest line"
+    assert re.search(r'<details class="line" id="line-8.7" hx-get="[^"]+line=8.7"', content), (
+        "a closed line loads itself when opened"
+    )
+    assert "168 versions in 14 variants, 154 inactive · newest 8.7.11" in text(content)
+    assert re.search(r'<details class="inactive-rows" hx-get="[^"]+line=8.8&amp;inactive=1"', content), (
+        "inactive versions load when unfolded"
+    )
+    assert "Show the 154 inactive versions of 8.8" in text(content)
+
+
+def test_a_closed_line_and_its_inactive_versions_open_by_link_and_by_htmx(client):
+    image = php_like()
+    url = f"/repositories/{image.repository.pk}/"
+    linked = page(client, image, line="8.7")
+    assert {row.name for row in parsed(linked.content.decode())} == {"8.7.11", "8.8.11"}
+
+    fragment = client.get(url, {"line": "8.7"}, headers={"HX-Request": "true"}).content.decode()
+    assert fragment.lstrip().startswith('<details class="line" id="line-8.7" open>')
+    assert "<html" not in fragment and {row.name for row in parsed(fragment)} == {"8.7.11"}
+
+    unfolded = client.get(url, {"line": "8.7", "inactive": "1"}, headers={"HX-Request": "true"})
+    names = [row.name for row in parsed(unfolded.content.decode())]
+    assert names == [name for name in (f"8.7.{patch}" for patch in range(11, -1, -1)) for _ in range(14)]
+
+
+def test_rows_rendered_stay_within_the_budget_whatever_a_filter_matches(client):
+    image = php_like()
+    response = page(client, image, q="8")
+    assert 14 * 12 <= len(rows(response)) <= ROW_BUDGET + 14 * 12
+
+
+def count_queries(client, url: str, **headers) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url, headers=headers).status_code == 200
+    return len(captured)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/repositories/{id}/",
+        "/repositories/{id}/?q=alpine",
+        "/repositories/{id}/?line=8.7",
+        f"{API}/repositories/{{id}}/tags",
+        f"{API}/repositories/{{id}}/versions",
+    ],
+)
+def test_the_query_count_does_not_grow_with_versions_variants_or_tags(client, url):
+    small = php_like(lines=2, patches=2, variants=3, name="small/php")
+    few = count_queries(client, url.format(id=small.repository.pk))
+    large = php_like(lines=4, patches=6, variants=14, name="large/php")
+    assert count_queries(client, url.format(id=large.repository.pk)) == few
+
+
+# --- the tags list and the API ------------------------------------------------------------------
+
+
+def test_api_tags_come_a_page_at_a_time_by_name(client, python):
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 4, **({"cursor": cursor} if cursor else {})}
+        body = client.get(f"{API}/repositories/{python.repository.pk}/tags", params).json()
+        assert set(body) == {"items", "next"}
+        seen += body["items"]
+        cursor = body["next"]
+        if cursor is None:
+            break
+    names = [tag["name"] for tag in seen]
+    assert names == sorted(set(names)) and len(names) == 15
+    assert set(seen[0]) == {"name", "kind", "version", "variant", "digest", "since"}
+
+
+def test_the_page_lists_the_same_tags_as_the_api_and_pages_with_its_cursor(client, python, monkeypatch):
+    monkeypatch.setattr("history.lines.TAG_PAGE", 5)
+    api = client.get(f"{API}/repositories/{python.repository.pk}/tags", {"limit": 5}).json()
+    content = page(client, python).content.decode()
+    tags = content[content.index('id="tags"') :]
+    assert re.findall(r'class="tag" href="[^"]+">([^<]+)<', tags) == [tag["name"] for tag in api["items"]]
+    assert f"cursor={api['next']}#tags" in tags
+    second = page(client, python, cursor=api["next"]).content.decode()
+    following = client.get(
+        f"{API}/repositories/{python.repository.pk}/tags", {"limit": 5, "cursor": api["next"]}
+    ).json()
+    assert re.findall(r'class="tag" href="[^"]+">([^<]+)<', second[second.index('id="tags"') :]) == [
+        tag["name"] for tag in following["items"]
+    ]
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "MjAyNi0xMS0yNnwx" + "x", "!!", "a" * 150])
+def test_a_bad_cursor_is_a_400_on_the_api_and_the_page(client, python, cursor):
+    response = client.get(f"{API}/repositories/{python.repository.pk}/tags", {"cursor": cursor})
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("cursor: ")
+    assert client.get(f"/repositories/{python.repository.pk}/", {"cursor": cursor}).status_code == 400
+
+
+def test_api_versions_are_the_page_rows(client, python):
+    versions = client.get(f"{API}/repositories/{python.repository.pk}/versions").json()
+    assert [(v["version"], v["variant"], v["tags"], v["current_digest"]) for v in versions] == [
+        (row.name, row.variant, row.tags, row.digest) for row in parsed(page(client, python).content.decode())
+    ]
+
+
+def test_inactive_on_the_page_is_the_with_activity_rule(client):
+    """The page computes inactivity from one scan of moving tags instead of a subquery per version:
+    it must agree with `history.models.with_activity`, the rule's definition, case by case."""
+    image = Image("team/rules")
+    image.release("4.0.0", "", "4.0.0", "latest", at=days_ago(1))  # recent
+    image.release("3.2.0", "", "3.2.0", "3.2", at=days_ago(200))  # old, a floating tag in
+    image.release("3.1.0", "", "3.1.0", at=days_ago(200))  # old, nothing floating: inactive
+    image.release("3.0.0", "", "3.0.0", "stable", at=days_ago(200))  # old, a channel in
+    image.release("2.5", "", "2.5", at=days_ago(200))  # old, only its own (minor-shaped) name
+    old = image.release("2.4.0", "", "2.4.0", at=days_ago(200))
+    old.built_at = days_ago(400)
+    old.save()
+    image.version("1.0.0")  # no build at all
+    expected = {
+        version.name: version.inactive
+        for version in with_activity(Version.objects.filter(repository=image.repository))
+    }
+    assert {row.name: row.inactive for row in version_rows(image.repository)} == expected
+    assert sorted(name for name, inactive in expected.items() if inactive) == ["2.4.0", "2.5", "3.1.0"]
