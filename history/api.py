@@ -9,7 +9,7 @@ from typing import Annotated
 
 from django.conf import settings
 from django.core import signing
-from django.db.models import Count, Max, OuterRef, Subquery
+from django.db.models import Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce, Greatest
 from django.urls import reverse
 from ninja import NinjaAPI, Path, Query, Router
@@ -20,15 +20,15 @@ from ninja.security import SessionAuth
 from pydantic import BeforeValidator
 
 from catalog.models import Repository, Version
-from catalog.tags import Kind, version_key
 
 from . import api_schemas as out
 from . import compare as diff
-from .changelog import Cursor, RowBefore, without_artifacts
-from .models import Attestation, Build, TagEvent, TagState, with_activity, with_builds, with_poll_health
+from .changelog import Cursor, InvalidFilter, RowBefore, without_artifacts
+from .lines import MAX_TAG_PAGE, TAG_PAGE, TagCursor, parse_query, tag_page, version_rows
+from .models import Attestation, Build, TagEvent, TagState, with_builds, with_poll_health
 from .pins import PinError, check
 from .search import InvalidQuery, held_tags_of, image_id, lookup
-from .versions import NEWEST_FIRST, BuildRow, ordered_builds
+from .versions import BuildRow, ordered_builds
 
 MAX_ID = 2**63 - 1  # BigAutoField: a larger id would be a database error rather than a 404
 DEFAULT_PAGE, MAX_PAGE = 50, 200
@@ -142,27 +142,37 @@ def repositories(request):
     return [_repository(repository) for repository in found]
 
 
-@api.get("repositories/{id}/tags", response={200: list[out.TagOut], **ERRORS})
-def tags(request, id: Id):
-    """The tags present now and the build each points to; signatures and other artifacts left out."""
+@api.get("repositories/{id}/tags", response={200: out.TagPage, **ERRORS})
+def tags(
+    request,
+    id: Id,
+    q: Annotated[str, Query(max_length=200, description="Part of the tag name.")] = "",
+    cursor: Annotated[str | None, Query(max_length=200, description="`next` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_TAG_PAGE)] = TAG_PAGE,
+):
+    """The tags present now and the build each points to, by name, a keyset page at a time (the
+    repository page's list): ask again with `cursor=<next>`. Signatures and other artifacts left out."""
     repository = _repository_or_404(id)
-    states = (
-        TagState.objects.filter(tag__repository=repository, present=True)
-        .exclude(tag__kind=Kind.ARTIFACT)
-        .select_related("tag", "build")
-        .order_by("tag__name")
-    )
-    return [
-        {
-            "name": state.tag.name,
-            "kind": state.tag.kind,
-            "version": state.tag.version or None,
-            "variant": state.tag.variant,
-            "digest": state.build.digest,
-            "since": state.since,
-        }
-        for state in states
-    ]
+    try:
+        found = tag_page(
+            repository, q=parse_query(q), cursor=TagCursor.decode(cursor) if cursor else None, size=limit
+        )
+    except InvalidFilter as invalid:
+        raise HttpError(400, str(invalid)) from None
+    return {
+        "items": [
+            {
+                "name": tag.name,
+                "kind": tag.kind,
+                "version": tag.version or None,
+                "variant": tag.variant,
+                "digest": tag.digest,
+                "since": tag.since,
+            }
+            for tag in found.items
+        ],
+        "next": found.next.encode() if found.next else None,
+    }
 
 
 @api.get("repositories/{id}/events", response={200: out.EventPage, **ERRORS})
@@ -221,36 +231,20 @@ def events(
 
 @api.get("repositories/{id}/versions", response={200: list[out.VersionOut], **ERRORS})
 def versions(request, id: Id):
-    """Every version and variant, newest version first, with the tags on it now and its newest build."""
+    """Every version and variant as the repository page's rows: by line, newest version first, each
+    at its current build (where the tag naming it points) with the tags on that build."""
     repository = _repository_or_404(id)
-    newest = Build.objects.filter(version=OuterRef("pk")).order_by(*NEWEST_FIRST)
-    found = (
-        with_activity(Version.objects.filter(repository=repository))
-        .annotate(
-            build_count=Count("builds", distinct=True), current_digest=Subquery(newest.values("digest")[:1])
-        )
-        .select_related("line")
-    )
-    tags_on: dict[int, list[str]] = {}
-    for version_id, name in (
-        TagState.objects.filter(present=True, build__version__repository=repository)
-        .exclude(tag__kind=Kind.ARTIFACT)
-        .order_by("tag__name")
-        .values_list("build__version_id", "tag__name")
-    ):
-        tags_on.setdefault(version_id, []).append(name)
-    ordered = sorted(sorted(found, key=lambda v: v.variant), key=lambda v: version_key(v.name), reverse=True)
     return [
         {
-            "version": version.name,
-            "line": version.line.name,
-            "variant": version.variant,
-            "tags": tags_on.get(version.pk, []),
-            "current_digest": version.current_digest,
-            "build_count": version.build_count,
-            "inactive": version.inactive,
+            "version": row.name,
+            "line": row.line,
+            "variant": row.variant,
+            "tags": row.tags,
+            "current_digest": row.digest or None,
+            "build_count": row.build_count,
+            "inactive": row.inactive,
         }
-        for version in ordered
+        for row in version_rows(repository)
     ]
 
 
