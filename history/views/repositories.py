@@ -33,7 +33,8 @@ def repository(request, pk: int):
         "poll": repository.polls.order_by("-started_at").first(),
         "q": q if not errors else request.GET.get("q", "")[:200],
         "errors": errors,
-        "query": urlencode({"q": q}) if q else "",
+        # Not `query`: base.html fills the header's search box with that.
+        "filter_query": urlencode({"q": q}) if q else "",
     }
     # htmx asks for one line when it is opened; history restores want the whole page.
     if line and request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request"):
