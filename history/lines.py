@@ -18,7 +18,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 from django.conf import settings
@@ -27,7 +27,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from catalog.models import Repository, Version
-from catalog.tags import Kind, classify, version_key
+from catalog.tags import FLOATING_KINDS, Kind, classify, version_key
 
 from .changelog import InvalidFilter
 from .models import Build, TagState
@@ -40,8 +40,6 @@ KIND_ORDER = {
 }  # fmt: skip
 # Tags that name one version of one variant: `3.14.4-dev`, `v3.14.4-dev`, `3.14.4-r2-dev`.
 NAMING_KINDS = [Kind.EXACT.value, Kind.REVISION.value]
-# Tags that move from version to version: what they point into stays active.
-MOVING_KINDS = [Kind.LATEST.value, Kind.MAJOR.value, Kind.MINOR.value, Kind.FLOATING.value]
 # A repository with no more versions than this opens every line: folding ten rows helps nobody.
 SMALL = 40
 # Rows settled and shown at most; lines past it stay closed until opened (BENCHMARKS.md, Pages).
@@ -127,7 +125,7 @@ def _versions(repository: Repository) -> Versions:
     by_id = {row.version_id: row for row in rows}
     tags = (
         TagState.objects.filter(
-            present=True, tag__repository=repository, tag__kind__in=[*MOVING_KINDS, Kind.OTHER.value]
+            present=True, tag__repository=repository, tag__kind__in=[*FLOATING_KINDS, Kind.OTHER.value]
         )
         .values_list("tag__name", "tag__kind", "tag__version", "build_id", "build__version_id")
         .order_by()
@@ -161,13 +159,16 @@ def settle(repository: Repository, rows: list[Row]) -> list[Row]:
     """Fill in each row's build count, current build and the tags on it: three queries, whatever
     the number of rows.
 
-    The current build of a version is where the tag that names it points: a tag spelled like the
-    version (`3.14.4-dev`; `main` for a version named from the `org.opencontainers.image.version`
-    label `main`), or an exact or revision tag of that version and variant on one of its builds
-    (`v3.14.4-dev`, `3.14.4-r2-dev`), the newest build if they disagree. A tag spelled like the
-    version may point at a build that was never given it (its label unreadable, say): that is
-    still where the version is now. Without a naming tag, it is the newest build of the version
-    that some tag still points at; with no tag pointing in, there is none.
+    The current build of a version is where the tag that names it points, in this order:
+    1. a tag spelled like the version (`3.14.4-dev`; `main` for a version named from the
+       `org.opencontainers.image.version` label `main`), which may point at a build that was
+       never given it (its label unreadable, say): that is still where the version is now;
+    2. an exact or revision tag of that version and variant on one of its builds (`v3.14.4-dev`,
+       `3.14.4-r2-dev`), the newest build if they disagree;
+    3. a floating tag pointing into it (`18`, `latest`): what users of the version pull, when
+       the version's builds carry only tags of their own (Bitnami odoo's `18.0.20241205`);
+    4. the newest build of the version that some tag still points at.
+    With no tag pointing in, there is none.
     """
     if not rows:
         return rows
@@ -176,7 +177,7 @@ def settle(repository: Repository, rows: list[Row]) -> list[Row]:
     newest_tagged = (
         Build.objects.filter(version=OuterRef("pk")).filter(Exists(tagged)).order_by(*NEWEST_FIRST)
     )
-    newest: dict[Row, tuple[datetime, int]] = {}
+    newest: dict[Row, tuple[int, datetime, int]] = {}
     for version_id, build_count, build_id in (
         Version.objects.filter(pk__in=list(by_id))
         .annotate(build_count=Count("builds"), current=Subquery(newest_tagged.values("pk")[:1]))
@@ -188,22 +189,27 @@ def settle(repository: Repository, rows: list[Row]) -> list[Row]:
     by_label = {row.label: row for row in rows}
     by_version = {(row.name, row.variant): row for row in rows}
     columns = (
-        "tag__name", "tag__kind", "tag__version", "tag__variant", "build_id",
+        "tag__name", "tag__kind", "tag__version", "tag__variant", "build_id", "build__version_id",
         Coalesce("build__built_at", "build__first_seen_at"),
     )  # fmt: skip
     # Two index-driven halves: an OR of them made PostgreSQL read every tag of the repository.
     spelled = TagState.objects.filter(present=True, tag__repository=repository, tag__name__in=list(by_label))
     inside = TagState.objects.filter(
-        present=True, build__version_id__in=list(by_id), tag__kind__in=NAMING_KINDS
+        present=True, build__version_id__in=list(by_id), tag__kind__in=[*NAMING_KINDS, *FLOATING_KINDS]
     )
-    for name, kind, version, variant, build_id, moment in (
+    for name, kind, version, variant, build_id, version_id, moment in (
         spelled.values_list(*columns).order_by().union(inside.values_list(*columns).order_by(), all=True)
     ):
-        named = {by_label.get(name), by_version.get((version, variant)) if kind in NAMING_KINDS else None}
-        for row in named - {None}:
-            if row not in newest or (moment, build_id) > newest[row]:
-                newest[row] = (moment, build_id)
-    for row, (_, build_id) in newest.items():
+        claims = [(by_label.get(name), 0)]
+        if kind in NAMING_KINDS:
+            claims.append((by_version.get((version, variant)), 1))
+        elif kind in FLOATING_KINDS:
+            claims.append((by_id.get(version_id), 2))
+        for row, rank in claims:
+            # the best rank wins, then the newest build
+            if row is not None and (row not in newest or (-rank, moment, build_id) > newest[row]):
+                newest[row] = (-rank, moment, build_id)
+    for row, (_, _, build_id) in newest.items():
         row.build_id = build_id
 
     on_build: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
@@ -241,7 +247,9 @@ def version_rows(repository: Repository) -> list[Row]:
 
 @dataclass(eq=False)
 class LineGroup:
-    """The versions of one line across variants (`3.14`, whatever the variant)."""
+    """The versions of one line across variants (`3.14`, whatever the variant). Its summaries are
+    computed once (a template asks for each several times); `active` and `inactive` follow
+    `rows`, which are put in page order when the line opens."""
 
     name: str
     rows: list[Row]  # newest first once open; in no order while closed
@@ -257,16 +265,16 @@ class LineGroup:
     def inactive(self) -> list[Row]:
         return [row for row in self.rows if row.inactive]
 
-    @property
+    @cached_property
     def channels(self) -> list[str]:
         return sorted({channel for row in self.rows for channel in row.channels})
 
-    @property
+    @cached_property
     def newest(self) -> str:
         """The newest version still active, else the newest: what a closed line says it reaches."""
         return max((row.name for row in self.active or self.rows), key=_version_key)
 
-    @property
+    @cached_property
     def variants(self) -> int:
         return len({row.variant for row in self.rows})
 
