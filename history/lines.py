@@ -22,7 +22,7 @@ from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, Subquery
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -105,23 +105,26 @@ def _versions(repository: Repository) -> Versions:
     and no moving tag pointing in (a tag naming the version itself not counting). Its per-version
     `Exists` of floating tags, and the build count and last build time over every build, cost
     60 ms for 2 000 versions (BENCHMARKS.md, Pages: repository); here the moving tags come from
-    one scan, a version's recent build is one index probe, and build counts wait for `settle`.
+    one scan, whether a version's newest build is recent is one index probe, and build counts
+    wait for `settle`.
     """
     cutoff = timezone.now() - timedelta(days=settings.TAGLEDGER_INACTIVE_AFTER_DAYS)
-    builds = Build.objects.filter(version=OuterRef("pk"))
+    # Whether the newest build is recent: true, false, or null for no build at all (not inactive).
+    # One probe of `build_version_newest` per version, and no datetimes to decode.
+    newest_is_recent = (
+        Build.objects.filter(version=OuterRef("pk"))
+        .annotate(at=Coalesce("built_at", "first_seen_at"))
+        .order_by(*NEWEST_FIRST)
+        .annotate(recent=ExpressionWrapper(Q(at__gte=cutoff), output_field=BooleanField()))
+        .values("recent")[:1]
+    )
     found = (
         Version.objects.filter(repository=repository)
-        .annotate(
-            # `build_version_newest` answers both with one index probe per version.
-            built=Exists(builds),
-            recent=Exists(builds.annotate(at=Coalesce("built_at", "first_seen_at")).filter(at__gte=cutoff)),
-        )
-        .values_list("pk", "name", "variant", "line__name", "built", "recent")
+        .annotate(recent=Subquery(newest_is_recent, output_field=BooleanField()))
+        .values_list("pk", "name", "variant", "line__name", "recent")
         .order_by()
     )
-    rows = [
-        Row(pk, name, variant, line, built and not recent) for pk, name, variant, line, built, recent in found
-    ]
+    rows = [Row(pk, name, variant, line, recent is False) for pk, name, variant, line, recent in found]
     by_id = {row.version_id: row for row in rows}
     tags = (
         TagState.objects.filter(
