@@ -22,7 +22,7 @@ from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q, Subquery
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q, Subquery, Window
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -67,7 +67,7 @@ def parse_query(raw: str) -> str:
 # --- rows: one per version and variant ----------------------------------------------------------
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # 2 000 of them a page: slots make them a third cheaper
 class Row:
     """One version of one variant; `build_count`, `build_id`, `digest` and `tags` once settled."""
 
@@ -90,21 +90,19 @@ class Row:
 
 @dataclass
 class Versions:
-    """Every row of a repository, unsettled, in no order, and what its moving and not-understood
-    tags say: which rows `latest` points into, and the not-understood tags (name, build id)."""
+    """Every row of a repository, unsettled, in no order, and the rows `latest` points into."""
 
     rows: list[Row]
     latest: set[int]
-    others: list[tuple[str, int]]
 
 
 def _versions(repository: Repository) -> Versions:
-    """Two queries: the versions, and the repository's moving and not-understood tags.
+    """Two queries: the versions, and the repository's floating tags.
 
     Inactive is `history.models.with_activity`'s rule: no build for TAGLEDGER_INACTIVE_AFTER_DAYS
-    and no moving tag pointing in (a tag naming the version itself not counting). Its per-version
+    and no floating tag pointing in (a tag naming the version itself not counting). Its per-version
     `Exists` of floating tags, and the build count and last build time over every build, cost
-    60 ms for 2 000 versions (BENCHMARKS.md, Pages: repository); here the moving tags come from
+    60 ms for 2 000 versions (BENCHMARKS.md, Pages: repository); here the floating tags come from
     one scan, whether a version's newest build is recent is one index probe, and build counts
     wait for `settle`.
     """
@@ -126,19 +124,14 @@ def _versions(repository: Repository) -> Versions:
     )
     rows = [Row(pk, name, variant, line, recent is False) for pk, name, variant, line, recent in found]
     by_id = {row.version_id: row for row in rows}
-    tags = (
-        TagState.objects.filter(
-            present=True, tag__repository=repository, tag__kind__in=[*FLOATING_KINDS, Kind.OTHER.value]
-        )
-        .values_list("tag__name", "tag__kind", "tag__version", "build_id", "build__version_id")
-        .order_by()
-    )
-    floating, latest, others = set(), set(), []
+    floating, latest = set(), set()
     channels: dict[int, set[str]] = defaultdict(set)
-    for tag, kind, version, build_id, version_id in tags:
-        if kind == Kind.OTHER:
-            others.append((tag, build_id))
-        elif version_id in by_id and version != by_id[version_id].name:
+    for tag, kind, version, version_id in (
+        TagState.objects.filter(present=True, tag__repository=repository, tag__kind__in=FLOATING_KINDS)
+        .values_list("tag__name", "tag__kind", "tag__version", "build__version_id")
+        .order_by()
+    ):
+        if version_id in by_id and version != by_id[version_id].name:
             floating.add(version_id)
             if kind == Kind.LATEST:
                 latest.add(version_id)
@@ -148,7 +141,25 @@ def _versions(repository: Repository) -> Versions:
         row.inactive = row.inactive and row.version_id not in floating
     for version_id, names in channels.items():
         by_id[version_id].channels = sorted(names)
-    return Versions(rows, latest, others)
+    return Versions(rows, latest)
+
+
+def not_understood(repository: Repository, *, q: str = "") -> tuple[list["TagRow"], int]:
+    """Tags of kind `other`, by name as the tags list is, at most OTHERS_SHOWN; and how many there
+    are. One query, which counts them all but reads only the ones shown."""
+    found = TagState.objects.filter(present=True, tag__repository=repository, tag__kind=Kind.OTHER)
+    if q:
+        found = found.filter(tag__name__icontains=q)
+    shown = list(
+        found.annotate(total=Window(Count("pk")))
+        .order_by("tag__name")
+        .values_list("tag__name", "build_id", "build__digest", "build__version_id", "total")[:OTHERS_SHOWN]
+    )
+    tags = [
+        TagRow(name, Kind.OTHER.value, "", "", digest, None, build_id, version_id)
+        for name, build_id, digest, version_id, _ in shown
+    ]
+    return tags, shown[0][-1] if shown else 0
 
 
 def in_page_order(rows: list[Row]) -> list[Row]:
@@ -291,7 +302,7 @@ class LineGroup:
 class Overview:
     lines: list[LineGroup]
     versions: int  # rows of the whole repository
-    others: list["TagRow"]  # not understood, sorted, at most OTHERS_SHOWN
+    others: list["TagRow"]  # not understood, by name, at most OTHERS_SHOWN
     others_total: int
     unmatched_lines: int = 0  # lines a filter left out
 
@@ -323,15 +334,9 @@ def overview(repository: Repository, *, q: str = "", line: str = "", inactive: b
             budget -= size
             in_page_order(group.rows)
     settle(repository, [row for group in lines for row in group.shown()])
-    others = found.others
-    if q:
-        others = [(name, build_id) for name, build_id in others if q.lower() in name.lower()]
-    others.sort(key=lambda item: _natural(item[0]))
-    shown = [
-        TagRow(name, Kind.OTHER.value, "", "", "", None, build_id) for name, build_id in others[:OTHERS_SHOWN]
-    ]
+    others, others_total = not_understood(repository, q=q)
     unmatched = len({row.line for row in found.rows}) - len(lines) if q else 0
-    return Overview(lines, len(found.rows), _with_builds(shown), len(others), unmatched)
+    return Overview(lines, len(found.rows), others, others_total, unmatched)
 
 
 def _wanted(lines: list[LineGroup], latest: set[int], *, q: str, total: int) -> list[LineGroup]:
@@ -365,14 +370,6 @@ def _matching(repository: Repository, rows: list[Row], q: str) -> set[int]:
         named = by_version.get((version, variant)) if kind in NAMING_KINDS else None
         found |= {version_id, by_label.get(name), named}
     return found - {None}
-
-
-_NUMBERS = re.compile(r"(\d+)")
-
-
-def _natural(name: str) -> str:
-    """`bookworm-9` before `bookworm-10`: digit runs padded, so they compare as numbers."""
-    return _NUMBERS.sub(lambda digits: digits[0].zfill(20), name)
 
 
 # --- tags, a page at a time -----------------------------------------------------------------------

@@ -212,8 +212,8 @@ def test_tags_not_understood_are_listed_by_name_and_make_no_rows(client):
     assert re.findall(r'<a class="tag" href="([^"]+)">([^<]+)</a>', section) == [
         (f"/versions/{build.version_id}/", "bookworm"),
         (f"/versions/{build.version_id}/", "bookworm-slim"),
-        (f"/builds/{loose.pk}/", "pr-9"),  # on no version: its build
-        (f"/builds/{loose.pk}/", "pr-10"),
+        (f"/builds/{loose.pk}/", "pr-10"),  # on no version: its build
+        (f"/builds/{loose.pk}/", "pr-9"),  # by name, as the tags list is
     ]
     assert [row.split()[0] for row in rows(response)] == ["12.8"]
 
