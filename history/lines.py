@@ -389,22 +389,6 @@ class TagRow:
     version_id: int | None = None  # the build's version, if it has one
 
 
-def _with_builds(tags: list[TagRow]) -> list[TagRow]:
-    """`tags` with the digest and version of the build each points to, from one query.
-
-    Joined into the tags query instead, PostgreSQL read every build of the repository before
-    choosing the page: the page would grow with the builds."""
-    builds = {
-        pk: (digest, version_id)
-        for pk, digest, version_id in Build.objects.filter(pk__in={tag.build_id for tag in tags}).values_list(
-            "pk", "digest", "version_id"
-        )
-    }
-    for tag in tags:
-        tag.digest, tag.version_id = builds[tag.build_id]
-    return tags
-
-
 class TagCursor(NamedTuple):
     """The last tag of a page: the next page starts strictly after its name.
 
@@ -441,7 +425,7 @@ def tag_page(
     repository: Repository, *, q: str = "", cursor: TagCursor | None = None, size: int | None = None
 ) -> TagPage:
     """The tags present now (artifacts left out), by name, a keyset page at a time from `cursor`
-    (`next` of the page before); `q`: part of the name. Two queries."""
+    (`next` of the page before); `q`: part of the name. One query."""
     found = (
         TagState.objects.filter(present=True, tag__repository=repository)
         .exclude(tag__kind=Kind.ARTIFACT)
@@ -452,11 +436,13 @@ def tag_page(
     if cursor is not None:
         found = found.filter(tag__name__gt=cursor.name)
     size = size or TAG_PAGE
+    # By name with a limit, PostgreSQL walks `unique_tag` and looks up each row's state and build.
     rows = [
-        TagRow(name, kind, version, variant, "", since, build_id)
-        for name, kind, version, variant, since, build_id in found.values_list(
-            "tag__name", "tag__kind", "tag__version", "tag__variant", "since", "build_id"
+        TagRow(*values)
+        for values in found.values_list(
+            "tag__name", "tag__kind", "tag__version", "tag__variant", "build__digest", "since", "build_id",
+            "build__version_id",
         )[: size + 1]
-    ]
-    items = _with_builds(rows[:size])
+    ]  # fmt: skip
+    items = rows[:size]
     return TagPage(items, TagCursor(items[-1].name) if len(rows) > size else None)
