@@ -150,10 +150,17 @@ def not_understood(repository: Repository, *, q: str = "") -> tuple[list["TagRow
     found = TagState.objects.filter(present=True, tag__repository=repository, tag__kind=Kind.OTHER)
     if q:
         found = found.filter(tag__name__icontains=q)
+    # The build's fields as subqueries, not a join: the window counts every row before the limit,
+    # and a join looked up the build of all of them (1 900 lookups, 13 ms, for 200 shown).
+    build = Build.objects.filter(pk=OuterRef("build_id"))
     shown = list(
-        found.annotate(total=Window(Count("pk")))
+        found.annotate(
+            total=Window(Count("pk")),
+            digest=Subquery(build.values("digest")[:1]),
+            version_id=Subquery(build.values("version_id")[:1]),
+        )
         .order_by("tag__name")
-        .values_list("tag__name", "build_id", "build__digest", "build__version_id", "total")[:OTHERS_SHOWN]
+        .values_list("tag__name", "build_id", "digest", "version_id", "total")[:OTHERS_SHOWN]
     )
     tags = [
         TagRow(name, Kind.OTHER.value, "", "", digest, None, build_id, version_id)
