@@ -24,14 +24,17 @@
 #   `8.0-M02`), any case; a Java update and build (`8u462-b08`); an upstream build `_N`
 #   (`21.0.8_9`); a `.Final`-style qualifier; and a second dotted version directly after it
 #   (pypy `3.11-7.3.20`, `v1.19.0-1.0`). Prereleases sort before their release.
-# - REVISION is a repackaging of the same upstream version, directly after it: `-rN` (Alpine,
-#   Chainguard), Bitnami's `-<os>-<n>-rN`, or a plain build number (`9.6-1755678605`, `1.2.3-1`).
+# - REVISION is a repackaging or update of the same version, directly after it: `-rN` (Alpine,
+#   Chainguard), `-uN`, Bitnami's `-<os>-<n>-rN`, or a plain build number (`9.6-1755678605`,
+#   `1.2.3-1`).
 # - The KIND of a versioned tag says how far it floats: a version with a numbered prerelease, an
 #   update, a build or a second version names one release (EXACT); otherwise one part is
 #   MAJOR, two MINOR, three or more EXACT. So `18.3` is MINOR by itself; `version_of` is what
 #   makes it the version of an image whose most specific tag it is.
 # - A VARIANT is what is left: words before the version (`open-21.0.8_9-jdk` is variant
-#   `open-jdk`) and tokens after it, the first of them holding a letter (`slim-trixie`,
+#   `open-jdk`; after words the version is the longest, so clojure's
+#   `temurin-21-tools-deps-1.12.1.1550-trixie` is 1.12.1.1550 of `temurin-21-tools-deps-trixie`)
+#   and tokens after it, the first of them holding a letter (`slim-trixie`,
 #   `eclipse-temurin-17`, `windowsservercore-ltsc2025`, Ubuntu's base and risk `22.04_edge`).
 #   A variant never holds a run of six or more digits nor a commit id (seven or more hex
 #   characters mixing letters and digits): those name one build, and a variant per build would
@@ -138,7 +141,7 @@ _DASHED_PRE_RE = re.compile(rf"(?P<pre>(?i:{_PRE_LABELS}))(?:\.?(?P<pre_n>[0-9]+
 _JAVA_BUILD_RE = re.compile(r"b(?P<build>[0-9]+)")
 _SECOND_VERSION_RE = re.compile(r"[0-9]{1,4}(?:\.[0-9]+){1,3}")
 _PRE_NUMBER_RE = re.compile(r"[0-9]{1,5}")
-_REVISION_RE = re.compile(r"r[0-9]+|[0-9]+")
+_REVISION_RE = re.compile(r"[ru][0-9]+|[0-9]+")
 _OS_NAME_RE = re.compile(r"[a-z]+")
 _NUMBER_RE = re.compile(r"[0-9]+")
 _LETTER_RE = re.compile(r"[A-Za-z]")
@@ -269,9 +272,14 @@ def _classify_tokens(tag: str, tokens: list[str]) -> TagInfo | None:
     if head in FLOATING_NAMES and _is_variant(rest):
         return TagInfo(tag, Kind.FLOATING, variant="-".join(rest), channel=head)
 
-    start = next((i for i, token in enumerate(tokens) if _VERSION_TOKEN_RE.fullmatch(token)), None)
-    if start is None:
+    # A tag that starts with a version is that version (`25-jdk-ubuntu-24.04`); after words, the
+    # version is the longest one (`temurin-21-tools-deps-1.12.1.1550` is a tools-deps release).
+    found = [(i, match) for i, token in enumerate(tokens) if (match := _VERSION_TOKEN_RE.fullmatch(token))]
+    if not found:
         return None
+    start = found[0][0]
+    if start > 0:
+        start = max(found, key=lambda item: (item[1]["release"].count("."), -item[0]))[0]
     prefix = tokens[:start]
     if prefix and (not _is_variant(prefix) or prefix[0] in _REFERENCE_WORDS):
         return None

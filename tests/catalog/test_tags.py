@@ -80,7 +80,9 @@ TABLE = [
     ("cli-2.12.0-php8.4", EXACT, "2.12.0", "cli-php8.4", {}),
     ("enterprise-7.6.7", EXACT, "7.6.7", "enterprise", {}),
     ("k8s-1.31", MINOR, "1.31", "k8s", {}),
-    ("temurin-21-tools-deps-1.12.1.1550-trixie", MAJOR, "21", "temurin-tools-deps-1.12.1.1550-trixie", {}),
+    # after words, the longest version is the version: clojure's tools-deps release on temurin 21
+    ("temurin-21-tools-deps-1.12.1.1550-trixie", EXACT, "1.12.1.1550", "temurin-21-tools-deps-trixie", {}),
+    ("temurin-21-lein", MAJOR, "21", "temurin-lein", {}),
     ("25-jdk-ubuntu-24.04", MAJOR, "25", "jdk-ubuntu-24.04", {}),
     # ubuntu, debian, alpine, busybox
     ("24.04", MINOR, "24.04", "", {}),
@@ -269,6 +271,7 @@ TABLE = [
     ("1.2.3-20261345", OTHER, "", "", {}),  # stamp-shaped, but no date
     ("12345", OTHER, "", "", {}),
     ("1.2.3-1", REVISION, "1.2.3", "", {"revision": "1"}),
+    ("2024.3-u0", REVISION, "2024.3", "", {"revision": "u0"}),
     ("9.6-1755678605", REVISION, "9.6", "", {"revision": "1755678605"}),
     ("1.2.3-20241126", TIMESTAMP, "1.2.3", "", {"built_at": datetime(2024, 11, 26, tzinfo=UTC)}),
     ("1.2.3.4.5", OTHER, "", "", {}),
