@@ -310,14 +310,23 @@ class Overview:
     lines: list[LineGroup]
     versions: int  # rows of the whole repository
     others: list["TagRow"]  # not understood, by name, at most OTHERS_SHOWN
-    others_total: int
+    others_total: int | None  # None: not read (folded)
     unmatched_lines: int = 0  # lines a filter left out
 
+    @property
+    def is_small(self) -> bool:
+        """Small enough to show everything unfolded: lines, inactive versions, all sections."""
+        return self.versions <= SMALL
 
-def overview(repository: Repository, *, q: str = "", line: str = "", inactive: bool = False) -> Overview:
+
+def overview(
+    repository: Repository, *, q: str = "", line: str = "", inactive: bool = False, others: bool | None = None
+) -> Overview:
     """The page's lines, what it shows of them settled, and its not-understood tags (`q` parsed).
 
-    `line` opens that line too, and `inactive` shows its inactive versions."""
+    `line` opens that line too, and `inactive` shows its inactive versions. The not-understood
+    tags are read when `others` says so, or by default for a filter or a small repository: in a
+    large one they are mostly commit and branch tags, folded until asked for."""
     found = _versions(repository)
     rows = found.rows
     if q:
@@ -341,9 +350,11 @@ def overview(repository: Repository, *, q: str = "", line: str = "", inactive: b
             budget -= size
             in_page_order(group.rows)
     settle(repository, [row for group in lines for row in group.shown()])
-    others, others_total = not_understood(repository, q=q)
+    if others is None:
+        others = bool(q) or len(found.rows) <= SMALL
+    shown, total = not_understood(repository, q=q) if others else ([], None)
     unmatched = len({row.line for row in found.rows}) - len(lines) if q else 0
-    return Overview(lines, len(found.rows), others, others_total, unmatched)
+    return Overview(lines, len(found.rows), shown, total, unmatched)
 
 
 def _wanted(lines: list[LineGroup], latest: set[int], *, q: str, total: int) -> list[LineGroup]:

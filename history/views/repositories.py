@@ -42,8 +42,13 @@ def repository(request, pk: int):
         group = next((group for group in found.lines if group.name == line), None)
         response = render(request, "history/repository_line.html", {**context, "line": group})
     else:
-        context["overview"] = overview(repository, q=q, line=line, inactive=inactive)
-        context["tags"] = tag_page(repository, q=q, cursor=cursor)
+        # The not-understood tags and the tags list are folded on a large repository's page
+        # until asked for (`others=1`, `tags=1`): BENCHMARKS.md, Pages, repository.
+        asked = {name: request.GET.get(name) == "1" for name in ("others", "tags")}
+        found = overview(repository, q=q, line=line, inactive=inactive, others=asked["others"] or None)
+        context["overview"] = found
+        if q or cursor or asked["tags"] or found.is_small:
+            context["tags"] = tag_page(repository, q=q, cursor=cursor)
         context["cursor"] = token if cursor else ""
         response = render(request, "history/repository.html", context, status=400 if errors else 200)
     patch_vary_headers(response, ["HX-Request"])

@@ -45,7 +45,11 @@ def test_the_repository_page_never_scrolls_sideways(page: Page, temurin, width):
     page.set_viewport_size({"width": width, "height": 900})
     page.goto(f"/repositories/{temurin.repository.pk}/")
     expect(page.locator("table.rows tbody tr").first).to_be_visible()
-    page.locator("details.inactive-rows > summary").first.click()  # the folded rows must fit too
+    # What is folded must fit too: inactive versions and the tags list load when opened (htmx).
+    page.locator("details.inactive-rows > summary").first.click()
+    expect(page.locator("details.inactive-rows[open] table.rows").first).to_be_visible()
+    page.locator("#tags summary").click()
+    expect(page.locator("#tags table.tags tbody tr").first).to_be_visible()
     shot(page, f"repository-{width}")
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), page.evaluate(
         "[document.documentElement.scrollWidth, innerWidth]"

@@ -10,8 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from catalog.models import Version
-from history.lines import OTHERS_SHOWN, ROW_BUDGET, version_rows
+from catalog.models import Tag, Version
+from history.lines import OTHERS_SHOWN, ROW_BUDGET, SMALL, TAG_PAGE, version_rows
 from history.models import Build, with_activity
 from tests.history.factories import Image
 
@@ -304,6 +304,22 @@ def test_a_large_repository_opens_its_newest_line_and_says_what_the_others_hold(
         "inactive versions load when unfolded"
     )
     assert "Show the 154 inactive versions of 8.8" in text(content)
+    for section, asked in (("others", "others=1"), ("tags", "tags=1")):
+        folded = re.search(
+            rf'<section class="[^"]*folded" id="{section}">.*?</section>', content, re.S
+        ).group(0)
+        assert f"{asked}#{section}" in folded and "hx-get" in folded, f"{section} folded, loaded when opened"
+
+
+def test_a_large_repository_shows_its_tags_and_not_understood_tags_when_asked(client):
+    image = php_like()
+    image.tag("feature-x", image.build(None), kind="other", version="", variant="")
+    content = page(client, image, others="1", tags="1").content.decode()
+    assert '<section class="folded"' not in content
+    assert "1 tag no naming rule explains" in text(content)
+    tags = content[content.index('id="tags"') :]
+    names = sorted(Tag.objects.filter(repository=image.repository).values_list("name", flat=True))
+    assert re.findall(r'class="tag" href="[^"]+">([^<]+)<', tags) == names[:TAG_PAGE]
 
 
 def test_a_closed_line_and_its_inactive_versions_open_by_link_and_by_htmx(client):
@@ -337,14 +353,16 @@ def count_queries(client, url: str, **headers) -> int:
     "url",
     [
         "/repositories/{id}/",
-        "/repositories/{id}/?q=alpine",
+        "/repositories/{id}/?q=flavour01",
         "/repositories/{id}/?line=8.7",
+        "/repositories/{id}/?others=1&tags=1",
         f"{API}/repositories/{{id}}/tags",
         f"{API}/repositories/{{id}}/versions",
     ],
 )
 def test_the_query_count_does_not_grow_with_versions_variants_or_tags(client, url):
-    small = php_like(lines=2, patches=2, variants=3, name="small/php")
+    small = php_like(lines=2, patches=2, variants=11, name="small/php")  # past SMALL: folded too
+    assert Version.objects.filter(repository=small.repository).count() > SMALL
     few = count_queries(client, url.format(id=small.repository.pk))
     large = php_like(lines=4, patches=6, variants=14, name="large/php")
     assert count_queries(client, url.format(id=large.repository.pk)) == few
