@@ -21,9 +21,10 @@
 #   numbers are dates or build ids), after an optional lowercase "v". It may carry, in the
 #   spellings real images use: a prerelease, attached (`3.15.0rc1`, `19beta3`, `8.5.10RC1`,
 #   `12.1.0.beta3`) or dashed (`1.2.3-rc.1`, `4.0.0-rc-5`, `26-ea-11`, `9.0.100-preview.7`,
-#   `8.0-M02`), any case; a Java update and build (`8u462-b08`); an upstream build `_N`
-#   (`21.0.8_9`); a `.Final`-style qualifier; and a second dotted version directly after it
-#   (pypy `3.11-7.3.20`, `v1.19.0-1.0`). Prereleases sort before their release.
+#   `8.0-M02`, Dart's `3.10.0-21.0.beta`), any case; a Java update and build (`8u462-b08`);
+#   an upstream build `_N` (`21.0.8_9`); a `.Final`-style qualifier; and a second dotted
+#   version directly after it (pypy `3.11-7.3.20`, `v1.19.0-1.0`). Prereleases sort before
+#   their release.
 # - REVISION is a repackaging or update of the same version, directly after it: `-rN` (Alpine,
 #   Chainguard), `-uN`, Bitnami's `-<os>-<n>-rN`, or a plain build number (`9.6-1755678605`,
 #   `1.2.3-1`).
@@ -138,6 +139,10 @@ _VERSION_TOKEN_RE = re.compile(
     r"(?:_(?P<build>[0-9]+))?"
 )
 _DASHED_PRE_RE = re.compile(rf"(?P<pre>(?i:{_PRE_LABELS}))(?:\.?(?P<pre_n>[0-9]+(?:\.[0-9]+)*))?")
+# Semver prereleases led by numbers, as Dart publishes them: `3.10.0-21.0.beta`, `3.10.0-75.0.dev`.
+_NUMBERED_PRE_RE = re.compile(
+    rf"(?P<lead>[0-9]{{1,9}}(?:\.[0-9]{{1,9}})*)\.(?P<pre>(?i:{_PRE_LABELS}|dev))(?:\.(?P<pre_n>[0-9]+))?"
+)
 _JAVA_BUILD_RE = re.compile(r"b(?P<build>[0-9]+)")
 _SECOND_VERSION_RE = re.compile(r"[0-9]{1,4}(?:\.[0-9]+){1,3}")
 _PRE_NUMBER_RE = re.compile(r"[0-9]{1,5}")
@@ -160,7 +165,7 @@ _REFERENCE_WORDS = frozenset({"branch", "commit", "mr", "pr", "pull", "release",
 # A label with a single letter needs a number: `3.14.4a` is not a prerelease.
 _NUMBERED_ONLY = frozenset({"a", "b", "m"})
 _PRERELEASE_RANK = {
-    "snapshot": 0, "ea": 0, "m": 0, "milestone": 0, "alpha": 1, "a": 1,
+    "snapshot": 0, "dev": 0, "ea": 0, "m": 0, "milestone": 0, "alpha": 1, "a": 1,
     "beta": 2, "b": 2, "preview": 3, "pre": 3, "rc": 4,
 }  # fmt: skip
 _RELEASE_RANK = 5
@@ -339,6 +344,11 @@ def _read_version(tokens: list[str], start: int) -> _Version | None:
             pre_numbers = tokens[pos]
             text.append(tokens[pos])
             pos += 1
+    elif pre_label is None and (numbered := at(_NUMBERED_PRE_RE)):
+        pre_label = numbered["pre"]
+        pre_numbers = ".".join(filter(None, (numbered["lead"], numbered["pre_n"])))
+        text.append(tokens[pos])
+        pos += 1
     second: tuple[int, ...] = ()
     if at(_SECOND_VERSION_RE):
         second = tuple(int(part) for part in tokens[pos].split("."))

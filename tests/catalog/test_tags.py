@@ -139,6 +139,8 @@ TABLE = [
     ("8.0-M02-alpine", EXACT, "8.0-M02", "alpine", {}),
     ("10.0.100-rc.1.25451.107-noble", EXACT, "10.0.100-rc.1.25451.107", "noble", {}),
     ("36.0.1.Final-jdk21", EXACT, "36.0.1.Final", "jdk21", {}),
+    ("3.10.0-21.0.beta-sdk", EXACT, "3.10.0-21.0.beta", "sdk", {}),  # Dart: numbers lead the label
+    ("3.10.0-75.0.dev-sdk", EXACT, "3.10.0-75.0.dev", "sdk", {}),
     ("1.2.3-a", EXACT, "1.2.3", "a", {}),  # a lone letter is a variant word
     # Ubuntu's own images: the base release and its risk are the variant
     ("2.4-26.04_edge", MINOR, "2.4", "26.04_edge", {}),
