@@ -43,7 +43,7 @@ NAMING_KINDS = [Kind.EXACT.value, Kind.REVISION.value]
 # A repository with no more versions than this opens every line: folding ten rows helps nobody.
 SMALL = 40
 # Rows settled and shown at most; lines past it stay closed until opened (BENCHMARKS.md, Pages).
-ROW_BUDGET = 200
+ROW_BUDGET = 100
 OTHERS_SHOWN = 200  # not-understood tags listed; a filter finds the rest
 TAG_PAGE, MAX_TAG_PAGE = 50, 200
 MAX_QUERY = 128  # a tag name's length
