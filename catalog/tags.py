@@ -66,6 +66,7 @@ __all__ = [
     "TagInfo",
     "classify",
     "default_line_depth",
+    "is_prerelease",
     "line_of",
     "version_key",
     "version_of",
@@ -428,6 +429,12 @@ def version_key(version: str) -> VersionKey:
     update = -1 if parsed.update is None else parsed.update
     build = -1 if parsed.build is None else parsed.build
     return (1, parsed.release, update, prerelease, build, parsed.second, version)
+
+
+def is_prerelease(version: str) -> bool:
+    """`3.15.0rc1`, `19beta3`, `3.15-rc`: a version before its release."""
+    parsed = _parse_version(version)
+    return parsed is not None and parsed.prerelease is not None
 
 
 def line_of(version: str, depth: int) -> str:

@@ -27,7 +27,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from catalog.models import Repository, Version
-from catalog.tags import FLOATING_KINDS, Kind, classify, version_key
+from catalog.tags import FLOATING_KINDS, Kind, classify, is_prerelease, version_key
 
 from .changelog import InvalidFilter
 from .models import Build, TagState
@@ -294,6 +294,11 @@ class LineGroup:
     def newest(self) -> str:
         """The newest version still active, else the newest: what a closed line says it reaches."""
         return max((row.name for row in self.active or self.rows), key=_version_key)
+
+    @cached_property
+    def is_prerelease(self) -> bool:
+        """Only pre-releases so far (`19beta3`): marked, so nobody takes it for the newest release."""
+        return bool(self.rows) and all(is_prerelease(row.name) for row in self.rows)
 
     @cached_property
     def variants(self) -> int:

@@ -10,7 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from catalog.oci.reference import is_valid_tag
-from catalog.tags import Kind, TagInfo, classify, default_line_depth, line_of, version_key, version_of
+from catalog.tags import (
+    Kind,
+    TagInfo,
+    classify,
+    default_line_depth,
+    is_prerelease,
+    line_of,
+    version_key,
+    version_of,
+)
 
 HEX = "0123456789abcdef" * 4
 DIGEST = f"sha256:{HEX}"
@@ -626,3 +635,13 @@ def test_no_variant_holds_a_long_number_and_every_version_reads_back(tag):
     if info.version:
         assert version_key(info.version)[0] == 1
         assert line_of(info.version, 1)
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [("3.15.0rc1", True), ("19beta3", True), ("3.15-rc", True), ("26-ea-11", True), ("8.0-M02", True),
+     ("3.14.4", False), ("18.3", False), ("21.0.8_9", False), ("8u462-b08", False), ("main", False),
+     ("", False)],
+)  # fmt: skip
+def test_is_prerelease(version, expected):
+    assert is_prerelease(version) is expected

@@ -436,3 +436,16 @@ def test_inactive_on_the_page_is_the_with_activity_rule(client):
     }
     assert {row.name: row.inactive for row in version_rows(image.repository)} == expected
     assert sorted(name for name, inactive in expected.items() if inactive) == ["2.4.0", "2.5", "3.1.0"]
+
+
+def test_a_line_of_pre_releases_only_is_marked_so_it_is_not_taken_for_the_newest_release(client):
+    image = Image("demo/postgres", depth=1)
+    image.release("18.3", "", "18.3", "18", "latest")
+    image.release("19beta3", "", "19beta3")
+    html = client.get(f"/repositories/{image.repository.pk}/").content.decode()
+    marked = re.findall(
+        r'id="line-(\w+)".*?<span class="line-name">\w+</span>\s*(<span class="channel prerelease")?',
+        html,
+        flags=re.S,
+    )
+    assert {name: bool(flag) for name, flag in marked} == {"19": True, "18": False}
