@@ -183,6 +183,13 @@ class Tag(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "name"], name="unique_tag")]
+        indexes = [
+            # the repository page's floating tags (`kind IN (latest, major, minor, floating)`) and
+            # its not-understood ones (`kind = 'other'`, by name): a range scan of the few of each
+            # kind instead of a pass over all 10 000 tags of a large repository (history.lines;
+            # BENCHMARKS.md, Pages: repository). Made CONCURRENTLY on PostgreSQL (migration 0003).
+            models.Index(fields=["repository", "kind", "name"], name="tag_repository_kind"),
+        ]
 
     def __str__(self) -> str:
         return self.name
