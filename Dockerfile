@@ -19,4 +19,4 @@ RUN TAGLEDGER_SECRET_KEY=build-only python manage.py collectstatic --no-input \
     && chown tagledger /data
 USER tagledger
 EXPOSE 8000
-CMD ["gunicorn", "tagledger.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+CMD ["gunicorn", "-c", "python:tagledger.gunicorn", "tagledger.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -55,7 +55,8 @@ def test_commands_refer_to_real_entry_points(name):
         assert isinstance(importlib.import_module(app_module).celery_app, Celery)
         assert words[words.index("-A") + 2] in {"worker", "beat"}
     elif words[0] == "gunicorn":
-        module, attribute = words[1].split(":")
+        app = words[3] if words[1] == "-c" else words[1]  # `-c python:tagledger.gunicorn` first
+        module, attribute = app.split(":")
         assert callable(getattr(importlib.import_module(module), attribute))
     else:
         assert words[:2] == ["python", "manage.py"], words
@@ -85,3 +86,17 @@ def test_dockerfile_sets_only_documented_variables_and_copies_the_packages():
 def test_web_healthcheck_url_exists():
     assert "/healthz" in " ".join(SERVICES["web"]["healthcheck"]["test"])
     assert resolve("/healthz").url_name == "healthz"
+
+
+def test_web_workers_freeze_the_loaded_app(monkeypatch):
+    """gunicorn loads `tagledger.gunicorn` in compose and the image, whose hook freezes the app."""
+    dockerfile_cmd = re.search(r"^CMD (\[.+\])$", (ROOT / "Dockerfile").read_text(), re.M).group(1)
+    frozen = []
+    for words in (command_of(SERVICES["web"]), yaml.safe_load(dockerfile_cmd)):
+        assert words[0] == "gunicorn"
+        config = words[words.index("-c") + 1]
+        assert config.startswith("python:")
+        module = importlib.import_module(config.removeprefix("python:"))
+        monkeypatch.setattr(module.gc, "freeze", lambda: frozen.append(True))
+        module.post_worker_init(worker=None)
+    assert frozen == [True, True]
