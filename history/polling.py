@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models.fields.json import KT
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -324,6 +325,7 @@ class _Poll:
         )
         built_at: dict[Build, datetime] = {}
         sources: dict[Build, tuple[str, str]] = {}
+        unnamed: dict[Build, list[TagInfo]] = {}
         for digest, infos in evidence.items():
             build = builds.get(digest)
             if build is None:
@@ -331,8 +333,12 @@ class _Poll:
             stamp = min((info.built_at for info in infos if info.built_at), default=None)
             if stamp and build.built_at is None:
                 built_at[build] = stamp
-            if build.version_id is None and (source := self._version_source(build, infos)):
-                sources[build] = source
+            if build.version_id is None:
+                if named := version_of(infos):
+                    sources[build] = named.version, named.variant
+                else:
+                    unnamed[build] = infos
+        sources |= _labelled(unnamed)
         if not built_at and not sources:
             return  # the usual re-poll: every build already has both
         # One transaction and a few queries for all of them: a first poll finds hundreds of builds.
@@ -345,22 +351,6 @@ class _Poll:
                 build.version = changed[build] = versions[source]
             fields = ["built_at"] * bool(built_at) + ["version"] * bool(sources)
             Build.objects.bulk_update(changed, fields, batch_size=500)
-
-    def _version_source(self, build: Build, infos: list[TagInfo]) -> tuple[str, str] | None:
-        if named := version_of(infos):
-            return named.version, named.variant
-        variants = {info.variant for info in infos}
-        labelled = build.annotations.get(VERSION_LABEL) or next(
-            (
-                platform.config.get("labels", {}).get(VERSION_LABEL)
-                for platform in build.platforms.all()
-                if platform.config.get("labels", {}).get(VERSION_LABEL)
-            ),
-            None,
-        )
-        if labelled:
-            return labelled[:128], variants.pop() if len(variants) == 1 else ""
-        return None
 
     def _versions(self, wanted: set[tuple[str, str]], depth: int) -> dict[tuple[str, str], Version]:
         """The Version of each (name, variant), created with its Line where missing."""
@@ -493,6 +483,32 @@ class _Poll:
         run.finished_at = timezone.now()
         run.save()
         return run
+
+
+def _labelled(unnamed: dict[Build, list[TagInfo]]) -> dict[Build, tuple[str, str]]:
+    """(version, variant) from the version annotation or label of builds no tag names.
+
+    The labels of all their platforms come in one query: such builds (a CI repository's
+    `main` and `sha-…`) are asked again on every poll until one says a version.
+    """
+    if not unnamed:
+        return {}
+    labels: dict[int, str] = {}
+    for build_id, label in (
+        Platform.objects.filter(build__in=list(unnamed))
+        .annotate(label=KT(f"config__labels__{VERSION_LABEL}"))
+        .exclude(label__isnull=True)
+        .exclude(label="")
+        .order_by("pk")
+        .values_list("build_id", "label")
+    ):
+        labels.setdefault(build_id, label)
+    found = {}
+    for build, infos in unnamed.items():
+        if labelled := build.annotations.get(VERSION_LABEL) or labels.get(build.pk):
+            variants = {info.variant for info in infos}
+            found[build] = labelled[:128], variants.pop() if len(variants) == 1 else ""
+    return found
 
 
 def _tag(repository: Repository, info: TagInfo) -> Tag:
