@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models.fields.json import KT
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -494,15 +493,11 @@ def _labelled(unnamed: dict[Build, list[TagInfo]]) -> dict[Build, tuple[str, str
     if not unnamed:
         return {}
     labels: dict[int, str] = {}
-    for build_id, label in (
-        Platform.objects.filter(build__in=list(unnamed))
-        .annotate(label=KT(f"config__labels__{VERSION_LABEL}"))
-        .exclude(label__isnull=True)
-        .exclude(label="")
-        .order_by("pk")
-        .values_list("build_id", "label")
-    ):
-        labels.setdefault(build_id, label)
+    # Only the labels, not whole configs; the key is read here since its dots trip SQLite's paths.
+    platforms = Platform.objects.filter(build__in=list(unnamed)).order_by("pk")
+    for build_id, platform_labels in platforms.values_list("build_id", "config__labels"):
+        if isinstance(platform_labels, dict) and (label := platform_labels.get(VERSION_LABEL)):
+            labels.setdefault(build_id, label)
     found = {}
     for build, infos in unnamed.items():
         if labelled := build.annotations.get(VERSION_LABEL) or labels.get(build.pk):
