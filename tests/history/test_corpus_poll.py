@@ -78,10 +78,10 @@ def test_real_tag_sets_read_back_as_their_publishers_mean_them(pushed, registry,
     check_no_version_row_is_named_by_a_date_or_a_floating_alias(pushed, polled, client)
 
 
-def items(response) -> list[dict]:
+def versions_of(client, repository) -> list[dict]:
+    response = client.get(f"{API}/repositories/{repository.pk}/versions")
     assert response.status_code == 200, response.content[:500]
-    body = response.json()
-    return body["items"] if isinstance(body, dict) else body
+    return response.json()
 
 
 def check_every_versioned_image_is_the_current_build_of_exactly_one_version_row(pushed, polled, client):
@@ -90,10 +90,7 @@ def check_every_versioned_image_is_the_current_build_of_exactly_one_version_row(
     current build is the one among them that a tag naming the version or floating into it holds."""
     placed, versioned, outside = 0, 0, []
     for path, images in pushed.items():
-        rows = {
-            (row["version"], row["variant"]): row
-            for row in items(client.get(f"{API}/repositories/{polled[path].pk}/versions"))
-        }
+        rows = {(row["version"], row["variant"]): row for row in versions_of(client, polled[path])}
         versions = dict(Build.objects.filter(repository=polled[path]).values_list("digest", "version__name"))
         current = Counter(row["current_digest"] for row in rows.values())
         sharing: dict[tuple[str, str], list[tuple[str, TagInfo]]] = {}
@@ -139,7 +136,7 @@ def check_date_stamped_tags_are_timestamp_tags_and_date_their_build(pushed, poll
 
 def check_no_version_row_is_named_by_a_date_or_a_floating_alias(pushed, polled, client):
     for path in pushed:
-        for row in items(client.get(f"{API}/repositories/{polled[path].pk}/versions")):
+        for row in versions_of(client, polled[path]):
             info = classify(row["version"])
             assert not corpus.stamp_in(row["variant"]), row
             assert info.kind not in (Kind.LATEST, Kind.FLOATING, Kind.ARTIFACT), row
