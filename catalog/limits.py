@@ -1,5 +1,6 @@
 """Per-registry concurrency slots and rate-limit pauses, shared by all workers through the cache."""
 
+import logging
 import secrets
 import time
 
@@ -7,8 +8,14 @@ from django.core.cache import cache
 
 from .models import Registry
 
-# A crashed worker's slots come back by themselves after this long.
-SLOT_LEASE_SECONDS = 30 * 60
+log = logging.getLogger(__name__)
+
+# A crashed worker's slots come back by themselves after this long; a live poll renews them
+# every few seconds (history.heartbeat), so a short lease costs nothing and frees a registry fast.
+SLOT_LEASE_SECONDS = 90
+# Giving slots back is tried this many times, waiting a little longer each time: the cache may be
+# the database, and a database that is locked for a moment must not hold the slots for the lease.
+RELEASE_ATTEMPTS = 4
 
 
 # Keyed by host, not id: deployments sharing a cache share the registry's real limits too.
@@ -41,11 +48,34 @@ class Slots:
     def count(self) -> int:
         return len(self.keys)
 
-    def release(self) -> None:
+    def renew(self) -> None:
+        """Extend the lease of each slot still held; one that expired (and may be another poll's
+        now) is let go rather than taken back."""
+        kept = []
         for key in self.keys:
-            if cache.get(key) == self.token:  # never free a slot that expired and went to another
-                cache.delete(key)
-        self.keys = []
+            if cache.get(key) == self.token and cache.touch(key, SLOT_LEASE_SECONDS):
+                kept.append(key)
+        if len(kept) < len(self.keys):
+            log.warning(
+                "%s: %d request slots expired before their poll ended",
+                self.registry,
+                len(self.keys) - len(kept),
+            )
+        self.keys = kept
+
+    def release(self) -> None:
+        for attempt in range(RELEASE_ATTEMPTS):
+            try:
+                for key in list(self.keys):
+                    if cache.get(key) == self.token:  # never free a slot that expired and went to another
+                        cache.delete(key)
+                    self.keys.remove(key)
+                return
+            except Exception as error:  # the cache backend's own errors: database, Redis, socket
+                if attempt + 1 == RELEASE_ATTEMPTS:
+                    log.warning("%s: request slots left to expire: %s", self.registry, error)
+                    return
+                time.sleep(0.25 * 4**attempt)
 
     def __enter__(self):
         return self

@@ -132,6 +132,15 @@ class Repository(models.Model):
         Repository.objects.filter(pk=self.pk).update(lease_until=now + lease)
         self.lease_until = now + lease
 
+    def renew_lease(self, *, lease: timedelta, now: datetime) -> bool:
+        """A poll is still running: hold its lease for `lease` from now. A lease already released
+        (or never taken: a poll run directly) stays so. Called from the poll's heartbeat thread,
+        so this object's fields are left alone."""
+        renewed = Repository.objects.filter(pk=self.pk, lease_until__isnull=False).update(
+            lease_until=now + lease
+        )
+        return renewed == 1
+
     def release(self, *, next_poll_at: datetime) -> None:
         Repository.objects.filter(pk=self.pk).update(lease_until=None, next_poll_at=next_poll_at)
         self.lease_until, self.next_poll_at = None, next_poll_at

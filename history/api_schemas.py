@@ -5,7 +5,7 @@ from typing import Literal
 
 from ninja import Field, Schema
 
-EventKind = Literal["created", "moved", "deleted", "restored", "immutable_moved"]
+EventKind = Literal["created", "moved", "deleted", "restored", "immutable_moved", "untracked"]
 TagKind = Literal["latest", "major", "minor", "exact", "revision", "timestamp", "floating", "other"]
 PollStatus = Literal["running", "ok", "partial", "failed"]
 

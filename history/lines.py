@@ -30,7 +30,7 @@ from catalog.models import Repository, Version
 from catalog.tags import FLOATING_KINDS, Kind, classify, is_prerelease, version_key
 
 from .changelog import InvalidFilter
-from .models import Build, TagState
+from .models import Build, TagEvent, TagState
 from .versions import NEWEST_FIRST
 
 # The order of a row's tags: `latest, 3.14.4, 3.14, 3`, then timestamp tags, then the rest.
@@ -317,6 +317,8 @@ class Overview:
     others: list["TagRow"]  # not understood, by name, at most OTHERS_SHOWN
     others_total: int | None  # None: not read (folded)
     unmatched_lines: int = 0  # lines a filter left out
+    untracked: list[str] = field(default_factory=list)  # by name, at most OTHERS_SHOWN
+    untracked_total: int = 0
 
     @property
     def is_small(self) -> bool:
@@ -359,7 +361,26 @@ def overview(
         others = bool(q) or len(found.rows) <= SMALL
     shown, total = not_understood(repository, q=q) if others else ([], None)
     unmatched = len({row.line for row in found.rows}) - len(lines) if q else 0
-    return Overview(lines, len(found.rows), shown, total, unmatched)
+    return Overview(lines, len(found.rows), shown, total, unmatched, *untracked(repository))
+
+
+def untracked(repository: Repository) -> tuple[list[str], int]:
+    """The tags the repository's include/exclude patterns stopped taking (by name, at most
+    OTHERS_SHOWN, and how many): not checked since, so in no "current" answer. Only a repository
+    with patterns can have any for longer than a poll (without, the next poll takes them back),
+    so the others cost no query."""
+    if not (repository.include_pattern or repository.exclude_pattern):
+        return [], 0
+    events = TagEvent.objects.filter(tag=OuterRef("tag")).order_by("-detected_at", "-id")
+    last_kind = events.values("kind")[:1]
+    names = list(
+        TagState.objects.filter(present=False, tag__repository=repository)
+        .annotate(last_kind=Subquery(last_kind))
+        .filter(last_kind=TagEvent.Kind.UNTRACKED)
+        .order_by("tag__name")
+        .values_list("tag__name", flat=True)
+    )
+    return names[:OTHERS_SHOWN], len(names)
 
 
 def _wanted(lines: list[LineGroup], latest: set[int], *, q: str, total: int) -> list[LineGroup]:

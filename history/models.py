@@ -9,6 +9,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from catalog.models import Repository, Tag, Version
+from catalog.patterns import PatternError
 from catalog.tags import FLOATING_KINDS, classify
 
 from .supply import predicate_name
@@ -130,6 +131,18 @@ class Attestation(models.Model):
         return [(predicate_name(value), value) for value in self.predicate_types]
 
 
+class PollRunQuerySet(models.QuerySet):
+    def sweep_stale(self, *, started_before: datetime) -> int:
+        """Polls still `running` that started before `started_before` died with their worker (a
+        crash, a kill, a database outage while finishing): a live poll stops at its deadline.
+        They end `failed`, so no page calls them running forever."""
+        return self.filter(status=PollRun.Status.RUNNING, started_at__lt=started_before).update(
+            status=PollRun.Status.FAILED,
+            finished_at=timezone.now(),
+            error="interrupted: the poll stopped without finishing (worker crash or database outage)",
+        )
+
+
 class PollRun(models.Model):
     """One poll of one repository: what it cost and how it ended."""
 
@@ -152,10 +165,15 @@ class PollRun(models.Model):
     error = models.TextField(blank=True)
     rate_limit_remaining = models.IntegerField(null=True, blank=True)
 
+    objects = PollRunQuerySet.as_manager()
+
     class Meta:
         indexes = [
             # a repository's latest polls (health on the home page).
             models.Index(fields=["repository", "-started_at"], name="poll_latest"),
+            # sweep_stale(): the few running polls, found without reading every poll ever run.
+            # Made CONCURRENTLY on PostgreSQL (migration 0008).
+            models.Index(fields=["started_at"], name="poll_running", condition=Q(status="running")),
         ]
 
     def __str__(self) -> str:
@@ -196,17 +214,19 @@ class TagEvent(models.Model):
         DELETED = "deleted"
         RESTORED = "restored"
         IMMUTABLE_MOVED = "immutable_moved"  # a tag that must never move did: a security event
+        # The repository's include/exclude patterns no longer match it: not checked any more.
+        UNTRACKED = "untracked"
 
     tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     build = models.ForeignKey(
         Build, null=True, blank=True, on_delete=models.CASCADE, related_name="events",
-        help_text="Where the tag points from now on; empty when deleted.",
+        help_text="Where the tag points from now on; empty when deleted or untracked.",
     )  # fmt: skip
     previous_build = models.ForeignKey(
         Build, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
-    detected_at = models.DateTimeField(help_text="The poll that saw the change.")
+    detected_at = models.DateTimeField(help_text="When the poll's request saw the change.")
     not_before = models.DateTimeField(
         null=True, blank=True, help_text="The last poll that saw the previous state: it changed after this."
     )
@@ -239,16 +259,36 @@ class TagEvent(models.Model):
 
 
 class TagStateQuerySet(models.QuerySet):
-    def observe(self, tag: Tag, build: Build | None, *, at: datetime, poll: PollRun | None, immutable: bool):
+    def observe(
+        self,
+        tag: Tag,
+        build: Build | None,
+        *,
+        at: datetime,
+        poll: PollRun | None,
+        immutable: bool,
+        asked_at: datetime | None = None,
+    ):
         """Record what a poll saw of one tag (`build` None: verified gone), in one transaction.
 
-        The one writer of TagEvents. Returns the event written, or None when nothing changed.
+        `asked_at` is when the request went out and `at` when its answer arrived (the same when
+        not given): the registry answered with the state of some moment between the two. So a
+        change is recorded as detected `at` (it had happened by then), and the state as confirmed
+        at `asked_at` (it held at that moment or later: the next change's `not_before`).
+
+        The one writer of TagEvents. Returns the event written, or None when nothing changed, or
+        when the request went out before the one that confirmed the current state: two
+        overlapping polls may deliver their answers out of order (a slow answer arrives after a
+        newer one was recorded), and the older answer must never undo the newer one.
         """
+        asked_at = asked_at or at
         with transaction.atomic():
             state = self.select_for_update().filter(tag=tag).first()
+            if state is not None and state.confirmed_at > asked_at:
+                return None
             kind = _transition(state, build, immutable)
             if kind is None:
-                self.confirm([tag.pk], at=at)
+                self.confirm([tag.pk], at=asked_at)
                 return None
             event = TagEvent.objects.create(
                 tag=tag, kind=kind, build=build, previous_build=state.build if state else None,
@@ -260,15 +300,16 @@ class TagStateQuerySet(models.QuerySet):
                     "build": build or state.build,
                     "present": build is not None,
                     "since": at,
-                    "confirmed_at": at,
+                    "confirmed_at": asked_at,
                 },
             )
             return event
 
     def record_first_sightings(
-        self, pairs: list[tuple[Tag, Build]], *, at: datetime, poll: PollRun | None
+        self, sightings: list[tuple[Tag, Build, datetime, datetime]], *, poll: PollRun | None
     ) -> int:
-        """`created` for many tags never seen before, in one transaction and a few queries.
+        """`created` for many tags never seen before, as (tag, build, asked at, answered at), in one
+        transaction and a few queries.
 
         A first poll of a large repository would otherwise cost several queries per tag. If any
         tag has gained a state meanwhile, fall back to `observe`, which decides per tag.
@@ -276,28 +317,51 @@ class TagStateQuerySet(models.QuerySet):
         try:
             with transaction.atomic():
                 self.bulk_create(
-                    TagState(tag=tag, build=build, present=True, since=at, confirmed_at=at)
-                    for tag, build in pairs
+                    TagState(tag=tag, build=build, present=True, since=at, confirmed_at=asked_at)
+                    for tag, build, asked_at, at in sightings
                 )
                 TagEvent.objects.bulk_create(
                     TagEvent(tag=tag, kind=TagEvent.Kind.CREATED, build=build, detected_at=at, poll=poll)
-                    for tag, build in pairs
+                    for tag, build, _, at in sightings
                 )
-            return len(pairs)
+            return len(sightings)
         except IntegrityError:  # another poll saw some of them first: decide per tag
             return sum(
-                self.observe(
-                    tag, build, at=at, poll=poll, immutable=tag.repository.is_immutable(classify(tag.name))
-                )
+                self.observe(tag, build, at=at, asked_at=asked_at, poll=poll, immutable=_immutable(tag))
                 is not None
-                for tag, build in pairs
+                for tag, build, asked_at, at in sightings
             )
 
+    def untrack(self, tags: list[Tag], *, at: datetime, poll: PollRun | None) -> int:
+        """These tags no longer match their repository's include/exclude patterns: they are not
+        checked any more, so where they point now is unknown. An `untracked` event each, and the
+        state leaves every "current" answer (`present=False`) while keeping the last build."""
+        if not tags:
+            return 0
+        with transaction.atomic():
+            states = list(self.select_for_update().filter(tag__in=tags, present=True, confirmed_at__lte=at))
+            TagEvent.objects.bulk_create(
+                TagEvent(
+                    tag_id=state.tag_id,
+                    kind=TagEvent.Kind.UNTRACKED,
+                    previous_build_id=state.build_id,
+                    detected_at=at,
+                    not_before=state.confirmed_at,
+                    poll=poll,
+                )
+                for state in states
+            )
+            self.filter(tag_id__in=[state.tag_id for state in states]).update(
+                present=False, since=at, confirmed_at=at
+            )
+        return len(states)
+
     def confirm(self, tag_ids, *, at: datetime) -> None:
-        """A poll saw these tags unchanged: move their confirmation time, write no history."""
+        """A poll saw these tags unchanged at `at`: move their confirmation time forward (never
+        back: an overlapping poll may have confirmed them later already), write no history."""
         tag_ids = list(tag_ids)
         for start in range(0, len(tag_ids), 1000):
-            self.filter(tag_id__in=tag_ids[start : start + 1000]).update(confirmed_at=at)
+            self.filter(tag_id__in=tag_ids[start : start + 1000], confirmed_at__lt=at).update(confirmed_at=at)
 
 
 class TagState(models.Model):
@@ -309,7 +373,9 @@ class TagState(models.Model):
     )
     present = models.BooleanField(default=True)
     since = models.DateTimeField()
-    confirmed_at = models.DateTimeField(help_text="Last poll that saw this state.")
+    confirmed_at = models.DateTimeField(
+        help_text="When the last request that saw this state went out: it held then or later."
+    )
 
     objects = TagStateQuerySet.as_manager()
 
@@ -321,6 +387,13 @@ class TagState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tag} → {self.build}" if self.present else f"{self.tag} (deleted)"
+
+
+def _immutable(tag: Tag) -> bool:
+    try:
+        return tag.repository.is_immutable(classify(tag.name))
+    except PatternError:  # a move it would decide is a race between two first polls: not worth failing
+        return False
 
 
 def _transition(state: TagState | None, build: Build | None, immutable: bool) -> str | None:

@@ -19,6 +19,7 @@ from django.urls import reverse
 
 from catalog.models import Repository, Tag
 from catalog.oci.reference import ImageReference, InvalidReference, parse
+from catalog.patterns import PatternError
 
 from .models import Build, Platform, TagEvent, TagState
 from .search import HeldTag, held_tags_of
@@ -384,7 +385,8 @@ class _Resolver:
         base["confirmed_at"] = state.confirmed_at
         now = _short(current.digest)
         if not state.present:
-            message = f"the tag {reference.tag} was deleted from {reference.name}; it last pointed to {now}"
+            gone = "was deleted from" if _tracked(repository, reference.tag) else "is not tracked any more in"
+            message = f"the tag {reference.tag} {gone} {reference.name}; it last pointed to {now}"
             return PinResult(**base, status="unknown", unknown="tag", message=message)
         base["current_reference"] = str(reference.with_digest(current.digest))
         if reference.digest is None:
@@ -476,3 +478,12 @@ def _plural(count: int, noun: str) -> str:
 def _short(digest: str | None) -> str:
     """The 12 hex docker shows."""
     return (digest or "").partition(":")[2][:12] or (digest or "")
+
+
+def _tracked(repository: Repository, tag: str) -> bool:
+    """Whether the repository's include/exclude patterns take the tag (one that ran out of time
+    counts as not: its polls cannot check it either)."""
+    try:
+        return repository.wants_tag(tag)
+    except PatternError:
+        return False

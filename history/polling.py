@@ -7,22 +7,23 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from catalog import limits
 from catalog.models import Line, Repository, Tag, Version
 from catalog.oci import mediatypes
 from catalog.oci.client import RegistryClient
 from catalog.oci.errors import RateLimited, RegistryError, TagNotFound
-from catalog.oci.manifest import ImageConfig, Manifest, ManifestHead
+from catalog.oci.manifest import MAX_SIZE, ImageConfig, Manifest, ManifestHead, parse_time
+from catalog.patterns import PatternError
 from catalog.tags import TagInfo, classify, default_line_depth, line_of, version_of
 
 from . import supply
+from .heartbeat import Heartbeat
 from .models import Attestation, Build, Platform, PollRun, TagState
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 VERSION_LABEL = "org.opencontainers.image.version"
 UNKNOWN_PLATFORM = "unknown/unknown"  # what BuildKit gives its attestation manifests
 IMAGE_CONFIGS = frozenset({mediatypes.OCI_CONFIG, mediatypes.DOCKER_CONFIG})
-# Go's zero time (cosign signatures) and the Unix epoch (reproducible builds) mean "not set".
-UNSET_BEFORE = datetime(1970, 1, 2, tzinfo=UTC)
 # New builds are written this many at a time, in one transaction: one commit per build made a
 # first poll's writes wait on the disk (and on the fetching threads) hundreds of times.
 STORE_BATCH = 100
@@ -40,6 +39,12 @@ PARALLEL_CHUNK = 16
 # How long a poll waits for a request slot held by another poll before it reports the registry busy.
 SLOT_WAIT = 10.0
 SLOT_GRACE = 0.5
+# How long a poll holds its repository: renewed by its heartbeat while it runs, so this only says
+# how soon a poll whose worker died may be claimed again.
+POLL_LEASE = timedelta(minutes=5)
+# A poll still `running` this long after its deadline died with its worker: the longest request
+# (its retries included) and the writing of its results fit in it many times over.
+STALE_AFTER_DEADLINE = timedelta(minutes=30)
 
 Progress = Callable[[int, int], None]
 
@@ -67,6 +72,9 @@ class Observation:
     heads: dict[str, ManifestHead] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)  # verified unknown by a full-Accept HEAD
     failed: dict[str, str] = field(default_factory=dict)  # tag -> why nothing was recorded
+    # tag -> (when its request went out, when the answer arrived): what it is recorded at, not the
+    # poll's start, so an overlapping poll's older answer is told apart (TagStateQuerySet.observe).
+    seen_at: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
 
 
 def poll(repository: Repository, *, progress: Progress | None = None, client: RegistryClient | None = None):
@@ -75,8 +83,14 @@ def poll(repository: Repository, *, progress: Progress | None = None, client: Re
     Raises RegistryBusy, before any request, when the registry is paused, or when it has no free
     slot and no poll running here frees one within SLOT_WAIT seconds (SLOT_GRACE when none runs).
     """
-    with _slots(repository.registry) as slots:
+    PollRun.objects.filter(repository=repository).sweep_stale(started_before=timezone.now() - stale_after())
+    with _slots(repository.registry) as slots, Heartbeat(repository, slots, lease=POLL_LEASE):
         return _Poll(repository, slots.count, progress).run(client)
+
+
+def stale_after() -> timedelta:
+    """How long after its start a poll still `running` is known to have died."""
+    return timedelta(seconds=settings.TAGLEDGER_POLL_DEADLINE) + STALE_AFTER_DEADLINE
 
 
 def _slots(registry) -> limits.Slots:
@@ -103,7 +117,7 @@ def _slots(registry) -> limits.Slots:
 
 def _poll_running(registry) -> bool:
     """Whether a poll of `registry` started here is running (one that died long ago does not count)."""
-    since = timezone.now() - timedelta(seconds=limits.SLOT_LEASE_SECONDS)
+    since = timezone.now() - timedelta(seconds=settings.TAGLEDGER_POLL_DEADLINE)
     running = PollRun.objects.filter(repository__registry=registry, status=PollRun.Status.RUNNING)
     return running.filter(started_at__gte=since).exists()
 
@@ -115,6 +129,7 @@ class _Poll:
         self.threads = threads
         self.progress = progress
         self.at = timezone.now()
+        self.deadline = time.monotonic() + settings.TAGLEDGER_POLL_DEADLINE
         self.run_row = PollRun.objects.create(repository=repository, started_at=self.at)
         self.failed: dict[str, str] = {}
         self.rate_limited = False  # a 429 in this poll: ask nothing more
@@ -144,9 +159,18 @@ class _Poll:
 
     def _list(self) -> list[str]:
         listed = self.client.list_tags(self.repository.name)
-        names = [name for name in listed.tags if self.repository.wants_tag(name)]
+        names = [name for name in listed.tags if self._wanted(name)]
         self.run_row.tags_seen = len(names)
         return names
+
+    def _wanted(self, name: str) -> bool | None:
+        """Whether the repository's patterns take this tag; None (and the tag failed) when a
+        pattern ran out of time on it: no answer, so neither checked nor untracked."""
+        try:
+            return self.repository.wants_tag(name)
+        except PatternError as error:
+            self.failed[name] = str(error)
+            return None
 
     # --- 2. HEAD every tag (and every vanished tag, to verify it is gone) -----------------------
 
@@ -157,11 +181,12 @@ class _Poll:
             for state in TagState.objects.filter(
                 tag__repository=self.repository, present=True
             ).select_related("tag")
-            if state.tag.name not in listed and self.repository.wants_tag(state.tag.name)
+            if state.tag.name not in listed and self._wanted(state.tag.name)
         ]
         observation = Observation()
         targets = names + vanished
-        for done, (name, outcome) in enumerate(self._parallel(self._head, targets), start=1):
+        for done, (name, (outcome, *times)) in enumerate(self._parallel(self._head, targets), start=1):
+            observation.seen_at[name] = tuple(times)
             if isinstance(outcome, ManifestHead):
                 observation.heads[name] = outcome
             elif outcome is None and name in listed:
@@ -177,17 +202,21 @@ class _Poll:
         self.failed.update(observation.failed)
         return observation
 
-    def _head(self, name: str) -> ManifestHead | str | None:
-        """A HEAD result, None when the registry verifies the tag is gone, or why it failed."""
+    def _head(self, name: str) -> tuple[ManifestHead | str | None, datetime, datetime]:
+        """A HEAD result (None when the registry verifies the tag is gone, or why it failed), when
+        it was asked and when it arrived."""
+        asked_at = timezone.now()
+        return self._answer(name), asked_at, timezone.now()
+
+    def _answer(self, name: str) -> ManifestHead | str | None:
         if skipped := self._skipped():
             return skipped
         try:
             return self.client.head_manifest(self.repository.name, name)
         except TagNotFound:
             return None
-        except RegistryError as error:
-            self._note_rate_limit(error)
-            return f"{type(error).__name__}: {error}"
+        except Exception as error:
+            return self._failure(error, f"{self.repository}:{name}")
 
     # --- 3. GET only what is new -------------------------------------------------------------
 
@@ -207,12 +236,20 @@ class _Poll:
                     builds.update(self._store_builds(fetched))
                     fetched = []
             else:
-                for name, head in observation.heads.items():
-                    if head.digest == digest:
-                        self.failed[name] = outcome
+                self._fail_digest(observation, digest, outcome)
         builds.update(self._store_builds(fetched))
-        self._assign_versions(observation, builds)
+        for digest in set(new) - set(builds):
+            self._fail_digest(observation, digest, "its build could not be stored (see the log)")
+        try:
+            self._assign_versions(observation, builds)
+        except DatabaseError:  # versions are derived and re-derived by the next poll: no tag waits on them
+            log.exception("%s: versions not assigned in this poll", self.repository)
         return builds
+
+    def _fail_digest(self, observation: Observation, digest: str, reason: str) -> None:
+        for name, head in observation.heads.items():
+            if head.digest == digest:
+                self.failed.setdefault(name, reason)
 
     def _fetch(self, digest: str) -> Fetched | str:
         if skipped := self._skipped():
@@ -237,9 +274,18 @@ class _Poll:
                 fetched.platforms.append((platform, image, self._config(image)))
             fetched.attestations = self._attestations(manifest, images)
             return fetched
-        except RegistryError as error:
+        except Exception as error:
+            return self._failure(error, f"{self.repository}@{digest}")
+
+    def _failure(self, error: Exception, what: str) -> str:
+        """Why one tag or build failed, in words for the PollRun. Anything a registry's answer
+        raises fails only what it describes: a RegistryError by design, anything else because
+        no parser can foresee every value (that one is logged with its traceback, as a bug)."""
+        if isinstance(error, RegistryError):
             self._note_rate_limit(error)
             return f"{type(error).__name__}: {error}"
+        log.exception("%s: unexpected error, recorded as this item's failure", what)
+        return f"internal error: {type(error).__name__}: {error}"
 
     def _attestations(self, index: Manifest, images: list) -> list[tuple[str, Manifest]]:
         """The attestation manifests of the wanted platforms, as (subject digest, manifest).
@@ -289,11 +335,14 @@ class _Poll:
             with transaction.atomic():
                 builds = Build.objects.bulk_create(self._build(fetched) for fetched in batch)
                 _store_contents(list(zip(builds, batch, strict=True)))
-        except IntegrityError:  # another poll stored one of them first: one at a time, then
-            return {fetched.manifest.digest: self._store_build(fetched) for fetched in batch}
+        except DatabaseError:
+            # Another poll stored one of them first, or one holds a value the database refuses:
+            # one at a time, then, so only that one is lost.
+            stored = {fetched.manifest.digest: self._store_build(fetched) for fetched in batch}
+            return {digest: build for digest, build in stored.items() if build is not None}
         return {build.digest: build for build in builds}
 
-    def _store_build(self, fetched: Fetched) -> Build:
+    def _store_build(self, fetched: Fetched) -> Build | None:
         try:
             with transaction.atomic():
                 build = self._build(fetched)
@@ -301,15 +350,18 @@ class _Poll:
                 _store_contents([(build, fetched)])
         except IntegrityError:  # another poll stored it first: a digest's content never changes
             build = Build.objects.get(repository=self.repository, digest=fetched.manifest.digest)
+        except DatabaseError:
+            log.exception("%s@%s: the database refused this build", self.repository, fetched.manifest.digest)
+            return None
         return build
 
     def _build(self, fetched: Fetched) -> Build:
         manifest = fetched.manifest
         configs = [config for _, _, config in fetched.platforms if config]
         return Build(
-            repository=self.repository, digest=manifest.digest, media_type=manifest.media_type,
-            size=manifest.size, legacy=manifest.legacy, annotations=manifest.annotations,
-            created=min(filter(None, (_parse_time(c.created) for c in configs)), default=None),
+            repository=self.repository, digest=manifest.digest, media_type=manifest.media_type[:128],
+            size=min(manifest.size, MAX_SIZE), legacy=manifest.legacy, annotations=manifest.annotations,
+            created=min(filter(None, (parse_time(c.created) for c in configs)), default=None),
             first_seen_at=self.at,
         )  # fmt: skip
 
@@ -389,31 +441,41 @@ class _Poll:
             state.tag.name: state
             for state in TagState.objects.filter(tag__repository=self.repository).select_related("tag")
         }
-        first_seen, unchanged, changes = {}, [], 0
+        first_seen, unchanged, changes = [], [], 0
         for name, head in observation.heads.items():
             if name in self.failed or head.digest not in builds:
                 continue
             build, state = builds[head.digest], states.get(name)
+            asked_at, at = observation.seen_at[name]
             if state is None:
-                first_seen[name] = build
+                first_seen.append((name, build, asked_at, at))
             elif state.present and state.build_id == build.pk:
-                unchanged.append(state.tag_id)
-            elif TagState.objects.observe(
-                state.tag, build, at=self.at, poll=self.run_row, immutable=self._immutable(state.tag)
+                unchanged.append((asked_at, state.tag_id))
+            elif (immutable := self._immutable(state.tag)) is not None and TagState.objects.observe(
+                state.tag, build, at=at, asked_at=asked_at, poll=self.run_row, immutable=immutable
             ):
                 changes += 1
-        tags = self._tags(first_seen)
+        tags = self._tags(name for name, *_ in first_seen)
         changes += TagState.objects.record_first_sightings(
-            [(tags[name], build) for name, build in first_seen.items()], at=self.at, poll=self.run_row
+            [(tags[name], build, asked_at, at) for name, build, asked_at, at in first_seen], poll=self.run_row
         )
-        listed = set(names)
+        listed, untracked = set(names), []
         for name, state in states.items():
-            if name in observation.missing and state.present:
-                TagState.objects.observe(state.tag, None, at=self.at, poll=self.run_row, immutable=False)
-                changes += 1
-            elif not state.present and name not in listed:
-                unchanged.append(state.tag_id)  # still gone: the complete list confirms it
-        TagState.objects.confirm(unchanged, at=self.at)
+            if name in self.failed:
+                continue
+            if name in observation.missing:
+                asked_at, at = observation.seen_at[name]
+                gone = state.present and TagState.objects.observe(
+                    state.tag, None, at=at, asked_at=asked_at, poll=self.run_row, immutable=False
+                )
+                changes += bool(gone)
+            elif name not in listed and (wanted := self._wanted(name)) is not None:
+                if not wanted and state.present:
+                    untracked.append(state.tag)  # the patterns changed: no longer checked
+                elif wanted and not state.present:
+                    unchanged.append((self.at, state.tag_id))  # still gone: the complete list confirms it
+        changes += TagState.objects.untrack(untracked, at=timezone.now(), poll=self.run_row)
+        _confirm(unchanged)
         return changes
 
     def _tags(self, names: Iterable[str]) -> dict[str, Tag]:
@@ -424,8 +486,13 @@ class _Poll:
         )
         return {tag.name: tag for tag in Tag.objects.filter(repository=self.repository, name__in=names)}
 
-    def _immutable(self, tag: Tag) -> bool:
-        return self.repository.is_immutable(classify(tag.name))
+    def _immutable(self, tag: Tag) -> bool | None:
+        """Whether the tag must never move; None (and the tag failed) when the pattern ran out of time."""
+        try:
+            return self.repository.is_immutable(classify(tag.name))
+        except PatternError as error:
+            self.failed[tag.name] = str(error)
+            return None
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -447,6 +514,8 @@ class _Poll:
 
     def _skipped(self) -> str | None:
         """Why no more requests should be sent in this poll, if so."""
+        if time.monotonic() > self.deadline:
+            return f"not checked: the poll reached its {settings.TAGLEDGER_POLL_DEADLINE} s deadline"
         if self.rate_limited:
             return "skipped: the registry answered 429"
         if self._near_rate_limit():
@@ -482,6 +551,15 @@ class _Poll:
         run.finished_at = timezone.now()
         run.save()
         return run
+
+
+def _confirm(unchanged: list[tuple[datetime, int]]) -> None:
+    """Confirm (asked at, tag id) pairs, a thousand at a time at the earliest time among them: a
+    confirmation may be early, never later than the request it stands for."""
+    unchanged.sort()
+    for start in range(0, len(unchanged), 1000):
+        batch = unchanged[start : start + 1000]
+        TagState.objects.confirm([tag_id for _, tag_id in batch], at=batch[0][0])
 
 
 def _labelled(unnamed: dict[Build, list[TagInfo]]) -> dict[Build, tuple[str, str]]:
@@ -531,7 +609,7 @@ def _store_contents(stored: list[tuple[Build, Fetched]]) -> None:
 def _attestation(build: Build, subject: str, manifest: Manifest, platform: Platform | None) -> Attestation:
     layers = supply.layer_rows(manifest.layers)
     return Attestation(
-        build=build, digest=manifest.digest, media_type=manifest.media_type, size=manifest.size,
+        build=build, digest=manifest.digest, media_type=manifest.media_type[:128], size=manifest.size,
         subject=subject, platform=platform, predicate_types=supply.predicate_types(layers), layers=layers,
     )  # fmt: skip
 
@@ -544,13 +622,14 @@ def _platform(build: Build, name: str, image: Manifest, config: ImageConfig | No
     layers = [
         {"digest": layer.digest, "size": layer.size, "media_type": layer.media_type} for layer in image.layers
     ]
+    size = (image.config.size if image.config else 0) + sum(layer.size for layer in image.layers)
     return Platform(
         build=build, os=os_name[:64], architecture=architecture[:64], variant=variant[:64],
-        digest=image.digest, media_type=image.media_type,
+        digest=image.digest, media_type=image.media_type[:128],
         config_digest=image.config.digest if image.config else "",
-        size=(image.config.size if image.config else 0) + sum(layer.size for layer in image.layers),
+        size=min(size, MAX_SIZE),
         layers=layers, config=_summary(config) if config else {},
-        created=_parse_time(config.created) if config else None,
+        created=parse_time(config.created) if config else None,
     )  # fmt: skip
 
 
@@ -565,15 +644,3 @@ def _summary(config: ImageConfig) -> dict:
             for entry in config.history
         ],
     }  # fmt: skip
-
-
-def _parse_time(value: str) -> datetime | None:
-    try:
-        parsed = parse_datetime(value) if value else None
-    except ValueError:
-        return None
-    if parsed is not None and timezone.is_naive(parsed):
-        parsed = parsed.replace(tzinfo=UTC)
-    if parsed is not None and parsed < UNSET_BEFORE:
-        return None
-    return parsed

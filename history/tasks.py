@@ -10,11 +10,12 @@ from django.utils import timezone
 from catalog.models import Repository
 
 from . import polling
+from .models import PollRun
 
 log = logging.getLogger(__name__)
 
-# A poll still running after this is presumed dead and its repository may be claimed again.
-POLL_LEASE = timedelta(minutes=30)
+# A poll holds its repository this long, renewed while it runs (history.heartbeat).
+POLL_LEASE = polling.POLL_LEASE
 # A queued poll older than this is dropped: the next dispatch enqueues a fresh one.
 POLL_EXPIRES = 10 * 60
 # What dispatch claims: the queue wait only, so a dropped poll frees the repository a minute later.
@@ -23,7 +24,9 @@ QUEUED_LEASE = timedelta(seconds=POLL_EXPIRES + 60)
 
 @shared_task(ignore_result=True, expires=14)
 def dispatch() -> int:
-    """Beat runs this every 15 s: claim each due repository and enqueue its poll."""
+    """Beat runs this every 15 s: end polls that died with their worker, then claim each due
+    repository and enqueue its poll."""
+    PollRun.objects.sweep_stale(started_before=timezone.now() - polling.stale_after())
     return sum(enqueue(repository) for repository in Repository.objects.due_for_poll())
 
 

@@ -159,6 +159,10 @@ DOCKER_CONFIG = env_str("DOCKER_CONFIG", str(Path.home() / ".docker"))
 REGISTRY_TIMEOUT = env_int("TAGLEDGER_REGISTRY_TIMEOUT", 30, minimum=1)
 # Threads one poll uses, within the registry's concurrency cap shared by all workers.
 TAGLEDGER_POLL_THREADS = env_int("TAGLEDGER_POLL_THREADS", 8, minimum=1)
+# A poll sends no new request after this many seconds; the tags it did not reach are reported
+# unchecked (a partial poll) and the next poll carries on. Bounds how long a registry that answers
+# slowly, or drips its bytes, can hold a worker and the repository's lease.
+TAGLEDGER_POLL_DEADLINE = env_int("TAGLEDGER_POLL_DEADLINE", 20 * 60, minimum=10)
 # Stop polling a registry when its ratelimit-remaining header reaches this (Docker Hub pulls).
 TAGLEDGER_RATE_LIMIT_FLOOR = env_int("TAGLEDGER_RATE_LIMIT_FLOOR", 10, minimum=0)
 # A version with no new build for this long and no floating tag pointing into it is inactive (EOL).

@@ -16,6 +16,11 @@ def watch(registry, name: str, **options) -> Repository:
     return Repository.objects.create(registry=host, name=name, **options)
 
 
+def during(run: PollRun, at) -> bool:
+    """Whether `at` falls within the poll: each tag is recorded at the time of its own request."""
+    return run.started_at <= at <= run.finished_at
+
+
 def short(digest: str | None) -> str | None:
     return digest.split(":", 1)[1][:12] if digest else None
 

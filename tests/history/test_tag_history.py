@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from catalog.models import Registry, Repository, Tag
 from catalog.tags import classify
@@ -208,8 +210,9 @@ def test_first_sightings_are_created_in_bulk(repository):
     )
     poll = poll_at(repository, 0)
 
+    at = poll.started_at
     recorded = TagState.objects.record_first_sightings(
-        [(latest, one), (stamp, one)], at=poll.started_at, poll=poll
+        [(latest, one, at, at), (stamp, one, at, at)], poll=poll
     )
 
     assert recorded == 2
@@ -223,7 +226,8 @@ def test_a_first_sighting_that_lost_a_race_still_flags_an_immutable_move(reposit
     observe(stamp, one, poll_at(repository, 0), immutable=True)
     poll = poll_at(repository, 1)
 
-    assert TagState.objects.record_first_sightings([(stamp, two)], at=poll.started_at, poll=poll) == 1
+    at = poll.started_at
+    assert TagState.objects.record_first_sightings([(stamp, two, at, at)], poll=poll) == 1
 
     assert timeline(stamp)[-1] == ("immutable_moved", 2, 1, 1, 0)
 
@@ -264,3 +268,95 @@ def test_unchanged_observe_costs_a_few_queries_whatever_the_history(repository):
     assert quiet_cost == cost(busy, builds[-1], 21) == cost(quiet, builds[0], 22)
     # SELECT ... FOR UPDATE and one UPDATE of confirmed_at, inside a savepoint.
     assert quiet_cost <= 4
+
+
+# --- overlapping polls: answers that arrive out of order --------------------------------------
+
+
+def test_an_answer_asked_before_the_current_state_was_confirmed_is_refused(repository):
+    """Poll A asked at hour 1 and its slow answer (build 1) arrived at hour 3; poll B asked at
+    hour 2 and recorded build 2. A's answer is older than what B saw: it must not undo it."""
+    latest, one, two = tag(repository, "latest"), build(repository, 1), build(repository, 2)
+    observe(latest, one, poll_at(repository, 0))
+    b = poll_at(repository, 2)
+    TagState.objects.observe(latest, two, at=b.started_at, poll=b, immutable=False)
+    a = poll_at(repository, 1)
+
+    refused = TagState.objects.observe(
+        latest, one, at=DAY_ONE + timedelta(hours=3), asked_at=a.started_at, poll=a, immutable=False
+    )
+
+    assert refused is None
+    assert timeline(latest) == [("created", 1, None, 0, None), ("moved", 2, 1, 2, 0)]
+    assert state_of(latest) == (2, True, 2, 2)
+
+
+def test_a_change_is_detected_when_answered_and_confirmed_when_asked(repository):
+    latest, one, two = tag(repository, "latest"), build(repository, 1), build(repository, 2)
+    observe(latest, one, poll_at(repository, 0))
+    poll = poll_at(repository, 4)
+
+    TagState.objects.observe(
+        latest, two, at=DAY_ONE + timedelta(hours=5), asked_at=poll.started_at, poll=poll, immutable=False
+    )
+
+    assert timeline(latest)[-1] == ("moved", 2, 1, 5, 0)
+    assert state_of(latest) == (2, True, 5, 4)  # since the answer, confirmed as of the request
+
+
+def test_a_confirmation_never_moves_back(repository):
+    latest, one = tag(repository, "latest"), build(repository, 1)
+    observe(latest, one, poll_at(repository, 5))
+
+    TagState.objects.confirm([latest.pk], at=DAY_ONE + timedelta(hours=2))
+
+    assert state_of(latest)[3] == 5
+
+
+ANSWER = st.tuples(st.integers(0, 50), st.integers(0, 5), st.sampled_from([1, 2, 3, None]))
+
+
+@given(first=ANSWER.filter(lambda answer: answer[2] is not None), rest=st.lists(ANSWER, max_size=12))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_answers_in_any_order_never_invert_history(repository, first, rest):
+    """Whatever order overlapping polls deliver their answers in, each (asked hour, hours until
+    it arrived, build or gone): every change's not_before precedes its detection, and the state
+    ends where the most recently asked answer put it."""
+    answers = [first, *rest]
+    the_tag = Tag.objects.create(repository=repository, name=f"t{Tag.objects.count()}", kind="other")
+    # Hypothesis runs every example in the one test transaction: the builds are reused.
+    builds = {
+        n: Build.objects.filter(digest=f"sha256:{n:064x}").first() or build(repository, n) for n in (1, 2, 3)
+    }
+    for asked, delay, n in answers:
+        asked_at = DAY_ONE + timedelta(hours=asked)
+        TagState.objects.observe(
+            the_tag, builds.get(n), at=asked_at + timedelta(hours=delay), asked_at=asked_at,
+            poll=None, immutable=False,
+        )  # fmt: skip
+
+    for event in TagEvent.objects.filter(tag=the_tag):
+        assert event.not_before is None or event.not_before <= event.detected_at
+    newest = max(asked for asked, _, _ in answers)
+    expected = [n for asked, _, n in answers if asked == newest][-1]
+    state = TagState.objects.get(tag=the_tag)
+    assert (int(state.build.digest.split(":")[1], 16) if state.present else None) == expected
+
+
+# --- tags the repository's patterns no longer take -------------------------------------------
+
+
+def test_untracked_tags_leave_every_current_answer_and_keep_their_history(repository):
+    latest, old, one = tag(repository, "latest"), tag(repository, "2.0"), build(repository, 1)
+    observe(latest, one, poll_at(repository, 0))
+    observe(old, one, poll_at(repository, 0))
+    poll = poll_at(repository, 1)
+
+    assert TagState.objects.untrack([old, latest], at=poll.started_at, poll=poll) == 2
+    assert TagState.objects.untrack([old], at=poll.started_at, poll=poll) == 0  # once only
+
+    assert timeline(old) == [("created", 1, None, 0, None), ("untracked", None, 1, 1, 0)]
+    assert state_of(old) == (1, False, 1, 1)
+    # Taken again and seen on the same build: back, as a restore.
+    again = poll_at(repository, 2)
+    assert observe(old, one, again).kind == TagEvent.Kind.RESTORED

@@ -14,7 +14,7 @@ from history.models import PollRun
 log = logging.getLogger(__name__)
 
 # Seconds to wait for a poll running elsewhere: a first poll of 10 000 tags takes about a minute
-# on loopback (BENCHMARKS.md), several on a real registry; far below the 30 minute POLL_LEASE.
+# on loopback (BENCHMARKS.md), several on a real registry; a running poll renews its lease.
 DEFAULT_WAIT = 300
 WAIT_STEP = 0.5  # one cheap query per step while waiting
 
