@@ -93,7 +93,7 @@ class ChangelogFeed(Feed):
     def item_description(self, event: TagEvent) -> str:
         """HTML (Atom's summary type="html"): format_html escapes, the XML writer escapes again."""
         old = event.previous_build.digest if event.previous_build else "none"
-        new = event.build.digest if event.build else "deleted"
+        new = event.build.digest if event.build else "not tracked" if event.kind == "untracked" else "deleted"
         version = (event.build and event.build.version) or (
             event.previous_build and event.previous_build.version
         )
