@@ -3,7 +3,6 @@
 import logging
 import random
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -314,7 +313,7 @@ class _Poll:
                 found[child.digest] = subject, self.client.get_manifest(self.repository.name, child.digest)
             except RateLimited:
                 raise
-            except RegistryError as error:
+            except Exception as error:  # any answer that cannot be read, as for a platform
                 log.warning(
                     "%s@%s stored without its attestation manifest %s: %s: %s",
                     self.repository, index.digest, child.digest, type(error).__name__, error,
@@ -535,9 +534,7 @@ class _Poll:
     def _finish(self, status, *, changes=0, error="", error_object=None) -> PollRun:
         run = self.run_row
         if self.failed and not error:
-            reasons = Counter(self.failed.values())
-            summary = "; ".join(f"{reason} ({count} tags)" for reason, count in reasons.most_common(3))
-            error = f"{len(self.failed)} tags not checked: {summary}"
+            error = _failures(self.failed)
         if error_object is not None:
             self._note_rate_limit(error_object)
         run.status, run.changes, run.error = status, changes, error[:2000]
@@ -551,6 +548,23 @@ class _Poll:
         run.finished_at = timezone.now()
         run.save()
         return run
+
+
+def _failures(failed: dict[str, str]) -> str:
+    """The PollRun's words for its failed tags: the commonest reasons, each with a few of its tags."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in sorted(failed.items()):
+        by_reason.setdefault(reason, []).append(name)
+    common = sorted(by_reason.items(), key=lambda item: -len(item[1]))[:3]
+    summary = "; ".join(
+        f"{reason} ({_count(len(names), 'tag')}: {', '.join(names[:3])}{', …' * (len(names) > 3)})"
+        for reason, names in common
+    )
+    return f"{_count(len(failed), 'tag')} not checked: {summary}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
 
 
 def _confirm(unchanged: list[tuple[datetime, int]]) -> None:

@@ -130,7 +130,8 @@ def test_a_partial_poll_prints_what_was_not_checked_and_exits_1(fault_proxy, pus
     line = re.fullmatch(rf"{re.escape(repository.reference)}: {SUMMARY}; (?P<error>.+)\n", stdout)
     assert line, stdout
     assert (line["status"], line["tags"], line["changes"]) == ("partial", "2", "1")
-    assert "tags not checked: Unavailable" in line["error"]
+    assert "1 tag not checked: Unavailable" in line["error"]
+    assert "(1 tag: 2.0)" in line["error"]  # which tag, by name
     assert "/manifests/2.0: HTTP 500" in line["error"]
     assert error.returncode == 1
 
