@@ -102,5 +102,11 @@ def test_config_summary_keeps_only_well_typed_values():
     assert config.user == ""
     assert config.exposed_ports == ("443/tcp", "80/tcp")
     assert config.history[0].created_by == "RUN make" and config.history[0].empty_layer
-    with pytest.raises(BadResponse):
-        parse_config(b'{"config": []}', DIGEST)
+
+
+def test_a_config_whose_parts_are_no_objects_is_read_as_having_none():
+    """`config`, `rootfs` and `history` of the wrong type say nothing; the build is still a build."""
+    config = parse_config(b'{"config": [], "rootfs": "layers", "history": {"a": 1}, "os": "linux"}', DIGEST)
+    assert (config.os, config.env, config.diff_ids, config.history) == ("linux", (), (), ())
+    with pytest.raises(BadResponse, match="not a JSON object"):
+        parse_config(b'["config"]', DIGEST)
