@@ -1,15 +1,37 @@
 """Django settings, read from the environment (see .env.example for every variable)."""
 
+import contextlib
+import os
 import secrets
+import stat
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
-from .env import ConfigurationError, env_bool, env_choice, env_int, env_list, env_str
+from .env import ConfigurationError, env_bool, env_choice, env_int, env_list, env_str, refuse_retired
+
+refuse_retired({"TAGLEDGER_SECURE_COOKIES": "TAGLEDGER_HTTPS=true"})
+
+
+def _private(path: Path) -> None:
+    """Take group and other permissions away: the data dir holds password hashes and sessions."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if not mode & 0o077:
+        return
+    try:
+        path.chmod(mode & 0o700)
+    except PermissionError:
+        raise ConfigurationError(
+            f"{path} is open to other users (mode {mode:o}) and this user may not change that: "
+            f"chmod go-rwx {path}, or point TAGLEDGER_DATA_DIR at a directory of this user's"
+        ) from None
+
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("TAGLEDGER_DATA_DIR", str(BASE_DIR / "var"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+_private(DATA_DIR)
 
 
 def _secret_key() -> str:
@@ -24,6 +46,21 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
+def _private_sqlite(name: str) -> None:
+    """Create the database file 0600 before SQLite does (it would make it 0644); its -wal and -shm
+    files take the database file's mode. Files of an older install are tightened the same way."""
+    if name in {"", ":memory:"} or name.startswith("file:"):
+        return
+    path = Path(name)
+    if not path.parent.is_dir():
+        return  # SQLite reports the missing directory itself
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
+        if file.exists():
+            _private(file)
+
+
 def _database(url: str) -> dict:
     try:
         config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
@@ -34,6 +71,7 @@ def _database(url: str) -> dict:
         # WAL lets the web process read while a worker writes; IMMEDIATE plus a busy timeout
         # makes concurrent writers queue instead of failing with "database is locked".
         config["CONN_MAX_AGE"] = 0
+        _private_sqlite(str(config["NAME"]))
         config["OPTIONS"] = {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
@@ -58,6 +96,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",  # login throttling; its admin pages list lockouts, and deleting one lifts it
     "catalog",
     "history",
     "ninja",  # serves the API docs' Swagger UI from /static/, not a CDN
@@ -73,6 +112,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into the lockout page
 ]
 
 ROOT_URLCONF = "tagledger.urls"
@@ -113,6 +153,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Axes first: it refuses a locked-out client before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "history:home"
 LOGOUT_REDIRECT_URL = "history:home"
@@ -133,7 +178,36 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("TAGLEDGER_SECURE_COOKIES", False)
+
+# Served over HTTPS: Secure cookies, HSTS, and plain HTTP redirected to HTTPS.
+TAGLEDGER_HTTPS = env_bool("TAGLEDGER_HTTPS", False)
+# A reverse proxy in front, which sets X-Forwarded-Proto and appends the client to X-Forwarded-For.
+# Only with the app's port unreachable except through it: otherwise clients could forge both.
+TAGLEDGER_BEHIND_PROXY = env_bool("TAGLEDGER_BEHIND_PROXY", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = TAGLEDGER_HTTPS
+SECURE_SSL_REDIRECT = TAGLEDGER_HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # compose's healthcheck asks over plain HTTP from inside
+SECURE_HSTS_SECONDS = 365 * 24 * 3600 if TAGLEDGER_HTTPS else 0
+# Other hosts of the parent domain are not tagledger's to commit to HTTPS, nor is the preload list.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = False
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"] if TAGLEDGER_HTTPS else []
+if TAGLEDGER_BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Login throttling (django-axes): a client is refused for the cool-off after this many failed
+# sign-ins for one username, or five times as many for all usernames, from one address.
+AXES_FAILURE_LIMIT = env_int("TAGLEDGER_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("TAGLEDGER_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+# Not by username alone: anyone could then lock the admin out. Failures count by (username,
+# address) and by address; tagledger.security.LoginThrottle gives the second its higher bound.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "tagledger.security.LoginThrottle"
+AXES_CLIENT_IP_CALLABLE = "tagledger.security.client_address"
+AXES_USERNAME_CALLABLE = "tagledger.security.client_username"
+AXES_LOCKOUT_CALLABLE = "tagledger.security.locked_out"
+# A success does not clear failures: clearing by address would let one valid account reset the
+# count against every other username tried from the same address.
+AXES_RESET_ON_SUCCESS = False
 
 # Celery: the filesystem broker needs no service (embedded mode); Redis in production.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")

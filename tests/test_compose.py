@@ -100,3 +100,39 @@ def test_web_workers_freeze_the_loaded_app(monkeypatch):
         monkeypatch.setattr(module.gc, "freeze", lambda: frozen.append(True))
         module.post_worker_init(worker=None)
     assert frozen == [True, True]
+
+
+def _mounts(service: dict) -> dict[str, str]:
+    """{container path: source[:mode]} of a service's volumes (short syntax)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        # from the right: a source like ${DIR:-./x} holds colons of its own
+        mode = volume.rsplit(":", 1)[1] if volume.endswith((":ro", ":rw")) else ""
+        source, _, target = volume.removesuffix(f":{mode}" if mode else "").rpartition(":")
+        mounts[target] = f"{source}:{mode}" if mode else source
+    return mounts
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_only_the_worker_sees_registry_credentials(name):
+    """Only the worker talks to registries; the web process, which faces users, never needs them."""
+    config_dir = COMPOSE["x-app"]["environment"]["DOCKER_CONFIG"]
+    mounts = _mounts(SERVICES[name])
+    if name == "worker":
+        assert mounts[config_dir].endswith(":ro"), "read-only"
+    else:
+        assert config_dir not in mounts, f"{name} mounts {config_dir}"
+        assert not any("docker-config" in source or "DOCKER_CONFIG" in source for source in mounts.values())
+    assert mounts["/data"] == "data", "every app service keeps the data volume"
+
+
+def test_the_image_data_dir_is_its_users_alone():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "TAGLEDGER_DATA_DIR=/data" in dockerfile
+    assert "chown tagledger /data && chmod 700 /data" in dockerfile
+
+
+def test_https_and_the_proxy_are_settable_through_compose():
+    environment = COMPOSE["x-app"]["environment"]
+    assert environment["TAGLEDGER_HTTPS"] == "${TAGLEDGER_HTTPS:-false}"
+    assert environment["TAGLEDGER_BEHIND_PROXY"] == "${TAGLEDGER_BEHIND_PROXY:-false}"

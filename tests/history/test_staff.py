@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth.models import User
+from django.http import HttpRequest
 from django.test import Client
 
 from catalog.models import Repository
@@ -40,6 +41,40 @@ def test_a_bad_option_is_explained(admin_client):
     response = admin_client.post("/watch", {"reference": "127.0.0.1:5999/a", "interval": "5s"}, follow=True)
     assert "too short" in response.content.decode()
     assert not Repository.objects.exists()
+
+
+# Patterns that answered a 500 (OverflowError, RecursionError), compiled into gigabytes, or
+# could not be stored. tests/catalog/test_patterns.py has the full table.
+HOSTILE_PATTERNS = [
+    ("a{4294967295}", "repeat count too big"),
+    ("(" * 5000, "longer than 500 characters"),
+    ("(?:a{1000}){1000}", "its repeats are too large"),
+    ("(" * 12 + "a" + ")+" * 12, "its repeats are too large"),
+    ("(" * 400, "not a valid regular expression"),
+    ("\\q", "bad escape"),
+    ("(?V0V1)a", "mutually incompatible"),
+    ("a\x00b", "contains a NUL"),
+]
+
+
+@pytest.mark.parametrize(("pattern", "message"), HOSTILE_PATTERNS, ids=lambda value: repr(value[:12]))
+def test_a_hostile_pattern_is_explained_never_a_500_and_nothing_is_written(admin_client, pattern, message):
+    for field in ("include", "exclude", "immutable"):
+        response = admin_client.post("/watch", {"reference": "127.0.0.1:5999/demo/app", field: pattern})
+        assert response.status_code == 302 and response["Location"] == "/"
+        page = admin_client.get(response["Location"]).content.decode()
+        assert f"Not watched: --{field}: " in page and message in page
+    assert not Repository.objects.exists()
+
+
+def test_a_hostile_pattern_leaves_a_watched_repository_as_it_was(admin_client, registry):
+    repository = watch(registry, "demo/app", include_pattern="^3")
+    reference = f"{registry.host}/demo/app"
+    for pattern, _ in HOSTILE_PATTERNS:
+        response = admin_client.post("/watch", {"reference": reference, "include": pattern, "interval": "1h"})
+        assert response.status_code == 302
+    repository.refresh_from_db()
+    assert (repository.include_pattern, repository.interval.total_seconds()) == ("^3", 1800)
 
 
 def test_unwatch_keeps_the_repository_and_poll_now_claims_it(admin_client, registry):
@@ -81,5 +116,6 @@ def test_actions_need_post_and_csrf(admin_user, registry):
 
 def _signed_in(username, password):
     browser = Client()
-    assert browser.login(username=username, password=password)
+    # login throttling (axes) counts sign-ins by request, so authenticate() needs one
+    assert browser.login(request=HttpRequest(), username=username, password=password)
     return browser
