@@ -3,16 +3,21 @@
 from collections import Counter
 
 from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
 
 from tagledger.access import readable
 
-from ..pins import STATUS_LABELS, PinError, check
+from ..pins import MAX_INPUT, STATUS_LABELS, PinError, check
 
 
+@require_http_methods(["GET", "POST"])
 @readable
 def pins(request):
-    text = request.GET.get("refs", "")
-    extra = request.GET.getlist("ref")
+    # The form posts: a pasted Dockerfile is too long for a URL and has no place in access logs.
+    # GET with `refs` or `ref` still answers, for links and bookmarks made before.
+    given = request.POST if request.method == "POST" else request.GET
+    text = given.get("refs", "")
+    extra = given.getlist("ref")
     lines = [text, *extra] if text else extra
     results, error = None, ""
     if any(line.strip() for line in lines):
@@ -22,8 +27,10 @@ def pins(request):
             error = str(refused)
     counts = Counter(result.status for result in results or [])
     summary = [(status, label, counts[status]) for status, label in STATUS_LABELS.items() if counts[status]]
+    # Input the reader refused whole is not echoed back: a page as large as it would be no help.
+    shown = "\n".join(lines) if sum(map(len, lines)) <= MAX_INPUT else ""
     return render(
         request,
         "history/pins.html",
-        {"refs": "\n".join(lines), "results": results, "error": error, "summary": summary},
+        {"refs": shown, "results": results, "error": error, "summary": summary},
     )
