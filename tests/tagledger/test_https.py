@@ -43,6 +43,7 @@ print(json.dumps({
 def environment(tmp_path, **variables) -> dict:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("TAGLEDGER_")}
     environ.pop("DATABASE_URL", None)  # the healthcheck's SELECT 1 on a throwaway SQLite file
+    environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the browser tests' session sets it
     return {
         **environ,
         "DJANGO_SETTINGS_MODULE": "tagledger.settings",
