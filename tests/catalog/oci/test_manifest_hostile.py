@@ -91,6 +91,20 @@ def test_the_depth_bound_counts_brackets_outside_strings_only():
     assert parse_config(config_of(Labels=labels), DIGEST).labels == labels
 
 
+@pytest.mark.parametrize("number", [b"1" * 4301, b"-" + b"9" * 5000])
+def test_an_integer_python_will_not_read_is_a_bad_response(number):
+    """Past 4300 digits json.loads raises ValueError (CVE-2020-10735): the document's tag fails."""
+    with pytest.raises(BadResponse, match="not valid JSON"):
+        parse_config(b'{"config": {"Labels": {"a": ' + number + b"}}}", DIGEST)
+
+
+@pytest.mark.parametrize("number", [b"1" * 4301 + b".5", b"1e999999", b"-1e999999", b"NaN", b"-Infinity"])
+def test_floats_and_what_python_reads_as_floats_are_dropped(number):
+    body = b'{"created": ' + number + b', "config": {"Labels": {"a": ' + number + b', "b": "kept"}}}'
+    config = parse_config(body, DIGEST)
+    assert (config.created, config.labels) == ("", {"b": "kept"})
+
+
 @pytest.mark.parametrize(
     ("size", "kept"),
     [(10**20, MAX_SIZE), (MAX_SIZE, MAX_SIZE), (MAX_SIZE + 1, MAX_SIZE), (10**4000, MAX_SIZE), (0, 0)],
