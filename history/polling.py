@@ -514,7 +514,7 @@ class _Poll:
     def _skipped(self) -> str | None:
         """Why no more requests should be sent in this poll, if so."""
         if time.monotonic() > self.deadline:
-            return f"not checked: the poll reached its {settings.TAGLEDGER_POLL_DEADLINE} s deadline"
+            return f"skipped: the poll reached its {settings.TAGLEDGER_POLL_DEADLINE} s deadline"
         if self.rate_limited:
             return "skipped: the registry answered 429"
         if self._near_rate_limit():

@@ -25,6 +25,7 @@ from tests.support.faultproxy import (
     Action,
     AddHeaders,
     Context,
+    Delay,
     FaultProxy,
     Paginate,
     Reply,
@@ -394,3 +395,27 @@ def test_a_listed_tag_whose_head_says_404_is_not_deleted(baseline, fault_proxy):
     assert main.present and during(baseline.run, main.confirmed_at)
 
     assert events_of(healthy_poll(baseline.repository, fault_proxy)) == []
+
+
+# --- the poll's own deadline ------------------------------------------------------------------
+
+
+def test_a_poll_past_its_deadline_asks_nothing_more_and_the_next_one_carries_on(
+    baseline, fault_proxy, settings
+):
+    """A registry that answers slowly cannot hold a worker past TAGLEDGER_POLL_DEADLINE: the tags
+    not reached are reported unchecked, nothing is recorded for them, the next poll checks them."""
+    settings.TAGLEDGER_POLL_THREADS = 1  # one HEAD at a time, in name order: 1.0.0 first
+    settings.TAGLEDGER_POLL_DEADLINE = 1
+    new = baseline.rebuild("latest", "stable")
+    fault_proxy.add_rule(Delay(1.5), method="HEAD", path=r"/manifests/1\.0\.0$", times=1)
+
+    run = faulty_poll(baseline.repository)
+
+    assert run.status == PollRun.Status.PARTIAL
+    assert unchecked(run) == 5 and "skipped: the poll reached its 1 s deadline" in run.error
+    assert fault_proxy.count("HEAD", r"/manifests/(latest|stable)$") == 0
+    assert events_of(run) == []
+    settings.TAGLEDGER_POLL_DEADLINE = 60
+    caught_up = faulty_poll(baseline.repository)
+    assert ("stable", "moved", short(new.digest), short(baseline.release.digest)) in events_of(caught_up)
