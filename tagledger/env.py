@@ -61,12 +61,3 @@ def env_choice(name: str, default: str, choices: set[str], *, environ=None) -> s
     if value.lower() not in choices:
         raise ConfigurationError(f"{name}={value!r} must be one of {', '.join(sorted(choices))}")
     return value.lower()
-
-
-def refuse_retired(replaced: Mapping[str, str], *, environ=None) -> None:
-    """A variable tagledger no longer reads stops start-up when it asks for something, so its
-    intent is not silently dropped; left empty or false (as an old .env.example had it) it is ignored."""
-    for name, instead in replaced.items():
-        value = _raw(name, environ)
-        if value is not None and value.lower() not in FALSE:
-            raise ConfigurationError(f"{name} is no longer read; set {instead} instead")

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import ConfigurationError, env_bool, env_choice, env_int, env_list, env_str, refuse_retired
-
-refuse_retired({"TAGLEDGER_SECURE_COOKIES": "TAGLEDGER_HTTPS=true"})
+from .env import ConfigurationError, env_bool, env_choice, env_int, env_list, env_str
 
 
 def _private(path: Path) -> None:
@@ -184,7 +182,9 @@ TAGLEDGER_HTTPS = env_bool("TAGLEDGER_HTTPS", False)
 # A reverse proxy in front, which sets X-Forwarded-Proto and appends the client to X-Forwarded-For.
 # Only with the app's port unreachable except through it: otherwise clients could forge both.
 TAGLEDGER_BEHIND_PROXY = env_bool("TAGLEDGER_BEHIND_PROXY", False)
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = TAGLEDGER_HTTPS
+# TAGLEDGER_SECURE_COOKIES is the older, narrower setting (Secure cookies only): still read, so a
+# deployment that set it keeps its Secure cookies.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = TAGLEDGER_HTTPS or env_bool("TAGLEDGER_SECURE_COOKIES", False)
 SECURE_SSL_REDIRECT = TAGLEDGER_HTTPS
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # compose's healthcheck asks over plain HTTP from inside
 SECURE_HSTS_SECONDS = 365 * 24 * 3600 if TAGLEDGER_HTTPS else 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tagledger.env import ConfigurationError, env_bool, env_choice, env_int, env_list, env_str, refuse_retired
+from tagledger.env import ConfigurationError, env_bool, env_choice, env_int, env_list, env_str
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,14 +92,3 @@ def test_every_variable_the_settings_read_is_documented():
     readme = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", (ROOT / "README.md").read_text(), re.M))
     assert read <= example, f"missing from .env.example: {read - example}"
     assert read <= readme, f"missing from README's table: {read - readme}"
-
-
-@pytest.mark.parametrize(("raw", "refused"), [("true", True), ("1", True), ("ture", True), ("false", False),
-                                              ("off", False), ("", False), (None, False)])  # fmt: skip
-def test_a_retired_variable_stops_start_up_only_when_it_asks_for_something(raw, refused):
-    environ = {} if raw is None else {"OLD": raw}
-    if refused:
-        with pytest.raises(ConfigurationError, match="OLD is no longer read; set NEW=true instead"):
-            refuse_retired({"OLD": "NEW=true"}, environ=environ)
-    else:
-        refuse_retired({"OLD": "NEW=true"}, environ=environ)

@@ -82,6 +82,13 @@ def test_https_alone_means_secure_cookies_hsts_and_a_redirect(tmp_path):
     assert found["health"] == 200, "compose's healthcheck asks over plain HTTP"
 
 
+def test_the_older_secure_cookies_setting_still_means_secure_cookies_only(tmp_path):
+    found = probe(tmp_path, TAGLEDGER_SECURE_COOKIES="true")
+
+    assert found["cookies_secure"] == [True, True]
+    assert (found["hsts"][0], found["redirect"]) == (0, False)
+
+
 def test_behind_a_proxy_its_forwarded_proto_counts(tmp_path):
     found = probe(tmp_path, TAGLEDGER_HTTPS="true", TAGLEDGER_BEHIND_PROXY="true")
 
@@ -108,10 +115,10 @@ def test_check_deploy_is_clean_when_served_over_https(tmp_path):
         ({"TAGLEDGER_LOGIN_FAILURE_LIMIT": "ten"}, "TAGLEDGER_LOGIN_FAILURE_LIMIT='ten' is not an integer"),
         ({"TAGLEDGER_LOGIN_FAILURE_LIMIT": "0"}, "TAGLEDGER_LOGIN_FAILURE_LIMIT=0 is below the minimum of 1"),
         ({"TAGLEDGER_LOGIN_COOLOFF_MINUTES": "15m"}, "TAGLEDGER_LOGIN_COOLOFF_MINUTES='15m' is not an"),
-        ({"TAGLEDGER_SECURE_COOKIES": "true"}, "TAGLEDGER_SECURE_COOKIES is no longer read"),
+        ({"TAGLEDGER_SECURE_COOKIES": "sure"}, "TAGLEDGER_SECURE_COOKIES='sure' is not a boolean"),
     ],
 )
-def test_a_bad_or_retired_value_stops_start_up(tmp_path, variables, says):
+def test_a_bad_value_stops_start_up(tmp_path, variables, says):
     result = subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=environment(tmp_path, **variables),
         capture_output=True, text=True,
