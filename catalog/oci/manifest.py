@@ -9,6 +9,7 @@ a bigint, and no document makes the parser recurse deeper than MAX_DEPTH.
 """
 
 import hashlib
+import itertools
 import json
 import re
 from array import array
@@ -31,6 +32,10 @@ MAX_DEPTH = 128
 #: Platform fields are short names (linux, arm64, v8) stored in 64-character columns.
 MAX_PLATFORM_TEXT = 64
 MAX_OS_FEATURES = 16
+#: Labels, annotations, Env, Entrypoint, Cmd, ports and volumes of one document: real images carry
+#: dozens. A config of 100 000 labels fits the 4 MiB cap, and every page that shows or compares
+#: it paid for each one (seconds per page); past this many, the rest are dropped.
+MAX_ENTRIES = 1000
 # Go's zero time (cosign signatures) and the Unix epoch (reproducible builds) mean "not set".
 UNSET_BEFORE = datetime(1970, 1, 2, tzinfo=UTC)
 # A time that must still be shown in any time zone (±1 day) without leaving datetime's range.
@@ -343,19 +348,21 @@ def _object(value: Any) -> dict:
 
 def _string_map(value: Any) -> dict[str, str]:
     """Annotations and labels: string to string by the spec; a value of another type is dropped."""
-    return {_clean(key): _clean(item) for key, item in _object(value).items() if isinstance(item, str)}
+    kept = ((key, item) for key, item in _object(value).items() if isinstance(item, str))
+    return {_clean(key): _clean(item) for key, item in itertools.islice(kept, MAX_ENTRIES)}
 
 
 def _keys(value: Any) -> tuple[str, ...]:
     """The keys of a set written as an object (ExposedPorts, Volumes: `{"80/tcp": {}}`), sorted."""
-    return tuple(sorted({_clean(key) for key in _object(value)}))
+    return tuple(sorted({_clean(key) for key in itertools.islice(_object(value), MAX_ENTRIES)}))
 
 
 def _strings(value: Any, *, lone: bool = False) -> tuple[str, ...]:
     """An array of strings, without its items of other types; a lone string only when `lone`."""
     if lone and isinstance(value, str):
         return (_clean(value),)
-    return tuple(_clean(item) for item in _array(value) if isinstance(item, str))
+    kept = (item for item in _array(value) if isinstance(item, str))
+    return tuple(_clean(item) for item in itertools.islice(kept, MAX_ENTRIES))
 
 
 def _text(value: Any, limit: int | None = None) -> str:

@@ -8,7 +8,15 @@ import pytest
 
 from catalog.oci import mediatypes
 from catalog.oci.errors import BadResponse
-from catalog.oci.manifest import MAX_DEPTH, MAX_SIZE, HistoryEntry, parse_config, parse_manifest, parse_time
+from catalog.oci.manifest import (
+    MAX_DEPTH,
+    MAX_ENTRIES,
+    MAX_SIZE,
+    HistoryEntry,
+    parse_config,
+    parse_manifest,
+    parse_time,
+)
 
 DIGEST = "sha256:" + "a" * 64
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -311,3 +319,23 @@ def test_a_subject_that_is_no_descriptor_object_is_no_subject(subject):
 def test_a_schema1_body_under_another_content_type_is_recorded_as_schema1(content_type):
     manifest = parse_manifest(b'{"schemaVersion": 1, "name": "x"}', content_type, DIGEST)
     assert manifest.legacy and manifest.media_type == mediatypes.DOCKER_SCHEMA1
+
+
+@pytest.mark.parametrize(
+    ("fields", "read"),
+    [
+        ({"Labels": {f"l{n}": "v" for n in range(100_000)}}, lambda c: len(c.labels)),
+        ({"Env": [f"E{n}=v" for n in range(5000)]}, lambda c: len(c.env)),
+        ({"Cmd": ["x"] * 5000}, lambda c: len(c.cmd)),
+        ({"ExposedPorts": {f"{n}/tcp": {} for n in range(5000)}}, lambda c: len(c.exposed_ports)),
+    ],
+    ids=["labels", "env", "cmd", "ports"],
+)
+def test_a_document_keeps_at_most_max_entries_of_each_list_and_map(fields, read):
+    """Every page that shows or compares a config pays per entry: 100 000 labels took seconds."""
+    assert read(parse_config(config_of(**fields), DIGEST)) == MAX_ENTRIES
+
+
+def test_annotations_keep_at_most_max_entries():
+    body = image(annotations={f"a{n}": "v" for n in range(5000)})
+    assert len(parse_manifest(body, mediatypes.OCI_MANIFEST, DIGEST).annotations) == MAX_ENTRIES
