@@ -551,16 +551,20 @@ class _Poll:
 
 
 def _failures(failed: dict[str, str]) -> str:
-    """The PollRun's words for its failed tags: the commonest reasons, each with a few of its tags."""
+    """The PollRun's words for its failed tags: every reason, commonest first, each with up to
+    five of its tags by name, clipped so that many reasons fit the 2000 characters a PollRun keeps."""
     by_reason: dict[str, list[str]] = {}
     for name, reason in sorted(failed.items()):
         by_reason.setdefault(reason, []).append(name)
-    common = sorted(by_reason.items(), key=lambda item: -len(item[1]))[:3]
     summary = "; ".join(
-        f"{reason} ({_count(len(names), 'tag')}: {', '.join(names[:3])}{', …' * (len(names) > 3)})"
-        for reason, names in common
+        f"{_clip(reason)} ({_count(len(names), 'tag')}: {', '.join(names[:5])}{', …' * (len(names) > 5)})"
+        for reason, names in sorted(by_reason.items(), key=lambda item: -len(item[1]))
     )
     return f"{_count(len(failed), 'tag')} not checked: {summary}"
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _count(number: int, noun: str) -> str:
