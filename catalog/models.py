@@ -1,6 +1,5 @@
 """What is watched and how it is organised: registries, repositories, lines, versions, tags."""
 
-import re
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -9,15 +8,17 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from . import patterns
 from .oci.client import RegistryClient, is_loopback
 from .tags import Kind, TagInfo
 
 
 def validate_regex(value: str) -> None:
+    """A tag pattern that compiles within catalog.patterns' bounds; any refusal is a ValidationError."""
     try:
-        re.compile(value)
-    except re.error as error:
-        raise ValidationError(f"not a valid regular expression: {error}") from None
+        patterns.check(value)
+    except patterns.InvalidPattern as error:
+        raise ValidationError(str(error)) from None
 
 
 class Registry(models.Model):
@@ -101,13 +102,19 @@ class Repository(models.Model):
         return f"{self.registry.host}/{self.name}"
 
     def wants_tag(self, name: str) -> bool:
-        if self.include_pattern and not re.search(self.include_pattern, name):
+        """Does the include pattern occur in `name` and the exclude pattern not?
+
+        Raises catalog.patterns.PatternError (PatternTimeout, InvalidPattern): fail this tag."""
+        if self.include_pattern and not patterns.search(self.include_pattern, name):
             return False
-        return not (self.exclude_pattern and re.search(self.exclude_pattern, name))
+        return not (self.exclude_pattern and patterns.search(self.exclude_pattern, name))
 
     def is_immutable(self, info: TagInfo) -> bool:
+        """Immutable by its kind (TagInfo.is_immutable) or by the immutable pattern, matched in full.
+
+        Raises catalog.patterns.PatternError (PatternTimeout, InvalidPattern): fail this tag."""
         return info.is_immutable or bool(
-            self.immutable_pattern and re.fullmatch(self.immutable_pattern, info.name)
+            self.immutable_pattern and patterns.fullmatch(self.immutable_pattern, info.name)
         )
 
     def wants_platform(self, platform: str) -> bool:
