@@ -7,8 +7,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from . import patterns
 from .duration import format_duration, parse_interval
-from .models import Registry, Repository, validate_regex
+from .models import Registry, Repository
 from .oci.reference import ImageReference, InvalidReference, parse
 
 # os/arch[/variant], or just os: what Repository.wants_platform compares against.
@@ -113,10 +114,12 @@ def cleaned_options(given: dict) -> dict:
             raise WatchError(str(error)) from None
     for option, field in PATTERN_FIELDS.items():
         if option in given:
+            # The same check as the fields' validator, before anything is written; it also
+            # compiles the pattern, so a refusal of any kind is a message, never a traceback.
             try:
-                validate_regex(given[option])
-            except ValidationError as error:
-                raise WatchError(f"--{option}: {validation_message(error)}") from None
+                patterns.check(given[option])
+            except patterns.InvalidPattern as error:
+                raise WatchError(f"--{option}: {error}") from None
             cleaned[field] = given[option]
     if "platforms" in given:
         platforms = [item.strip() for item in given["platforms"].split(",") if item.strip()]

@@ -114,7 +114,7 @@ def test_a_shorter_interval_brings_the_next_poll_forward():
         (["ghcr.io/acme/app", "--interval", "abc"], "not a duration: 'abc'"),
         (["ghcr.io/acme/app", "--platforms", "linux amd64"], "--platforms: 'linux amd64' is not os/arch"),
         (["ghcr.io/acme/app", "--line-depth", "3"], "invalid choice: 3"),
-        (["ghcr.io/acme/app", "--include", "x" * 501], "include pattern: Ensure this value has at most 500"),
+        (["ghcr.io/acme/app", "--include", "x" * 501], "--include: longer than 500 characters (501)"),
         (["--interval", "1h"], "give one of"),
         (["ghcr.io/acme/app", "--list"], "give one of"),
         (["--list", "--interval", "1h"], "--interval only goes with a REFERENCE"),
@@ -125,6 +125,48 @@ def test_bad_input_fails_with_a_clear_message_and_writes_nothing(args, message):
         watch(*args)
     assert not Repository.objects.exists()
     assert not Registry.objects.exists()
+
+
+# Patterns that raised OverflowError or RecursionError (a traceback), compiled into gigabytes, or
+# could not be stored; each is refused with why. tests/catalog/test_patterns.py has the full table.
+HOSTILE_PATTERNS = [
+    ("a{4294967295}", "not a valid regular expression: repeat count too big"),
+    ("(" * 5000, "longer than 500 characters (5000)"),
+    ("x" * 10_000, "longer than 500 characters (10000)"),
+    ("(?:a{1000}){1000}", "its repeats are too large"),
+    ("(" * 12 + "a" + ")+" * 12, "its repeats are too large"),
+    ("(" * 400, "not a valid regular expression"),
+    ("\\", "bad escape"),
+    ("(?V0V1)a", "mutually incompatible"),
+    ("a\x00b", "contains a NUL"),
+    ("\udcff", "unpaired surrogate"),  # an argument that is not UTF-8, as Python hands it over
+]
+
+
+@pytest.mark.parametrize("option", ["--include", "--exclude", "--immutable"])
+@pytest.mark.parametrize(("pattern", "message"), HOSTILE_PATTERNS, ids=lambda value: repr(value[:12]))
+def test_a_hostile_pattern_is_refused_clearly_and_nothing_is_written(option, pattern, message):
+    with pytest.raises(CommandError, match=f"^{re.escape(option)}: .*{re.escape(message)}"):
+        watch("ghcr.io/acme/app", option, pattern)
+    assert not Repository.objects.exists()
+    assert not Registry.objects.exists()
+
+
+@pytest.mark.parametrize(("pattern", "message"), HOSTILE_PATTERNS, ids=lambda value: repr(value[:12]))
+def test_a_hostile_pattern_leaves_a_watched_repository_as_it_was(pattern, message):
+    watch("ghcr.io/acme/app", "--include", "^3", "--immutable", r"3\.\d+")
+    with pytest.raises(CommandError, match=re.escape(message)):
+        watch("ghcr.io/acme/app", "--exclude", pattern, "--interval", "1h")
+    repository = Repository.objects.get()
+    assert (repository.include_pattern, repository.exclude_pattern) == ("^3", "")
+    assert repository.interval == timedelta(minutes=30)
+
+
+def test_a_backtracking_pattern_is_stored_because_each_match_is_bounded():
+    """`^(a|aa)+$` compiles fine; the time it takes on a tag is bounded per match, and the poll
+    reports the tags it times out on (tests/catalog/test_patterns.py)."""
+    watch("ghcr.io/acme/app", "--include", "^(a|aa)+$")
+    assert Repository.objects.get().include_pattern == "^(a|aa)+$"
 
 
 def test_bad_input_leaves_a_watched_repository_as_it_was():
