@@ -12,9 +12,10 @@ Two bounds, because `regex` leaves both open:
   existed; every match is cut off after MATCH_TIMEOUT.
 
 Contract for callers that match (the poll, history/polling.py; the pin check): `search` and
-`fullmatch` raise PatternTimeout when one tag took too long and InvalidPattern when a stored
-pattern no longer compiles. Both are PatternError (a ValueError) whose text names the pattern and
-the tag: report that tag as failed with that text and go on with the other tags.
+`fullmatch` return a bool or raise PatternError (a ValueError): PatternTimeout when one tag took
+too long, InvalidPattern when a stored pattern no longer compiles, PatternError itself for anything
+else the engine raises. Its text names the pattern (and, but for InvalidPattern, the tag): report
+that tag as failed with that text and go on with the other tags.
 """
 
 import functools
@@ -99,6 +100,9 @@ def _run(method, pattern: str, tag: str) -> bool:
         return method(tag, concurrent=True, timeout=MATCH_TIMEOUT) is not None
     except TimeoutError:
         raise PatternTimeout(pattern, tag) from None
+    except Exception as error:  # none seen in fuzzing; still this tag's failure, not the poll's
+        message = f"the pattern {clip(pattern)} failed on the tag {clip(tag)}: {error!r:.200}"
+        raise PatternError(message) from None
 
 
 def compiled(pattern: str) -> regex.Pattern:

@@ -212,6 +212,17 @@ def test_a_tag_that_is_not_text_fails_as_a_pattern_error():
         Repository(include_pattern="a").wants_tag(None)
 
 
+def test_an_unexpected_error_while_matching_fails_the_tag_only(monkeypatch):
+    class Exploding:
+        def search(self, tag, **options):
+            raise MemoryError
+
+    monkeypatch.setattr(patterns, "compiled", lambda pattern: Exploding())
+    with pytest.raises(patterns.PatternError) as caught:
+        Repository(include_pattern="x").wants_tag("3.14")
+    assert str(caught.value) == "the pattern 'x' failed on the tag '3.14': MemoryError()"
+
+
 def test_a_refused_pattern_raises_a_fresh_error_each_time():
     """Refusals are cached; re-raising one cached exception would chain every caller's frames."""
     errors = []
