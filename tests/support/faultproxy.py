@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import http.client
+import ipaddress
 import itertools
 import json
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -16,8 +19,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 from urllib.parse import parse_qs, quote, urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 # Connection-scoped headers a proxy must not forward (RFC 9110 7.6.1).
 HOP_BY_HOP = frozenset(
@@ -49,6 +58,8 @@ class Reply:
     body: bytes | None = None
     stream: http.client.HTTPResponse | None = None
     send_bytes: int | None = None  # send only this much of the body, then drop the connection
+    keep_length: bool = False  # send the Content-Length header as set, whatever the body's length
+    drip: Drip | None = None  # send slowly (see Drip)
 
     def header(self, name: str) -> str | None:
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)
@@ -166,6 +177,50 @@ class DropHeader(Action):
 
 
 @dataclass
+class SetContentLength(Action):
+    """Send this Content-Length header (a lie, '+5', '²') with the body unchanged."""
+
+    value: str
+
+    def after(self, ctx: Context, reply: Reply) -> Reply:
+        reply.read_body()
+        reply.set_header("Content-Length", self.value)
+        reply.keep_length = True
+        return reply
+
+
+@dataclass
+class RewriteHeader(Action):
+    """Replace `old` with `new` inside a response header, e.g. the realm in WWW-Authenticate."""
+
+    name: str
+    old: str
+    new: str
+
+    def after(self, ctx: Context, reply: Reply) -> Reply:
+        value = reply.header(self.name)
+        if value is not None:
+            reply.set_header(self.name, value.replace(self.old, self.new))
+        return reply
+
+
+@dataclass
+class Drip(Action):
+    """Send the answer `size` bytes every `interval` seconds: never silent long enough for a read
+    timeout to fire. part="body" sends the headers at once, part="headers" drips from the status
+    line on. The drip stops when the client hangs up."""
+
+    interval: float = 0.2
+    part: str = "body"
+    size: int = 1
+
+    def after(self, ctx: Context, reply: Reply) -> Reply:
+        reply.read_body()
+        reply.drip = self
+        return reply
+
+
+@dataclass
 class AddHeaders(Action):
     """Append response headers, e.g. ratelimit-limit / ratelimit-remaining."""
 
@@ -278,7 +333,7 @@ class FaultProxy:
     handled at once (a Delay counts, so it can stand in for a slow upstream).
     """
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, tls: ssl.SSLContext | None = None) -> None:
         parts = urlsplit(upstream)
         self.upstream = upstream.rstrip("/")
         self.upstream_netloc = parts.netloc
@@ -291,6 +346,13 @@ class FaultProxy:
         self._open: set[socket.socket] = set()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            # The handshake runs in the handler's thread, on the first read, not in accept().
+            self._httpd.socket = tls.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self.scheme = "https"
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
@@ -304,7 +366,7 @@ class FaultProxy:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{self.scheme}://{self.host}"
 
     # -- rules -------------------------------------------------------------------------
     def add_rule(
@@ -389,6 +451,69 @@ class FaultProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Authority:
+    """A throwaway CA and a server certificate it signed for `names` (host names, IP addresses):
+    FaultProxy(..., tls=authority.server_context()) speaks HTTPS, clients trust `ca_path`."""
+
+    def __init__(self, names: Sequence[str], directory: Path) -> None:
+        now = dt.datetime.now(dt.UTC)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tagledger test CA")])
+        self.ca = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        alternative_names: list[x509.GeneralName] = []
+        for name in names:
+            try:
+                alternative_names.append(x509.IPAddress(ipaddress.ip_address(name)))
+            except ValueError:
+                alternative_names.append(x509.DNSName(name))
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca_name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(alternative_names), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        self.ca_path = directory / "ca.pem"
+        self.ca_path.write_bytes(self.ca.public_bytes(serialization.Encoding.PEM))
+        self._cert_path = directory / "server.pem"
+        self._cert_path.write_bytes(
+            self.cert.public_bytes(serialization.Encoding.PEM)
+            + self.key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self._cert_path)
+        return context
 
 
 def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
@@ -520,7 +645,9 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         # -- response side -------------------------------------------------------------
         @staticmethod
         def _finish_headers(reply: Reply, *, head: bool) -> None:
-            if reply.body is not None and not head and reply.send_bytes is None:
+            if reply.keep_length:
+                pass
+            elif reply.body is not None and not head and reply.send_bytes is None:
                 reply.set_header("Content-Length", str(len(reply.body)))
             elif reply.header("Content-Length") is None:
                 reply.set_header("Content-Length", str(len(reply.body or b"")))
@@ -528,6 +655,9 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 reply.headers.append(("Date", formatdate(usegmt=True)))
 
         def _send(self, reply: Reply, *, head: bool) -> None:
+            if reply.drip is not None:
+                self._drip(reply, reply.drip, head=head)
+                return
             self.send_response_only(reply.status)
             for name, value in reply.headers:
                 self.send_header(name, value)
@@ -546,6 +676,22 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(chunk)
             else:
                 self.wfile.write(reply.body or b"")
+
+        def _drip(self, reply: Reply, drip: Drip, *, head: bool) -> None:
+            reason = self.responses.get(reply.status, ("",))[0]
+            lines = [f"HTTP/1.1 {reply.status} {reason}", *(f"{k}: {v}" for k, v in reply.headers)]
+            header = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            body = b"" if head else reply.read_body()
+            slow = header + body if drip.part == "headers" else body
+            self.close_connection = True  # whatever the client saw, this connection is done
+            try:
+                if drip.part != "headers":
+                    self.wfile.write(header)
+                for start in range(0, len(slow), max(drip.size, 1)):
+                    self.wfile.write(slow[start : start + drip.size])
+                    time.sleep(drip.interval)
+            except OSError:
+                pass  # the client gave up, as it should
 
         def _reset(self) -> None:
             # SO_LINGER with a zero timeout turns close() into an RST instead of a FIN.

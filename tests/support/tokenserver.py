@@ -241,7 +241,8 @@ def _make_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
             except (binascii.Error, UnicodeDecodeError):
                 return None, False
             expected = server.users.get(user)
-            if expected is None or not secrets.compare_digest(expected, password):
+            # As bytes: compare_digest refuses str with non-ASCII characters (a password 'pässwörd').
+            if expected is None or not secrets.compare_digest(expected.encode(), password.encode()):
                 return user, False
             return user, True
 
@@ -279,7 +280,7 @@ def _make_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
             if grant_type == "password":
                 user = (form.get("username") or [""])[0]
                 password = (form.get("password") or [""])[0]
-                if secrets.compare_digest(server.users.get(user, "\0"), password):
+                if secrets.compare_digest(server.users.get(user, "\0").encode(), password.encode()):
                     account = user
                     if (form.get("access_type") or [""])[0] == "offline":
                         refresh = secrets.token_urlsafe(24)
