@@ -2,6 +2,7 @@
 
 import base64
 import json
+import math
 import re
 import threading
 import time
@@ -16,6 +17,15 @@ _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registr
 _PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 # Tokens are refreshed this long before they expire, so a request never races the expiry.
 _EXPIRY_MARGIN = 5.0
+# The spec's default lifetime; shorter ones are raised to it, as docker does.
+MIN_TOKEN_LIFETIME = 60.0
+# A client lives for one poll. A longer claim (`expires_in: 1e400`) is cut to an hour: a token the
+# registry has already retired costs one 401 and a new token, a token kept forever costs more.
+MAX_TOKEN_LIFETIME = 3600.0
+# What may follow "Bearer " in a header: visible ASCII (JWTs, opaque tokens; RFC 6750's b64token is
+# narrower). A CR/LF, a space or a non-latin-1 letter could not be sent; servers refuse headers
+# much past 16 KiB anyway.
+_TOKEN = re.compile(r"[!-~]{1,16384}")
 
 
 @dataclass(frozen=True)
@@ -35,10 +45,11 @@ def parse_challenge(header: str | None) -> Challenge | None:
     scheme = scheme.lower()
     if scheme not in {"bearer", "basic"}:
         return None
-    params = {
-        match[1].lower(): match[2].replace('\\"', '"') if match[2] is not None else match[3]
-        for match in _PARAM.finditer(rest)
-    }
+    params: dict[str, str] = {}
+    for match in _PARAM.finditer(rest):
+        # Repeated WWW-Authenticate headers arrive joined by ", ": the first challenge's value counts.
+        value = match[2].replace('\\"', '"') if match[2] is not None else match[3]
+        params.setdefault(match[1].lower(), value)
     return Challenge(
         scheme=scheme,
         realm=params.get("realm", ""),
@@ -117,15 +128,22 @@ class Token:
 
 
 def token_from_response(document: object, received_at: float | None = None) -> Token:
-    """Read a token endpoint's JSON: `token` or `access_token`, `expires_in` (default 60 s), `issued_at`."""
+    """Read a token endpoint's JSON: `token` or `access_token`, `expires_in` (default 60 s), `issued_at`.
+
+    Every field is hostile: the token must fit in a header, the lifetime lands in
+    [MIN_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME] less the time since issue; anything else is refused
+    as AccessDenied or ignored, never raised as something else.
+    """
     if not isinstance(document, dict):
         raise AccessDenied("token endpoint did not answer with a JSON object")
-    value = document.get("token") or document.get("access_token")
-    if not isinstance(value, str) or not value:
+    candidates = [document.get("token"), document.get("access_token")]
+    values = [value for value in candidates if isinstance(value, str) and value]
+    if not values:
         raise AccessDenied("token endpoint answered without a token")
-    expires_in = document.get("expires_in")
-    # The spec's default; shorter lifetimes are raised to it, as docker does.
-    lifetime = float(expires_in) if isinstance(expires_in, int | float) and expires_in >= 60 else 60.0
+    value = values[0]
+    if not _TOKEN.fullmatch(value):
+        raise AccessDenied("token endpoint answered with a token that cannot be sent in a header")
+    lifetime = _lifetime(document.get("expires_in"))
     now = time.monotonic() if received_at is None else received_at
     issued_at = _parse_time(document.get("issued_at"))
     if issued_at is not None:
@@ -137,12 +155,22 @@ def token_from_response(document: object, received_at: float | None = None) -> T
     return Token(value, now + lifetime)
 
 
+def _lifetime(expires_in: object) -> float:
+    """Seconds a token lives: a JSON number (not a bool, not NaN) clamped to the bounds above."""
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+        return MIN_TOKEN_LIFETIME
+    if isinstance(expires_in, float) and math.isnan(expires_in):
+        return MIN_TOKEN_LIFETIME
+    # Compared before any float(): 10**400 is a valid JSON int that float() cannot hold.
+    return float(min(max(expires_in, MIN_TOKEN_LIFETIME), MAX_TOKEN_LIFETIME))
+
+
 def _parse_time(value: object) -> float | None:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 64:  # an RFC 3339 time is ~35 characters
         return None
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):  # year 0, or 9999-12-31T23:59:59-23:59 past datetime.max
         return None
 
 

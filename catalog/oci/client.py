@@ -1,11 +1,18 @@
 """One registry, one HTTP session: auth, retries, rate-limit headers and digest-verified reads."""
 
+import contextlib
 import email.utils
+import heapq
+import http.client
 import ipaddress
+import itertools
 import json
 import logging
+import math
+import os
 import random
 import re
+import socket
 import threading
 import time
 from collections import Counter
@@ -15,7 +22,10 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import mediatypes
 from .auth import (
@@ -38,6 +48,7 @@ from .errors import (
     RepositoryNotFound,
     TagNotFound,
     Unavailable,
+    UnsafeTarget,
 )
 from .manifest import ImageConfig, Manifest, ManifestHead, digest_of, is_digest, parse_config, parse_manifest
 from .reference import is_valid_repository, is_valid_tag
@@ -52,6 +63,9 @@ MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024
 MAX_ERROR_BYTES = 64 * 1024
 MAX_REDIRECTS = 5
 MAX_RETRY_AFTER = 24 * 3600.0  # a hostile Retry-After must not schedule a poll for the year 3000
+MAX_CONTENT_LENGTH = 2**63 - 1  # what a size column holds; far beyond every cap anyway
+MAX_QUOTA = 2**31 - 1  # ratelimit-remaining is stored in an IntegerField (PollRun)
+MAX_QUOTA_WINDOW = int(MAX_RETRY_AFTER)  # the window becomes a pause of the registry: same bound
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _ERROR_CODE = re.compile(r"^[A-Z_]{1,40}$")
@@ -97,6 +111,24 @@ def is_loopback(registry: str) -> bool:
         return False
 
 
+# ASCII digits only: str.isdigit() and int() also take '²', '٣', '+5', ' 5 ' and '1_0'.
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def header_number(value: str | None, maximum: int) -> int | None:
+    """A header's non-negative integer (1*DIGIT around optional spaces), clamped to `maximum`;
+    None for anything else. Never raises, and never hands int() a string it could choke on."""
+    if value is None:
+        return None
+    text = value.strip(" \t")
+    if not _DIGITS.fullmatch(text):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(maximum)):  # also keeps int() clear of its 4300-digit limit
+        return maximum
+    return min(int(digits), maximum)
+
+
 def parse_rate_limit(headers) -> RateLimit | None:
     limit, limit_window = _quota(headers.get("ratelimit-limit"))
     remaining, remaining_window = _quota(headers.get("ratelimit-remaining"))
@@ -106,28 +138,303 @@ def parse_rate_limit(headers) -> RateLimit | None:
 
 
 def _quota(value: str | None) -> tuple[int | None, int | None]:
+    """Docker Hub's `76;w=21600`; a repeated header arrives joined with ", ", the first counts."""
     if not value:
         return None, None
-    number, _, rest = value.partition(";")
-    window = rest.strip()[2:] if rest.strip().startswith("w=") else ""
-    try:
-        return int(number), int(window) if window else None
-    except ValueError:
+    number, _, parameters = value.split(",", 1)[0].partition(";")
+    amount = header_number(number, MAX_QUOTA)
+    if amount is None:
         return None, None
+    window = None
+    for parameter in parameters.split(";"):
+        name, _, text = parameter.partition("=")
+        if name.strip(" \t").lower() == "w":
+            window = header_number(text, MAX_QUOTA_WINDOW)
+    return amount, window
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header given as delta-seconds or an HTTP date."""
+    """Seconds from a Retry-After header given as delta-seconds or an HTTP date, at most a day."""
     if not value:
         return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    value = value.strip(" \t")
+    seconds = header_number(value, int(MAX_RETRY_AFTER))
+    if seconds is not None:
+        return float(seconds)
+    if len(value) > 64:  # an HTTP date is 29 characters; nothing longer is one
         return None
-    return min(max(0.0, when.timestamp() - time.time()), MAX_RETRY_AFTER)
+    try:
+        moment = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):  # years 0 or 99999, odd zones...
+        return None
+    return min(max(0.0, moment - time.time()), MAX_RETRY_AFTER)
+
+
+# --- where a registry may send tagledger ----------------------------------------------------------
+#
+# A registry names other hosts: the token realm in WWW-Authenticate, and redirect targets (blob
+# storage). Those are fetched only if they are public, or of the same kind as the registry itself
+# (a registry on loopback may use a realm on loopback). Names are resolved before the request, and
+# the connected peer is checked again before a byte is sent, so a name that resolves to a public
+# address for the check and to 127.0.0.1 for the connection (DNS rebinding) is refused too.
+
+PUBLIC = "public"
+_SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT, tailnets: someone's inside
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def address_kind(address: _Address) -> str:
+    """'public', 'loopback', 'private', 'link-local' or 'reserved' (unspecified, multicast, ...).
+
+    An IPv6 form that carries an IPv4 address (mapped, 6to4, NAT64, compatible) is the IPv4's kind:
+    ::ffff:127.0.0.1 reaches this host like 127.0.0.1 does.
+    """
+    if address.version == 6:
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return address_kind(embedded)
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:  # 169.254.169.254 is where clouds hand out their credentials
+        return "link-local"
+    if address.is_unspecified or address.is_multicast or address.is_reserved or address in _THIS_NETWORK:
+        return "reserved"
+    if address.is_private or address in _SHARED or (address.version == 6 and address.is_site_local):
+        return "private"
+    return PUBLIC if address.is_global else "reserved"
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if 1 < int(address) < 2**32:  # ::a.b.c.d, the deprecated IPv4-compatible form
+        return ipaddress.IPv4Address(int(address))
+    return None
+
+
+def _resolve(host: str) -> list[_Address] | None:
+    """The addresses `host` stands for; None when it does not resolve here (the connection will
+    fail, or a configured proxy resolves it). ValueError for a name no resolver could take."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except UnicodeError as error:  # an IDNA label that is empty or too long
+        raise ValueError(str(error)) from None
+    except OSError:
+        return None
+    return [_peer_address(info[4][0]) for info in infos]
+
+
+def _peer_address(host: str) -> _Address:
+    return ipaddress.ip_address(host.split("%", 1)[0])  # fe80::1%eth0: the zone is not the address
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """A registry-supplied URL as a message may show it: printable ASCII, bounded."""
+    clipped = "".join(c if " " <= c < "\x7f" else "?" for c in text[:limit])
+    return clipped + ("..." if len(text) > limit else "")
+
+
+# --- a total deadline for each attempt -------------------------------------------------------------
+
+
+class _Attempt:
+    """One try of one request: when it must be over and, for a host the registry named, which
+    address kinds its connection may reach (None: the registry's own origin, not checked)."""
+
+    __slots__ = ("allowed", "deadline", "done", "expired", "refusal", "sockets")
+
+    def __init__(self, seconds: float, allowed: frozenset[str] | None, refusal: str):
+        self.deadline = time.monotonic() + seconds
+        self.allowed = allowed
+        self.refusal = refusal  # "registry: refused the token realm URL", for the error message
+        self.expired = False
+        self.done = False
+        self.sockets: list[socket.socket] = []
+
+
+_current = threading.local()  # the attempt this thread is making: requests calls urllib3 in-thread
+
+
+def _current_attempt() -> _Attempt | None:
+    return getattr(_current, "attempt", None)
+
+
+class _Watchdog:
+    """One thread per process that shuts down the connection of an attempt past its deadline.
+
+    A socket timeout bounds each read, not their sum: a server dripping a byte a second never trips
+    it. shutdown() on a duplicate of the socket's descriptor wakes the blocked read with end-of-file
+    whatever it is reading (TLS handshake, status line, headers, body) without touching TLS state.
+    Attempts that end in time cost a heap push; their entries are dropped when they reach the top.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        self._heap: list[tuple[float, int, _Attempt]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._sleeping_until = math.inf  # when the thread wakes next on its own
+
+    @contextlib.contextmanager
+    def watching(self, attempt: _Attempt):
+        with self._lock:
+            while self._heap and self._heap[0][2].done:  # keep the heap to the attempts in flight
+                heapq.heappop(self._heap)
+            heapq.heappush(self._heap, (attempt.deadline, next(self._order), attempt))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="registry-deadlines", daemon=True)
+                self._thread.start()
+            elif attempt.deadline < self._sleeping_until:
+                # Only then: waking the thread for every request would cost more than the request.
+                self._wakeup.notify()
+        _current.attempt = attempt
+        try:
+            yield attempt
+        finally:
+            _current.attempt = None
+            with self._lock:
+                # From here on nothing shuts this attempt's connection down, so it may be pooled.
+                attempt.done = True
+                for sock in attempt.sockets:
+                    sock.close()
+                attempt.sockets.clear()
+
+    def attach(self, attempt: _Attempt, sock: socket.socket) -> None:
+        """Watch the connection `sock` (plain or TLS) for `attempt`."""
+        try:
+            handle = socket.fromfd(sock.fileno(), sock.family, sock.type)  # a dup(): TLS-neutral
+        except OSError:
+            return  # already closed: nothing left to interrupt
+        with self._lock:
+            if attempt.done:
+                handle.close()
+                return
+            attempt.sockets.append(handle)
+            if attempt.expired:
+                _shut(handle)
+
+    def _run(self) -> None:
+        with self._lock:
+            while True:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._sleeping_until = math.inf
+                    self._wakeup.wait()
+                    continue
+                deadline, _, attempt = self._heap[0]
+                left = deadline - time.monotonic()
+                if left > 0:
+                    self._sleeping_until = deadline
+                    self._wakeup.wait(left)
+                    continue
+                heapq.heappop(self._heap)
+                attempt.expired = True
+                for sock in attempt.sockets:
+                    _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+_watchdog = _Watchdog()
+# A forked worker inherits the lock (perhaps held) and the heap but not the thread: start afresh.
+os.register_at_fork(after_in_child=_watchdog._reset)
+
+
+class _GuardedConnection:
+    """urllib3 connection hooks: the peer check for hosts a registry named, and the watchdog's
+    handle on the socket of the attempt using the connection."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        attempt = _current_attempt()
+        if attempt is not None:
+            try:
+                # Through a proxy the peer is the proxy, which the operator chose: nothing to check.
+                if attempt.allowed is not None and self.proxy is None:
+                    _check_peer(sock, attempt)
+                _watchdog.attach(attempt, sock)
+            except BaseException:
+                sock.close()
+                raise
+        return sock
+
+    def request(self, *args, **kwargs):
+        attempt = _current_attempt()
+        if attempt is not None and self.sock is not None:  # a pooled connection, reused
+            _watchdog.attach(attempt, self.sock)
+        return super().request(*args, **kwargs)
+
+
+def _check_peer(sock: socket.socket, attempt: _Attempt) -> None:
+    address = _peer_address(sock.getpeername()[0])
+    kind = address_kind(address)
+    if kind not in attempt.allowed:
+        raise UnsafeTarget(f"{attempt.refusal}: connected to {address}, a {kind} address")
+
+
+class _GuardedHTTPConnection(_GuardedConnection, HTTPConnection):
+    pass
+
+
+class _GuardedHTTPSConnection(_GuardedConnection, HTTPSConnection):
+    pass
+
+
+class _GuardedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+_GUARDED_POOLS = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+
+
+class _GuardedAdapter(HTTPAdapter):
+    """HTTPAdapter whose connections (direct or through an HTTP proxy) are _GuardedConnections."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _GUARDED_POOLS
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):  # SOCKS pools are their own classes
+            manager.pool_classes_by_scheme = _GUARDED_POOLS
+        return manager
+
+
+class _DeadlinePassed(Exception):
+    """The attempt's whole answer did not arrive before its deadline."""
+
+
+# What one attempt may raise that says "this try failed", not "this program is wrong".
+_TRANSPORT_ERRORS = (
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    OSError,
+    _DeadlinePassed,
+)
 
 
 class _Session(requests.Session):
@@ -172,6 +479,9 @@ class RegistryClient:
         self.base_url = endpoint(self.registry, insecure=insecure)
         self.credentials = credentials
         self.timeout = (min(timeout, 10.0), timeout)  # connect fast, allow slow bodies
+        # Each attempt (connect, headers and the whole body) ends within `timeout` seconds, however
+        # the bytes trickle in; a timed-out attempt is retried like any other, up to max_attempts.
+        self.deadline = float(timeout)
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -180,12 +490,13 @@ class RegistryClient:
         self._tokens = TokenCache()
         self._challenge: Challenge | None = None
         self._pinged = False
+        self._registry_kinds: frozenset[str] | None = None
         self._lock = threading.Lock()
         self._auth_lock = threading.Lock()
         self.session = _Session()
         self.session.headers["User-Agent"] = USER_AGENT
         # One pooled connection per worker thread; retries are ours, not urllib3's.
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(concurrency, 1), max_retries=0)
+        adapter = _GuardedAdapter(pool_connections=2, pool_maxsize=max(concurrency, 1), max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -305,12 +616,15 @@ class RegistryClient:
         scope = f"repository:{repository}:pull"
         reauthenticated = False
         redirects = 0
+        refusal = None  # set once a redirect leads off the registry: that host's peer is checked
         while True:
             same_host = _origin(url) == _origin(self.base_url)
             headers = {"Accept": accept} if accept else {}
             if same_host:
                 headers.update(self._auth_headers(scope))
-            response, body = self._send(method, url, kind=kind, headers=headers, limit=limit)
+            response, body = self._send(
+                method, url, kind=kind, headers=headers, limit=limit, refusal=None if same_host else refusal
+            )
             if response.status_code == 401 and same_host and not reauthenticated:
                 reauthenticated = True
                 self._authenticate(scope, parse_challenge(response.headers.get("WWW-Authenticate")))
@@ -319,31 +633,38 @@ class RegistryClient:
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
                     raise BadResponse(f"more than {MAX_REDIRECTS} redirects from {self.registry}")
-                url = urljoin(url, response.headers["Location"])
-                if urlsplit(url).scheme not in ("http", "https"):
-                    raise BadResponse("redirect to a non-HTTP location")
+                url, refusal = self._redirect_target(url, response.headers["Location"])
                 continue
             return response, body
 
-    def _send(self, method, url, *, kind, headers=None, limit=MAX_ERROR_BYTES, **options):
+    def _redirect_target(self, url: str, location: str) -> tuple[str, str | None]:
+        """Where a redirect leads, if tagledger may go there: on the registry or a storage host.
+        With it, the refusal prefix for the connection's peer check (None on the registry)."""
+        try:
+            target = urljoin(url, location.strip(" \t"))
+            scheme = urlsplit(target).scheme
+        except ValueError:  # urljoin on "http://[::1" and the like
+            raise BadResponse(f"{self.registry}: a redirect to {_shown(location)} is not a URL") from None
+        if scheme not in ("http", "https"):
+            raise BadResponse("redirect to a non-HTTP location")
+        if _origin(target) == _origin(self.base_url):
+            return target, None
+        return target, self._check_target(target, "a redirect to", came_from=url)
+
+    def _send(self, method, url, *, kind, headers=None, limit=MAX_ERROR_BYTES, refusal=None, **options):
         """One logical request with bounded, jittered retries; the body is read inside the retry loop
-        so that a connection reset mid-body is retried too."""
-        for attempt in range(1, self.max_attempts + 1):
+        so that a connection reset mid-body is retried too.
+
+        `refusal` marks a host the registry named (a realm, a storage host): its connection may
+        only reach the address kinds `_allowed_kinds` gives, and the refusal starts with it."""
+        allowed = self._allowed_kinds() if refusal is not None else None
+        for attempt_number in range(1, self.max_attempts + 1):
             self._count(kind)
+            attempt = _Attempt(self.deadline, allowed, refusal or "")
             try:
-                response = self.session.request(
-                    method, url, headers=headers, timeout=self.timeout,
-                    stream=True, allow_redirects=False, **options,
-                )  # fmt: skip
-                try:
-                    body = self._read(response, limit)
-                except BaseException:
-                    response.close()  # a half-read connection must never go back to the pool
-                    raise
-                # Back to the pool for the next request; close() would drop the connection.
-                response.raw.release_conn()
-            except requests.RequestException as error:
-                failure: RegistryError = Unavailable(f"{self.registry}: {type(error).__name__}: {error}")
+                response, body = self._exchange(attempt, method, url, headers, limit, options)
+            except (ValueError, *_TRANSPORT_ERRORS) as error:
+                failure = self._transport_failure(attempt, method, url, error)
                 wait = None
             else:
                 self._observe(response)
@@ -353,13 +674,46 @@ class RegistryClient:
                 failure = self._status_error(response, body, f"{method} {urlsplit(url).path}")
                 if wait is not None and wait > self.max_backoff:
                     raise failure  # the caller reschedules; sleeping that long would hold a worker
-            if attempt == self.max_attempts:
+            if attempt_number == self.max_attempts:
                 raise failure
-            delay = wait if wait is not None else random.uniform(0, self.backoff * 2 ** (attempt - 1))  # noqa: S311
+            delay = wait if wait is not None else random.uniform(0, self.backoff * 2 ** (attempt_number - 1))  # noqa: S311
             self._count("retries")
             log.info("%s, retrying in %.1fs", failure, delay)
             time.sleep(min(delay, self.max_backoff))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _exchange(self, attempt: _Attempt, method, url, headers, limit, options):
+        """One try: connect, send and read the whole answer before the attempt's deadline."""
+        with _watchdog.watching(attempt):
+            response = self.session.request(
+                method, url, headers=headers, timeout=self.timeout,
+                stream=True, allow_redirects=False, **options,
+            )  # fmt: skip
+            try:
+                body = self._read(response, limit)
+            except BaseException:
+                response.close()  # a half-read connection must never go back to the pool
+                raise
+        if attempt.expired:  # the body may look whole: cut short at a chunk or read to a shutdown
+            response.close()
+            raise _DeadlinePassed
+        # Back to the pool for the next request; close() would drop the connection.
+        response.raw.release_conn()
+        return response, body
+
+    def _transport_failure(self, attempt: _Attempt, method, url, error: Exception) -> RegistryError:
+        """What a failed try means: Unavailable (retried), or BadResponse for what cannot be sent."""
+        if attempt.expired:
+            return Unavailable(
+                f"{self.registry}: {method} {_shown(urlsplit(url).path, 80)}: "
+                f"no complete answer within the {self.deadline:g} s deadline"
+            )
+        if isinstance(error, ValueError):
+            # requests' InvalidURL/InvalidHeader and their kin: a URL or header from the registry
+            # (a Location, a realm, a Content-Length) no client could use. Trying again will not help.
+            what = f"{method} {_shown(url, 80)}"
+            raise BadResponse(f"{self.registry}: {what}: {type(error).__name__}") from None
+        return Unavailable(f"{self.registry}: {type(error).__name__}: {_shown(str(error), 200)}")
 
     def _read(self, response: requests.Response, limit: int) -> bytes:
         if response.request.method == "HEAD":
@@ -368,6 +722,10 @@ class RegistryClient:
         if not 200 <= response.status_code < 300:
             return self._error_body(response)
         declared = _content_length(response)
+        if declared is None and "Content-Length" in response.headers:
+            # http.client and urllib3 read '+5', '1_0' or '5, 5' as lengths of their own: a body
+            # framed in a way we cannot check leaves the connection in a state nobody knows.
+            raise BadResponse(f"{self.registry}: a Content-Length that is not a number")
         if declared is not None and declared > limit:
             raise BadResponse(f"{self.registry}: response of {declared} bytes exceeds the {limit} byte cap")
         chunks, total = [], 0
@@ -422,30 +780,76 @@ class RegistryClient:
             return token.value
 
     def _fetch_token(self, challenge: Challenge, scope: str):
+        """A Bearer token from the realm: the one place credentials go that is not the registry."""
         realm = challenge.realm
-        if urlsplit(realm).scheme not in ("http", "https"):
-            raise BadResponse(f"{self.registry}: token realm is not an HTTP URL")
+        refusal = self._check_target(realm, "the token realm", came_from=self.base_url)
         params = {"service": challenge.service, "scope": scope}
         credentials = self.credentials
         if credentials and credentials.identity_token:
             # `docker login` with an identity token: OAuth2 refresh-token grant.
             data = {**params, "grant_type": "refresh_token", "client_id": "tagledger",
                     "refresh_token": credentials.identity_token}  # fmt: skip
-            response, body = self._send("POST", realm, kind="tokens", data=data)
+            response, body = self._send("POST", realm, kind="tokens", data=data, refusal=refusal)
         else:
-            auth = (credentials.username, credentials.password) if credentials else None
+            # Our own header, UTF-8 like docker's, rather than requests' latin-1 `auth=`.
+            headers = {"Authorization": basic_header(credentials)} if credentials else {}
             response, body = self._send(
-                "GET", realm, kind="tokens", params={k: v for k, v in params.items() if v}, auth=auth
-            )
+                "GET", realm, kind="tokens", headers=headers, refusal=refusal,
+                params={k: v for k, v in params.items() if v},
+            )  # fmt: skip
         if response.status_code in (401, 403):
             raise AccessDenied(f"{self.registry}: the token service refused the credentials for {scope}")
         if response.status_code != 200:
             self._raise_for(response, body, "token request")
         try:
-            document = json.loads(body)
-        except ValueError:
+            document = json.loads(body, parse_int=_json_int)
+        except (ValueError, RecursionError):
             raise BadResponse(f"{self.registry}: token response is not JSON") from None
         return token_from_response(document)
+
+    def _check_target(self, url: str, what: str, *, came_from: str) -> str:
+        """Refuse a host the registry named (realm, redirect) unless tagledger may go there.
+
+        Rules: HTTP(S) only, no userinfo, never HTTPS to plain HTTP, and every address the name
+        resolves to is public or of the registry's own kind. The connection's peer is checked
+        again (see _GuardedConnection). Returns the refusal prefix for that later check.
+        """
+        refusal = f"{self.registry}: refused {what} {_shown(url)}"
+        try:
+            parts = urlsplit(url)
+            host, _ = parts.hostname, parts.port  # .port raises for "host:99999" or "host:x"
+        except ValueError:
+            raise BadResponse(f"{self.registry}: {what} {_shown(url)} is not a URL") from None
+        if parts.scheme not in ("http", "https") or not host:
+            noun = "token realm" if what == "the token realm" else "redirect target"
+            raise BadResponse(f"{self.registry}: {noun} {_shown(url)} is not an HTTP URL")
+        if "@" in parts.netloc:
+            raise UnsafeTarget(f"{refusal}: it carries a user name")
+        if urlsplit(came_from).scheme == "https" and parts.scheme != "https":
+            raise UnsafeTarget(f"{refusal}: plain HTTP after HTTPS")
+        try:
+            addresses = _resolve(host)
+        except ValueError:
+            raise BadResponse(f"{self.registry}: {what} {_shown(url)} names no valid host") from None
+        allowed = self._allowed_kinds()
+        for address in addresses or ():
+            kind = address_kind(address)
+            if kind not in allowed:
+                raise UnsafeTarget(f"{refusal}: it resolves to {address}, a {kind} address")
+        return refusal
+
+    def _allowed_kinds(self) -> frozenset[str]:
+        """The address kinds a host the registry names may have: public, and the registry's own."""
+        kinds = self._registry_kinds
+        if kinds is None:
+            try:
+                addresses = _resolve(urlsplit(self.base_url).hostname or "")
+            except ValueError:
+                addresses = None
+            kinds = frozenset(address_kind(address) for address in addresses or ())
+            if addresses:  # a name that does not resolve now is asked again next time
+                self._registry_kinds = kinds
+        return kinds | {PUBLIC}
 
     def _verified_digest(self, body: bytes, header: str, reference: str) -> str:
         """The digest of `body`: checked against a digest reference and the registry's header."""
@@ -491,7 +895,7 @@ class RegistryClient:
     def _tag_page(self, body: bytes, repository: str) -> list[str]:
         try:
             document = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the C stack
             raise BadResponse(f"tag list of {repository} is not JSON") from None
         tags = document.get("tags") if isinstance(document, dict) else None
         if tags is None and isinstance(document, dict):
@@ -504,8 +908,12 @@ class RegistryClient:
         link = response.links.get("next", {}).get("url")
         if not link:
             return None
-        target = urljoin(url, link)
-        if _origin(target) != _origin(self.base_url):
+        try:
+            target = urljoin(url, link)
+            foreign = _origin(target) != _origin(self.base_url)
+        except ValueError:  # "http://[::1" and the like
+            raise BadResponse(f"tag list of {repository} links to {_shown(link)}: not a URL") from None
+        if foreign:
             raise BadResponse(f"tag list of {repository} links to another host: refused")
         return target
 
@@ -527,17 +935,21 @@ def _origin(url: str) -> tuple[str, str]:
 
 
 def _content_length(response: requests.Response) -> int | None:
-    try:
-        return int(response.headers["Content-Length"])
-    except (KeyError, ValueError):
-        return None
+    return header_number(response.headers.get("Content-Length"), MAX_CONTENT_LENGTH)
+
+
+def _json_int(text: str) -> int | float:
+    """A JSON integer; one too long for int() (past 4300 digits) is as large as a float goes."""
+    if len(text) > 40:
+        return float("-inf") if text.startswith("-") else float("inf")
+    return int(text)
 
 
 def _error_codes(body: bytes) -> list[str]:
     """The `code`s of an OCI error body ({"errors": [{"code": ...}]}), if it is one."""
     try:
         errors = json.loads(body).get("errors")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return []
     if not isinstance(errors, list):
         return []

@@ -49,3 +49,13 @@ class DigestMismatch(RegistryError):
 
 class BadResponse(RegistryError):
     """A response that breaks the protocol: wrong media type, malformed JSON, too large, bad links."""
+
+
+class UnsafeTarget(RegistryError):
+    """The registry pointed tagledger where it will not go, so nothing was sent there.
+
+    A token realm or a redirect that downgrades HTTPS to plain HTTP, carries userinfo, or leads to
+    a loopback, private, link-local or reserved address while the registry itself is not on one
+    of that kind. The message names the target, so a poll's error shows what was refused.
+    Not transient: the registry has to change its answer.
+    """

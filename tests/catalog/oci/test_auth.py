@@ -2,12 +2,17 @@
 
 import base64
 import json
+import math
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from catalog.oci.auth import (
+    MAX_TOKEN_LIFETIME,
     Challenge,
     Credentials,
     canonical_registry,
@@ -136,3 +141,127 @@ def test_expired_token_is_not_fresh():
 def test_token_responses_without_a_token_are_refused(document):
     with pytest.raises(AccessDenied):
         token_from_response(document)
+
+
+# --- hostile token answers and challenges -----------------------------------------------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+NUMBERS = (
+    st.integers()
+    | st.integers(min_value=10**300, max_value=10**400)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.sampled_from(["300", "²", "1e400", "inf", ""])
+)
+TIMES = st.text(max_size=80) | st.sampled_from(
+    [
+        "9999-12-31T23:59:59-23:59",
+        "0001-01-01T00:00:00+23:59",
+        "0001-01-01",
+        "2024-13-01T00:00:00Z",
+        "Z",
+        "2024-01-01T00:00:00",
+    ]
+)
+TOKENS = st.text() | st.sampled_from(["ok\r\nX-Injected: 1", "tök€n", "a b", "\x00", "a" * 20_000])
+TOKEN_ANSWERS = st.fixed_dictionaries(
+    {},
+    optional={
+        "token": TOKENS | JSON,
+        "access_token": TOKENS | JSON,
+        "expires_in": NUMBERS | JSON,
+        "issued_at": TIMES | JSON,
+    },
+)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(st.one_of(TOKEN_ANSWERS, JSON))
+def test_any_token_answer_gives_a_sendable_token_with_a_bounded_lifetime_or_access_denied(document):
+    now = time.monotonic()
+    try:
+        token = token_from_response(document, received_at=now)
+    except AccessDenied:
+        return
+    assert re.fullmatch(r"[!-~]+", token.value), "fits in an Authorization header"
+    token.value.encode("latin-1")
+    assert math.isfinite(token.expires_at)
+    assert now < token.expires_at <= now + MAX_TOKEN_LIFETIME
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "lifetime"),
+    [
+        (float("inf"), MAX_TOKEN_LIFETIME),
+        (1e400, MAX_TOKEN_LIFETIME),  # what json.loads makes of the literal 1e400
+        (10**400, MAX_TOKEN_LIFETIME),
+        (86400 * 365, MAX_TOKEN_LIFETIME),
+        (float("nan"), 60),
+        (float("-inf"), 60),
+        (-300, 60),
+        (True, 60),
+        ("300", 60),
+        (None, 60),
+        ([300], 60),
+        (300, 300),
+        (300.5, 300.5),
+    ],
+)
+def test_token_lifetimes_are_bounded_whatever_expires_in_says(expires_in, lifetime):
+    now = time.monotonic()
+    token = token_from_response({"token": "t", "expires_in": expires_in}, received_at=now)
+    assert token.expires_at == pytest.approx(now + lifetime)
+
+
+def test_expires_in_of_1e400_in_the_json_text_is_an_hour():
+    document = json.loads('{"token": "t", "expires_in": 1e400}')
+    now = time.monotonic()
+    assert token_from_response(document, received_at=now).expires_at == pytest.approx(
+        now + MAX_TOKEN_LIFETIME
+    )
+
+
+@pytest.mark.parametrize(
+    "issued_at",
+    ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "2999-01-01T00:00:00Z", "x" * 10_000, 5, None],
+)
+def test_an_unusable_issued_at_is_ignored(issued_at):
+    now = time.monotonic()
+    token = token_from_response({"token": "t", "expires_in": 300, "issued_at": issued_at}, received_at=now)
+    assert token.expires_at == pytest.approx(now + 300)
+
+
+@pytest.mark.parametrize(
+    "value", ["ok\r\nX-Injected: 1", "ok\nx", "tök€n", "tök", "a b", "\x00", "\t", "a" * 20_000]
+)
+def test_a_token_that_cannot_go_in_a_header_is_refused(value):
+    with pytest.raises(AccessDenied, match="header"):
+        token_from_response({"token": value})
+
+
+def test_a_usable_access_token_is_taken_when_token_is_not_a_string():
+    assert token_from_response({"token": 5, "access_token": "abc"}).value == "abc"
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(
+    st.text()
+    | st.sampled_from(['Bearer realm="', 'Bearer realm="a\\', "Basic", "Bearer ,,,===", "bearer\x00"])
+)
+def test_any_challenge_parses_to_a_challenge_or_none(header):
+    challenge = parse_challenge(header)
+    assert challenge is None or (
+        challenge.scheme in {"bearer", "basic"}
+        and all(isinstance(value, str) for value in (challenge.realm, challenge.service, challenge.scope))
+    )
+
+
+def test_repeated_challenges_keep_the_first_realm():
+    header = 'Bearer realm="https://auth.example/token",service="r", Basic realm="https://elsewhere/"'
+    assert parse_challenge(header).realm == "https://auth.example/token"

@@ -2,13 +2,14 @@
 
 import base64
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from catalog.oci.client import RegistryClient
-from catalog.oci.errors import AccessDenied
-from tests.support.faultproxy import FaultProxy, Respond
+from catalog.oci.errors import AccessDenied, BadResponse
+from tests.support.faultproxy import FaultProxy, Respond, RewriteHeader, TamperBody
 from tests.support.oracle import skopeo_digest
 
 
@@ -126,3 +127,70 @@ def test_a_revoked_token_is_replaced_once(pushed, repo_name, token_server):
         token_server.requests.clear()
         assert client.head_manifest(repo_name, "1.0").digest == result.digest
     assert token_server.count() == 1
+
+
+def through_token_proxy(front: FaultProxy, token_server, tokens: FaultProxy) -> None:
+    """The registry's challenges name `tokens` (a proxy in front of the token server) as realm."""
+    front.add_rule(RewriteHeader("WWW-Authenticate", token_server.realm, f"{tokens.url}/token"))
+
+
+@pytest.mark.parametrize(
+    "field",
+    [b'"expires_in": 1e400', b'"expires_in": -1e400', b'"expires_in": NaN', b'"expires_in": true',
+     b'"expires_in": "300"', b'"expires_in": ' + b"9" * 5000, b'"expires_in": {"a": [1]}',
+     b'"issued_at": "9999-12-31T23:59:59-23:59"', b'"issued_at": "0001-01-01T00:00:00+23:59"',
+     b'"issued_at": 1e400'],
+)  # fmt: skip
+@pytest.mark.parametrize("pushed", ["token_registry"], indirect=True)
+def test_a_token_answer_with_absurd_lifetime_fields_still_works(pushed, repo_name, token_server, field):
+    registry, result = pushed
+    name = field.split(b":")[0]
+    # json.loads reads NaN and 1e400 (inf), as a hostile token service may well write them.
+    tamper = TamperBody(lambda body: re.sub(name + rb": *(\d+|\"[^\"]*\")", field, body))
+    with FaultProxy(registry.url) as front, FaultProxy(token_server.url) as tokens:
+        through_token_proxy(front, token_server, tokens)
+        tokens.add_rule(tamper, path="^/token$")
+        with RegistryClient(front.host) as client:
+            assert client.head_manifest(repo_name, "1.0").digest == result.digest
+            assert client.head_manifest(repo_name, "1.0").digest == result.digest
+        assert tokens.count("GET", "^/token$") == 1, "one token, kept for its (bounded) lifetime"
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (b'{"token": "ok\\r\\nX-Injected: 1"}', AccessDenied),
+        ('{"token": "tök€n"}'.encode(), AccessDenied),
+        (b'{"token": "a b"}', AccessDenied),
+        (b'{"token": 5}', AccessDenied),
+        (b'{"token": "' + b"a" * 20_000 + b'"}', AccessDenied),
+        (b"[" * 50_000 + b"]" * 50_000, BadResponse),
+        (b'{"token": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", BadResponse),
+        (b"\xff\xfe", BadResponse),
+        (b"<html>", BadResponse),
+    ],
+)
+@pytest.mark.parametrize("pushed", ["token_registry"], indirect=True)
+def test_a_token_answer_that_cannot_be_used_is_a_registry_error(
+    pushed, repo_name, token_server, answer, error
+):
+    registry, _ = pushed
+    with FaultProxy(registry.url) as front, FaultProxy(token_server.url) as tokens:
+        through_token_proxy(front, token_server, tokens)
+        tokens.add_rule(Respond(200, {"Content-Type": "application/json"}, answer), path="^/token$")
+        with RegistryClient(front.host) as client, pytest.raises(error):
+            client.head_manifest(repo_name, "1.0")
+        assert all("x-injected" not in record.headers for record in front.records)
+
+
+@pytest.mark.parametrize("pushed", ["token_registry"], indirect=True)
+def test_a_password_beyond_latin_1_reaches_the_token_service_as_utf_8(
+    pushed, repo_name, token_server, tmp_path
+):
+    registry, result = pushed
+    token_server.users = {"tester": "pässwörd-€"}
+    token_server.anonymous_actions = set()
+    config = docker_config(tmp_path, registry, username="tester", password="pässwörd-€")
+    with RegistryClient.from_docker_config(registry.host, config) as client:
+        assert client.head_manifest(repo_name, "1.0").digest == result.digest
+    assert token_server.count(authenticated=True) == 1
