@@ -450,7 +450,7 @@ class _Resolver:
     def _unknown_tag(self, pin: _Pin, base: dict, repository: Repository, pinned: Build | None) -> PinResult:
         reference = pin.reference
         missing = f"{reference.name} has no recorded tag {reference.tag}"
-        if not repository.wants_tag(reference.tag):
+        if not _tracked(repository, reference.tag):
             missing += " (the repository's tag filters leave it out)"
         if pinned is not None:
             return self._wrong_tag(base, pinned, missing)

@@ -165,6 +165,33 @@ def test_a_deleted_tag_is_unknown_and_says_where_it_pointed(registry, pusher, re
     )
 
 
+def test_an_untracked_tag_is_unknown_and_not_called_deleted(registry, pusher, repo_name):
+    repository = watch(registry, repo_name)
+    pushed = pusher.push(repo_name, "3.13", "oci")
+    polled(repository)
+    repository.exclude_pattern = r"^3\.13$"
+    repository.save()
+    polled(repository)
+
+    result = only(f"{repository.reference}:3.13@{pushed.digest}")
+
+    assert (result.status, result.unknown, result.current_reference) == ("unknown", "tag", None)
+    where = f"in {repository.reference}; it last pointed to {pushed.digest[7:19]}"
+    assert result.message == f"the tag 3.13 is not tracked any more {where}"
+
+
+@pytest.mark.parametrize("tag", ["a" * 127 + "-", "3.13"])
+def test_a_pattern_that_times_out_on_a_pasted_tag_is_no_error(registry, repo_name, tag):
+    """A staff pattern that backtracks without end: the pin says the tag is unknown, and no 500."""
+    repository = watch(registry, repo_name)
+    repository.include_pattern = r"^(a|aa)+$"
+    repository.save()
+
+    result = only(f"{repository.reference}:{tag}@{ZERO}")
+
+    assert (result.status, result.unknown) == ("unknown", "tag")
+
+
 def test_a_tag_without_a_digest_says_which_digest_to_pin(history):
     result = only(f"{history.ref}:3.12")
 
