@@ -35,8 +35,17 @@ from catalog.oci.client import MAX_RETRY_AFTER, RegistryClient
 from history.models import Build, Platform, PollRun, TagEvent, TagState
 from history.polling import poll
 from tests.history.factories import events_of, short, watch
-from tests.support.faultproxy import Action, FaultProxy, Respond, SetHeader, TamperBody, registry_error
-from tests.support.hostile import XSS, HostileImages, RewriteHeader, deep, wire
+from tests.support.faultproxy import (
+    Action,
+    FaultProxy,
+    Respond,
+    RewriteHeader,
+    SetContentLength,
+    SetHeader,
+    TamperBody,
+    registry_error,
+)
+from tests.support.hostile import XSS, HostileImages, deep, wire
 from tests.support.pusher import Pusher, PushResult
 from tests.support.registry import RunningRegistry, unique_repository
 
@@ -277,6 +286,11 @@ CASES = [
          nothing_more),
     Case("content-length-huge", RECORDED,
          header_fault(SetHeader("Content-Length", "99999999999999999999999")), nothing_more),
+    # A body's Content-Length that is no number leaves the body without an end: unreadable.
+    Case("content-length-on-manifest-get", FAILED,
+         header_fault(SetContentLength("²"), method="GET", on="manifest"), reason=r"content.?length"),
+    Case("content-length-on-config-get", FAILED,
+         header_fault(SetContentLength(wire("٣")), method="GET", on="config"), reason=r"content.?length"),
 ]  # fmt: skip
 RECORDED_CASES = [case for case in CASES if case.outcome == RECORDED]
 FAILED_CASES = [case for case in CASES if case.outcome == FAILED]

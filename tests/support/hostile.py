@@ -76,21 +76,6 @@ class ServeManifest(Action):
         return Reply(200, headers, self.body)
 
 
-@dataclass
-class RewriteHeader(Action):
-    """Replace `old` with `new` inside a response header (a WWW-Authenticate realm, say)."""
-
-    name: str
-    old: str
-    new: str
-
-    def after(self, ctx: Context, reply: Reply) -> Reply:
-        value = reply.header(self.name)
-        if value is not None:
-            reply.set_header(self.name, value.replace(self.old, self.new))
-        return reply
-
-
 class HostileImages:
     """Builds one image per tag in one repository, each carrying what a test gives it.
 
