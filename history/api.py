@@ -4,7 +4,7 @@ Same readers as the pages (everyone when TAGLEDGER_PUBLIC, else signed-in users)
 every error is `{"detail": "..."}`. Each list costs a fixed number of queries, whatever its size.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from django.conf import settings
@@ -23,14 +23,14 @@ from catalog.models import Repository, Version
 
 from . import api_schemas as out
 from . import compare as diff
+from . import params
 from .changelog import Cursor, InvalidFilter, RowBefore, without_artifacts
-from .lines import MAX_TAG_PAGE, TAG_PAGE, TagCursor, parse_query, tag_page, version_rows
+from .lines import MAX_TAG_PAGE, TAG_PAGE, parse_query, tag_page, version_rows
 from .models import Attestation, Build, TagEvent, TagState, with_builds, with_poll_health
 from .pins import PinError, check
 from .search import InvalidQuery, held_tags_of, image_id, lookup
 from .versions import BuildRow, ordered_builds
 
-MAX_ID = 2**63 - 1  # BigAutoField: a larger id would be a database error rather than a 404
 DEFAULT_PAGE, MAX_PAGE = 50, 200
 # What stored tag, version and variant names are made of; anything else names nothing here.
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"
@@ -109,27 +109,18 @@ def _invalid(request, error):
 # --- parameters ---------------------------------------------------------------------------------
 
 
-def _instant(value: object) -> datetime:
-    """ISO 8601 text only (pydantic alone would take 1700000000 too); naive means UTC."""
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-        except ValueError:
-            moment = None
-        if moment is None:
-            raise ValueError("not an ISO 8601 date and time, such as 2026-11-26T12:00:00Z")
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("out of range once moved to UTC") from None
+def _strictly(parser):
+    """A BeforeValidator reading text with `parser` (history.params): pydantic alone takes
+    ` 1 `, `1_000` and `1.0` for 1, and `1700000000` for a date; one reading for pages and API."""
+
+    def validate(value: object) -> object:
+        return parser(value) if isinstance(value, str) else value
+
+    return BeforeValidator(validate)
 
 
-Id = Annotated[int, Path(ge=1, le=MAX_ID)]
-Instant = Annotated[datetime, BeforeValidator(_instant)]
+Id = Annotated[int, _strictly(params.positive_id), Path(ge=1, le=params.MAX_ID)]
+Instant = Annotated[datetime, _strictly(params.instant)]
 
 
 # --- endpoints ----------------------------------------------------------------------------------
@@ -148,14 +139,14 @@ def tags(
     id: Id,
     q: Annotated[str, Query(max_length=200, description="Part of the tag name.")] = "",
     cursor: Annotated[str | None, Query(max_length=200, description="`next` of the previous page.")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_TAG_PAGE)] = TAG_PAGE,
+    limit: Annotated[int, Query(ge=1, le=MAX_TAG_PAGE), _strictly(params.number)] = TAG_PAGE,
 ):
     """The tags present now and the build each points to, by name, a keyset page at a time (the
     repository page's list): ask again with `cursor=<next>`. Signatures and other artifacts left out."""
     repository = _repository_or_404(id)
     try:
         found = tag_page(
-            repository, q=parse_query(q), cursor=TagCursor.decode(cursor) if cursor else None, size=limit
+            repository, q=parse_query(q), cursor=params.tag_cursor(cursor) if cursor else None, size=limit
         )
     except InvalidFilter as invalid:
         raise HttpError(400, str(invalid)) from None
@@ -186,7 +177,7 @@ def events(
     ] = None,
     until: Annotated[Instant | None, Query(description="Detected before (ISO 8601; naive is UTC).")] = None,
     cursor: Annotated[str | None, Query(max_length=200, description="`next` of the previous page.")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE), _strictly(params.number)] = DEFAULT_PAGE,
     artifacts: Annotated[
         bool,
         Query(description="Include artifact tags (cosign `sha256-….sig`, `.att`, `.sbom`; referrers)."),

@@ -29,15 +29,14 @@ from catalog.models import Tag
 from catalog.oci.reference import is_valid_tag
 from catalog.tags import Kind
 
+from . import params
 from .models import TagEvent, with_builds
 
 PAGE_SIZE = 50
-MAX_ID = 2**63 - 1  # BigAutoField; a larger number would be a database error, not an empty page
-MIN_DATE, MAX_DATE = date(1970, 1, 1), date(9998, 12, 31)
 MAX_SEARCH = 135  # the longest digest we store
+MAX_CURSOR = 100
 MIN_DIGEST_PREFIX = 4
 
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SEARCH_RE = re.compile(r"[A-Za-z0-9_.:-]+")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
 _HEX_RE = re.compile(r"(?:sha256:)?(?P<hex>[0-9a-fA-F]+)")
@@ -172,15 +171,12 @@ class Cursor(NamedTuple):
     def decode(cls, token: str) -> "Cursor":
         """The position `token` names; raises InvalidFilter for anything encode() did not produce."""
         try:
-            if len(token) > 100 or not _TOKEN_RE.fullmatch(token):
+            if not isinstance(token, str) or len(token) > MAX_CURSOR or not _TOKEN_RE.fullmatch(token):
                 raise ValueError
             moment, pk = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().split("|")
-            if not (pk.isascii() and pk.isdigit() and 0 < int(pk) <= MAX_ID):
-                raise ValueError
-            cursor = cls(datetime.fromisoformat(moment), int(pk))
-            if timezone.is_naive(cursor.detected_at) or not MIN_DATE <= cursor.detected_at.date() <= MAX_DATE:
-                raise ValueError
-        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
+            # In UTC: PostgreSQL refuses the offsets beyond ±15:59 that isoformat() reads.
+            cursor = cls(params.instant(moment, naive_is_utc=False), params.positive_id(pk))
+        except ValueError:  # binascii.Error, UnicodeDecodeError and InvalidParameter are ValueErrors too
             raise InvalidFilter(
                 {"cursor": "this page link is damaged or was edited: start again from the newest"}
             ) from None
@@ -238,63 +234,40 @@ class RowAfter(RowBefore):
 # --- parsing ------------------------------------------------------------------------------------
 
 
-def _id(raw: str) -> int:
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
-        raise ValueError(f"{_quote(raw)} is not an id (a positive whole number)")
-    return int(raw)
-
-
 def _tag(raw: str) -> str:
     if not is_valid_tag(raw):
         raise ValueError(
-            f"{_quote(raw)} is not a tag name (up to 128 letters, digits, _ . -, not starting with . or -)"
+            f"{params.quoted(raw)} is not a tag name "
+            "(up to 128 letters, digits, _ . -, not starting with . or -)"
         )
     return raw
 
 
 def _kind(raw: str) -> str:
     if raw not in TagEvent.Kind.values:
-        raise ValueError(f"{_quote(raw)} is not an event kind ({', '.join(TagEvent.Kind.values)})")
+        raise ValueError(f"{params.quoted(raw)} is not an event kind ({', '.join(TagEvent.Kind.values)})")
     return raw
-
-
-def _date(raw: str) -> date:
-    try:
-        if not _DATE_RE.fullmatch(raw):
-            raise ValueError
-        value = date.fromisoformat(raw)
-    except ValueError:
-        raise ValueError(f"{_quote(raw)} is not a date (YYYY-MM-DD)") from None
-    if not MIN_DATE <= value <= MAX_DATE:
-        raise ValueError(f"{raw} is out of range ({MIN_DATE} to {MAX_DATE})")
-    return value
-
-
-def _flag(raw: str) -> bool:
-    if raw not in ("0", "1"):
-        raise ValueError(f"{_quote(raw)} is not 1 (include) or 0 (leave out)")
-    return raw == "1"
 
 
 def _search_text(raw: str) -> str:
     if len(raw) > MAX_SEARCH or not _SEARCH_RE.fullmatch(raw):
         raise ValueError(
-            f"{_quote(raw)}: search for part of a tag name or a digest prefix "
+            f"{params.quoted(raw)}: search for part of a tag name or a digest prefix "
             f"(up to {MAX_SEARCH} letters, digits and _ . : -)"
         )
     return raw
 
 
 _PARSERS = {
-    "repository": _id,
-    "line": _id,
-    "version": _id,
+    "repository": params.positive_id,
+    "line": params.positive_id,
+    "version": params.positive_id,
     "tag": _tag,
     "kind": _kind,
-    "since": _date,
-    "until": _date,
+    "since": params.day,
+    "until": params.day,
     "q": _search_text,
-    "artifacts": _flag,
+    "artifacts": params.flag,
 }
 
 
@@ -316,9 +289,3 @@ def _search(text: str) -> Q:
 
 def _start_of(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
-
-
-def _quote(value: str, limit: int = 60) -> str:
-    """repr() escapes control characters; the cut keeps hostile input out of messages."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."

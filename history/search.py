@@ -30,6 +30,7 @@ from django.db.models.expressions import RawSQL
 from catalog.models import Repository, Tag, Version
 from catalog.oci.reference import ImageReference, InvalidReference, parse
 
+from . import params
 from .changelog import RowAfter
 from .models import Attestation, Build, Platform, TagEvent, TagState
 
@@ -48,6 +49,7 @@ Matched = Literal["index", "platform", "config", "attestation"]
 _HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _ALGORITHM_RE = re.compile(r"(?P<algorithm>sha[0-9]+):(?P<rest>.*)", re.DOTALL | re.IGNORECASE)
 _HEX_RE = re.compile(r"[0-9a-fA-F]+")
+quote = params.quoted  # compare.py quotes with it too
 # Characters of references, tags and versions; anything else cannot match a name anyway.
 _NAME_CHARS_RE = re.compile(r"[A-Za-z0-9._/:@-]+")
 
@@ -486,12 +488,6 @@ def _clean(query: str) -> str:
 def _first_if(condition: Q) -> Case:
     """0 for rows meeting `condition`, else 1: exact names sort before names that only contain it."""
     return Case(When(condition, then=Value(0)), default=Value(1), output_field=IntegerField())
-
-
-def quote(value: str, limit: int = 60) -> str:
-    """repr() escapes control characters; the cut keeps hostile input out of messages."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _match_dict(match: Match) -> dict:

@@ -29,7 +29,10 @@ def when(moment) -> str:
     """A <time> with the exact instant in its title and a fixed, sortable text."""
     if not moment:
         return ""
-    local = timezone.localtime(moment)
+    try:
+        local = timezone.localtime(moment)
+    except OverflowError:  # within hours of year 1 or 9999: shown as stored rather than a 500
+        local = moment
     # isoformat() and slices: ten times faster than strftime() and format_html(); only the
     # zone's name is text from outside (the time zone database), so only it is escaped.
     text = local.isoformat(" ", "seconds")  # 2026-11-26 12:00:00+00:00

@@ -8,6 +8,7 @@ from django.utils.http import urlencode
 from catalog.models import Tag, Version
 from tagledger.access import readable
 
+from .. import params
 from ..changelog import Cursor, InvalidFilter
 from ..models import Attestation, Build
 from ..search import held_tags, image_id
@@ -36,9 +37,11 @@ def version(request, pk: int):
 def version_compare(request, pk: int):
     """The version page's two ticked builds, as the compare page's `a` (older) and `b` (newer)."""
     version = get_object_or_404(Version, pk=pk)
-    picked = Build.objects.filter(version=version, pk__in=_ids(request.GET.getlist("build"))).order_by(
-        *NEWEST_FIRST
-    )
+    try:
+        ids = params.ids(request.GET.getlist("build"), limit=2)
+    except params.InvalidParameter:
+        ids = []  # not two ids: the same answer as two builds of another version
+    picked = Build.objects.filter(version=version, pk__in=ids).order_by(*NEWEST_FIRST)
     if len(picked) != 2:
         messages.error(request, "Pick exactly two builds of this version to compare.")
         return redirect("history:version", pk=version.pk)
@@ -76,7 +79,3 @@ def build(request, pk: int):
         "older": older,
     }
     return render(request, "history/build.html", context)
-
-
-def _ids(values: list[str]) -> list[int]:
-    return [int(value) for value in values if value.isdigit()][:3]

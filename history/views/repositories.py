@@ -8,15 +8,20 @@ from django.utils.cache import patch_vary_headers
 from catalog.models import Repository
 from tagledger.access import readable
 
+from .. import params
 from ..changelog import InvalidFilter
-from ..lines import TagCursor, overview, parse_query, tag_page
+from ..lines import MAX_QUERY, overview, parse_query, tag_page
 
 
 @readable
 def repository(request, pk: int):
     # Not with_poll_health: its tag count costs 15 ms for 10 000 tags, and this page shows none.
     repository = get_object_or_404(Repository.objects.select_related("registry"), pk=pk)
-    line = request.GET.get("line", "")[:128]
+    # Which line to open: a name compared with the lines', so anything else opens none.
+    try:
+        line = params.text(request.GET.get("line", ""), max_length=MAX_QUERY)
+    except params.InvalidParameter:
+        line = ""
     inactive = request.GET.get("inactive") == "1"
     token = request.GET.get("cursor", "")
     errors = {}
@@ -25,7 +30,7 @@ def repository(request, pk: int):
     except InvalidFilter as invalid:
         q, errors = "", invalid.errors
     try:
-        cursor = TagCursor.decode(token) if token else None
+        cursor = params.tag_cursor(token) if token else None
     except InvalidFilter as invalid:
         cursor, errors = None, {**errors, **invalid.errors}
     context = {
