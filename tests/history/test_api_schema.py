@@ -2,9 +2,12 @@
 
 Schemathesis reads the schema from the WSGI app and generates requests from it, valid and
 invalid, sent in-process to the same app; the data comes from a real poll of the real registry.
+Three kinds: random valid requests, random invalid ones, and its coverage phase, which walks
+each parameter's edges (bounds and one past them, wrong types, missing and repeated parameters,
+methods the schema does not list).
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import hypothesis
 import pytest
@@ -15,14 +18,20 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation.meta import CoveragePhaseData
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    missing_required_header,
     negative_data_rejection,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 
-from history.models import PollRun
+from history.api import _write_cursor
+from history.changelog import Cursor
+from history.lines import TagCursor
+from history.models import PollRun, TagEvent
 from history.polling import poll
 from tagledger.wsgi import application
 from tests.history.factories import watch
@@ -55,26 +64,44 @@ def app(settings, registry, pusher, repo_name):
     request_finished.connect(close_old_connections)
 
 
+def pasted(repository) -> list[dict[str, str]]:
+    """What readers paste and pass back: a digest prefix, a reference, `next` of a page (the tags'
+    and the events' cursors differ: each operation gets its own and the other's), and cursors
+    that decode but name what the database refuses (a NUL in a tag name, a +23:59 offset)."""
+    build = repository.builds.latest("first_seen_at")
+    event = TagEvent.objects.latest().filter(tag__repository=repository).first()
+    far_east = datetime(1970, 1, 2, tzinfo=timezone(timedelta(hours=23, minutes=59)))
+    cursors = [
+        TagCursor("latest").encode(),
+        _write_cursor(event, repository),
+        TagCursor("a\x00b").encode(),
+        Cursor(far_east, event.pk).encode(),
+    ]
+    texts = {"q": build.digest, "a": build.digest[:20], "b": f"{repository.reference}:latest"}
+    return [texts, *({"cursor": cursor} for cursor in cursors)]
+
+
 def fuzz(schema, repository, mode: GenerationMode, *, checks, examples: int = 40, expect=None) -> None:
     """Each operation on its own, so each gets its share: anything the schema allows, and the same
     aimed at the polled repository, its version and its builds."""
-    build = repository.builds.latest("first_seen_at")
     real = {"id": repository.pk, "version": "1.0.0"}
-    pasted = {"q": build.digest, "a": build.digest[:20], "b": f"{repository.reference}:latest"}
+    queries = pasted(repository)
     for result in schema.get_all_operations():
         operation = result.ok()
         parameters = {parameter.name for parameter in operation.iter_parameters()}
         if mode is GenerationMode.NEGATIVE and not parameters:
             continue  # nothing to get wrong
+        path = {k: v for k, v in real.items() if k in parameters}
         strategies = [
             operation.as_strategy(generation_mode=mode),
-            operation.as_strategy(
-                generation_mode=mode, path_parameters={k: v for k, v in real.items() if k in parameters}
-            ),
-            operation.as_strategy(
-                generation_mode=mode,
-                path_parameters={k: v for k, v in real.items() if k in parameters},
-                query={k: v for k, v in pasted.items() if k in parameters} or None,
+            operation.as_strategy(generation_mode=mode, path_parameters=path),
+            *(
+                operation.as_strategy(
+                    generation_mode=mode,
+                    path_parameters=path,
+                    query={k: v for k, v in query.items() if k in parameters} or None,
+                )
+                for query in queries
             ),
         ]
 
@@ -114,3 +141,37 @@ def test_a_private_instance_refuses_anonymous_requests_as_the_schema_says(app, s
         assert (response.status_code, response.json()) == (401, {"detail": "authentication required"})
 
     fuzz(schema, repository, GenerationMode.POSITIVE, checks=CHECKS, examples=5, expect=refused)
+
+
+def test_every_parameter_at_its_edges_gets_an_answer_that_matches_the_schema(app):
+    """Schemathesis's coverage phase, as generated and again at the polled repository and version
+    (unless the case is about the path parameter itself): every case, not a sample."""
+    wsgi, repository = app
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", wsgi)
+    real = {"id": repository.pk, "version": "1.0.0"}
+    checks = [*CHECKS, negative_data_rejection, unsupported_method, missing_required_header]
+    failures, operations, count = [], set(), 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        operations.add(operation.label)
+        generation = schema.config.generation_for(operation=operation, phase="coverage")
+        cases = schema.iter_coverage_cases(
+            operation,
+            generation_modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+            generation_config=generation,
+        )
+        for case in cases:
+            data = case.meta.phase.data
+            about = data.parameter if isinstance(data, CoveragePhaseData) else None
+            variants = [dict(case.path_parameters or {})]
+            if case.path_parameters and about not in real:
+                variants.append({name: real.get(name, value) for name, value in case.path_parameters.items()})
+            for path in variants:
+                case.path_parameters = path
+                count += 1
+                try:
+                    case.call_and_validate(checks=checks)
+                except BaseException as failure:  # a FailureGroup, listed below
+                    failures.append(f"{case.method} {case.formatted_path} {case.query}: {failure}"[:600])
+    assert len(operations) == 8 and count > 200, (operations, count)
+    assert not failures, "\n\n".join(failures)
