@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 import pytest
@@ -16,7 +16,7 @@ from django.utils import timezone
 from catalog.models import Line, Registry, Repository, Tag, Version
 from history.models import Build, Platform, PollRun, TagEvent, TagState
 from history.polling import poll
-from tests.history.factories import watch
+from tests.history.factories import during, watch
 from tests.support.pusher import PushResult
 
 pytestmark = pytest.mark.django_db
@@ -82,6 +82,16 @@ def story(registry, pusher, repo_name) -> Story:
     return Story(repository, day1, day2, dev, old, main, first, second)
 
 
+def at(story: Story, value: str | None, **more: PollRun) -> str | None:
+    """Which poll of the story a time the API gives falls in, by name ("first", "second", ...):
+    each tag is recorded at the time of its own request, within its poll."""
+    if value is None:
+        return None
+    when = datetime.fromisoformat(value)
+    runs = {"first": story.first, "second": story.second, **more}
+    return next((name for name, run in runs.items() if during(run, when)), value)
+
+
 def build_pk(digest: str) -> int:
     return Build.objects.get(digest=digest).pk
 
@@ -131,8 +141,8 @@ def test_tags_are_where_each_present_tag_points_now_without_artifacts(client, st
         ("3.14.4-dev", "exact", "3.14.4", "dev", dev),
         ("latest", "latest", None, "", day2),
     ]
-    first, second = story.first.started_at.isoformat(), story.second.started_at.isoformat()
-    assert since == {
+    first, second = "first", "second"
+    assert {name: at(story, value) for name, value in since.items()} == {
         "3.13.9": first, "3.14": second, "3.14.4": second, "3.14.4-202611261200": first,
         "3.14.4-202611271200": second, "3.14.4-dev": first, "latest": second,
     }  # fmt: skip
@@ -149,13 +159,14 @@ def test_events_are_every_change_newest_first(client, story):
     page = get(client, f"repositories/{story.repository.pk}/events")
 
     assert page["next"] is None
-    first, second = story.first.started_at.isoformat(), story.second.started_at.isoformat()
+    first, second = "first", "second"
     day1, day2, main = story.day1.digest, story.day2.digest, story.main.digest
     events = page["events"]
     # Day 1's signature tag is left out (artifacts=true brings it: test_changelog_artifacts.py).
-    assert [event["detected_at"] for event in events] == [second] * 5 + [first] * 7
+    assert [at(story, event["detected_at"]) for event in events] == [second] * 5 + [first] * 7
     assert sorted(
-        (e["tag"], e["kind"], e["digest"], e["previous_digest"], e["not_before"]) for e in events[:5]
+        (e["tag"], e["kind"], e["digest"], e["previous_digest"], at(story, e["not_before"]))
+        for e in events[:5]
     ) == [
         ("3.14", "moved", day2, day1, first),
         ("3.14.4", "moved", day2, day1, first),
@@ -194,7 +205,7 @@ def test_a_cursor_keeps_its_place_when_new_events_arrive(client, story, pusher):
     rest = get(client, f"repositories/{story.repository.pk}/events", limit=200, cursor=page["next"])
 
     assert len(rest["events"]) == 7
-    assert all(event["detected_at"] == story.first.started_at.isoformat() for event in rest["events"])
+    assert all(at(story, event["detected_at"]) == "first" for event in rest["events"])
 
 
 def test_a_tampered_or_foreign_cursor_is_a_400(client, story, registry):
@@ -220,12 +231,10 @@ def test_events_filter_by_tag_kind_and_time(client, story):
         ("created", story.day1.digest),
     ]
     assert [e["tag"] for e in all_events(client, repository, kind="deleted")] == ["main"]
-    assert {e["detected_at"] for e in all_events(client, repository, since=second.isoformat())} == {
-        second.isoformat()
-    }
-    assert {e["detected_at"] for e in all_events(client, repository, until=second.isoformat())} == {
-        first.isoformat()
-    }
+    later = all_events(client, repository, since=second.isoformat())
+    assert {at(story, e["detected_at"]) for e in later} == {"second"}
+    earlier = all_events(client, repository, until=second.isoformat())
+    assert {at(story, e["detected_at"]) for e in earlier} == {"first"}
     assert all_events(client, repository, since=first.isoformat(), until=first.isoformat()) == []
     # Naive times are UTC, and `Z` works as well as +00:00.
     naive = second.replace(tzinfo=None).isoformat()
@@ -306,15 +315,23 @@ def test_versions_sort_as_versions_not_text_and_flag_inactive_ones(client, setti
     ]  # fmt: skip
 
 
+def held(story: Story, tags: list[dict]) -> list[dict]:
+    """Held tags by name, their times as the polls they fall in."""
+    return [
+        {"tag": item["tag"], "from": at(story, item["from"]), "until": at(story, item["until"])}
+        for item in sorted(tags, key=lambda item: item["tag"])
+    ]
+
+
 def test_builds_are_the_digest_history_of_a_version_newest_first(client, story):
-    first, second = story.first.started_at.isoformat(), story.second.started_at.isoformat()
+    first, second = "first", "second"
     builds = get(client, f"repositories/{story.repository.pk}/versions/3.14.4/builds")
 
     assert [build["digest"] for build in builds] == [story.day2.digest, story.day1.digest]
     newest, oldest = builds
     assert newest["timestamp_tag"] == "3.14.4-202611271200"
-    assert (newest["first_seen"], newest["last_seen"]) == (second, second)
-    assert sorted(newest["tags"], key=lambda held: held["tag"]) == [
+    assert (at(story, newest["first_seen"]), at(story, newest["last_seen"])) == (second, second)
+    assert held(story, newest["tags"]) == [
         {"tag": "3.14", "from": second, "until": None},
         {"tag": "3.14.4", "from": second, "until": None},
         {"tag": "3.14.4-202611271200", "from": second, "until": None},
@@ -322,8 +339,8 @@ def test_builds_are_the_digest_history_of_a_version_newest_first(client, story):
     ]
     assert oldest["timestamp_tag"] == "3.14.4-202611261200"
     # its timestamp tag still points at it, so the second poll saw it too
-    assert (oldest["first_seen"], oldest["last_seen"]) == (first, second)
-    assert sorted(oldest["tags"], key=lambda held: held["tag"]) == [
+    assert (at(story, oldest["first_seen"]), at(story, oldest["last_seen"])) == (first, second)
+    assert held(story, oldest["tags"]) == [
         {"tag": "3.14", "from": first, "until": second},
         {"tag": "3.14.4", "from": first, "until": second},
         {"tag": "3.14.4-202611261200", "from": first, "until": None},
@@ -379,7 +396,6 @@ def test_an_unknown_version_or_variant_is_a_404(client, story):
 
 def test_search_by_image_id_finds_the_build_it_belongs_to(client, story):
     config = story.day1.config_digests[1]
-    first, second = story.first.started_at.isoformat(), story.second.started_at.isoformat()
 
     result = get(client, "search", q=image_id(config))
 
@@ -393,11 +409,12 @@ def test_search_by_image_id_finds_the_build_it_belongs_to(client, story):
         "platform": "linux/arm64/v8",
         "repository": story.repository.reference,
         "version": "3.14.4",
-        "first_seen": first,
-        "last_seen": second,
+        "first_seen": story.first.started_at.isoformat(),  # a build is first seen when its poll starts
+        "last_seen": match["last_seen"],
         "url": f"/builds/{build_pk(story.day1.digest)}/",
     }
-    assert {"tag": "3.14.4", "from": first, "until": second} in tags
+    assert at(story, match["last_seen"]) == "second"
+    assert {"tag": "3.14.4", "from": "first", "until": "second"} in held(story, tags)
     assert client.get(match["url"]).status_code == 200
 
 
@@ -409,13 +426,12 @@ def test_search_by_a_platform_digest_and_by_a_gone_build(client, story):
 
     third = polled(story.repository)  # confirms everything still there, not what is gone
     [gone] = get(client, "search", q=f"{story.repository.reference}@{story.main.digest}")["matches"]
-    assert (gone["matched"], gone["version"], gone["tags"]) == (
-        "index", None, [{"tag": "main", "from": story.first.started_at.isoformat(),
-                          "until": story.second.started_at.isoformat()}],
+    assert (gone["matched"], gone["version"], held(story, gone["tags"])) == (
+        "index", None, [{"tag": "main", "from": "first", "until": "second"}],
     )  # fmt: skip
-    assert gone["last_seen"] == story.first.started_at.isoformat()
+    assert at(story, gone["last_seen"]) == "first"
     [current] = get(client, "search", q=story.day2.digest)["matches"]
-    assert current["last_seen"] == third.started_at.isoformat()
+    assert at(story, current["last_seen"], third=third) == "third"
 
 
 def test_search_by_name_lists_names_and_no_builds(client, story):
@@ -655,7 +671,7 @@ def test_compare_two_builds_of_a_version(client, story):
         True,
     )
     assert (amd64["layers"]["added"], amd64["layers"]["removed"], amd64["layers"]["shared"]) == (1, 1, 0)
-    assert {"tag": "3.14.4", "from": story.second.started_at.isoformat(), "until": None} in diff["b"]["tags"]
+    assert {"tag": "3.14.4", "from": "second", "until": None} in held(story, diff["b"]["tags"])
 
 
 def test_compare_says_which_side_names_no_build_and_offers_candidates(client, story):
@@ -688,7 +704,7 @@ def test_pins_say_whether_each_reference_is_current_or_behind(client, story):
     behind = results[0]
     assert (behind["builds_behind"], behind["current_digest"]) == (1, story.day2.digest)
     assert behind["current_reference"] == f"{reference}:3.14.4@{story.day2.digest}"
-    assert behind["confirmed_at"] == story.second.started_at.isoformat()
+    assert at(story, behind["confirmed_at"]) == "second"
     assert behind["compare_url"].startswith("/compare?a=")
 
 
