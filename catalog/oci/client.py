@@ -244,6 +244,13 @@ def _shown(text: str, limit: int = 120) -> str:
     return clipped + ("..." if len(text) > limit else "")
 
 
+def _ends(text: str, each: int = 200) -> str:
+    """A library's error text, bounded: its start and its end, where the cause usually is
+    ("... [Errno 111] Connection refused") after a URL a registry may have made 64 KiB long."""
+    text = "".join(c if " " <= c < "\x7f" else "?" for c in text)
+    return text if len(text) <= 2 * each + 5 else f"{text[:each]} ... {text[-each:]}"
+
+
 # --- a total deadline for each attempt -------------------------------------------------------------
 
 
@@ -713,7 +720,7 @@ class RegistryClient:
             # (a Location, a realm, a Content-Length) no client could use. Trying again will not help.
             what = f"{method} {_shown(url, 80)}"
             raise BadResponse(f"{self.registry}: {what}: {type(error).__name__}") from None
-        return Unavailable(f"{self.registry}: {type(error).__name__}: {_shown(str(error), 200)}")
+        return Unavailable(f"{self.registry}: {type(error).__name__}: {_ends(str(error))}")
 
     def _read(self, response: requests.Response, limit: int) -> bytes:
         if response.request.method == "HEAD":

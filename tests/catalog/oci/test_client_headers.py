@@ -362,3 +362,17 @@ def test_any_header_values_on_a_tag_list_end_in_a_list_or_a_registry_error(fault
     client = client_for(fault_proxy, max_backoff=0.05, max_attempts=2)
     with client, contextlib.suppress(RegistryError):
         assert client.list_tags(repo_name).tags == ("a", "b")
+
+
+def test_an_error_about_a_64_kib_location_stays_short_and_keeps_its_cause(fault_proxy, pusher, repo_name):
+    pushed = pusher.push(repo_name, "1.0", "oci")
+    closed = FaultProxy(fault_proxy.upstream)
+    closed.close()  # its port is free again: nothing listens there
+    location = f"http://127.0.0.1:{closed.port}/" + "a" * 60_000
+    fault_proxy.add_rule(Respond(307, {"Location": location}), method="GET", path=r"/blobs/")
+
+    with client_for(fault_proxy, max_attempts=1) as client, pytest.raises(Unavailable) as raised:
+        client.get_config(repo_name, pushed.config_digest)
+
+    assert len(str(raised.value)) < 600
+    assert "refused" in str(raised.value)
