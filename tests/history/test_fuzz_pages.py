@@ -234,7 +234,20 @@ def staff() -> Client:
     return client
 
 
-def send(client: Client, method: str, path: str, pairs, headers: dict | None = None) -> None:
+FORM = "application/x-www-form-urlencoded"
+# How a body may claim to be encoded, whatever it is: the form parsers meet what they cannot read.
+CONTENT_TYPES = st.one_of(
+    st.just(FORM),
+    st.sampled_from(
+        ["multipart/form-data; boundary=x", "multipart/form-data", "application/json", "text/plain"]
+    ),
+    st.text(max_size=40),
+)
+
+
+def send(
+    client: Client, method: str, path: str, pairs, headers: dict | None = None, content_type: str = FORM
+) -> None:
     """One request, its parameters in the query or, posted, in a form; a 5xx, or an input's
     script tag in markup, fails it.
 
@@ -247,7 +260,7 @@ def send(client: Client, method: str, path: str, pairs, headers: dict | None = N
             method,
             f"{path}?{query}" if query else path,
             body,
-            content_type="application/x-www-form-urlencoded",
+            content_type=content_type,
             headers=headers or {},
         )
     request = f"{method} {path}?{query} {body[:200]!r}"
@@ -280,9 +293,18 @@ def query_pairs(known: Known, names: list[str]) -> st.SearchStrategy:
     return st.lists(st.tuples(name, hostile_values(known)), max_size=8)
 
 
-HEADERS = st.sampled_from(
-    [{}, {"HX-Request": "true"}, {"HX-Request": "true", "HX-History-Restore-Request": "true"}]
-)
+HEADERS = st.one_of(
+    st.sampled_from([{}, {"HX-Request": "true"}, {"HX-Request": "true", "HX-History-Restore-Request": "1"}]),
+    # Headers views, middleware or Django read, with any text: they are input too.
+    st.dictionaries(
+        st.sampled_from(
+            ["HX-Request", "HX-History-Restore-Request", "Accept", "Accept-Language", "X-Forwarded-For",
+             "If-Modified-Since", "If-None-Match", "Range", "Referer", "Origin"]
+        ),
+        st.text(max_size=30),
+        max_size=3,
+    ),
+)  # fmt: skip
 
 
 def fuzz(known: Known, client: Client, *, methods: list[str], examples: int) -> None:
@@ -298,9 +320,10 @@ def fuzz(known: Known, client: Client, *, methods: list[str], examples: int) -> 
             pairs=query_pairs(known, route.reads),
             method=st.sampled_from(methods),
             headers=HEADERS,
+            content_type=CONTENT_TYPES,
         )
-        def check(route, path, pairs, method, headers):
-            send(client, method, route.path(path), pairs, headers)
+        def check(route, path, pairs, method, headers, content_type):
+            send(client, method, route.path(path), pairs, headers, content_type)
 
         check()
 
@@ -347,3 +370,9 @@ def test_anonymous_readers_of_a_public_instance_get_no_server_error(polled, clie
 
 def test_staff_reading_and_posting_forms_get_no_server_error(polled, staff):
     fuzz(polled, staff, methods=["GET", "POST"], examples=10)
+
+
+def test_anonymous_readers_of_a_private_instance_get_no_server_error(polled, client, settings):
+    """Sent to sign in, the request's path and query in `next`, or a 401 from the API."""
+    settings.TAGLEDGER_PUBLIC = False
+    fuzz(polled, client, methods=["GET", "POST"], examples=3)
