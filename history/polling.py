@@ -131,6 +131,7 @@ class _Poll:
         self.deadline = time.monotonic() + settings.TAGLEDGER_POLL_DEADLINE
         self.run_row = PollRun.objects.create(repository=repository, started_at=self.at)
         self.failed: dict[str, str] = {}
+        self.first_seen: dict[str, datetime] = {}  # digest -> when a new build's first answer arrived
         self.rate_limited = False  # a 429 in this poll: ask nothing more
 
     def run(self, client: RegistryClient | None) -> PollRun:
@@ -226,6 +227,11 @@ class _Poll:
             for build in Build.objects.filter(repository=self.repository, digest__in=digests)
         }
         new = sorted(digests - set(known))
+        # A new build is first seen when the first answer naming it arrived, as its tags are.
+        for name, head in observation.heads.items():
+            if head.digest not in known:
+                seen = observation.seen_at[name][1]
+                self.first_seen[head.digest] = min(seen, self.first_seen.get(head.digest, seen))
         builds = dict(known)
         fetched: list[Fetched] = []
         for digest, outcome in self._parallel(self._fetch, new):
@@ -361,7 +367,7 @@ class _Poll:
             repository=self.repository, digest=manifest.digest, media_type=manifest.media_type[:128],
             size=min(manifest.size, MAX_SIZE), legacy=manifest.legacy, annotations=manifest.annotations,
             created=min(filter(None, (parse_time(c.created) for c in configs)), default=None),
-            first_seen_at=self.at,
+            first_seen_at=self.first_seen.get(manifest.digest, self.at),
         )  # fmt: skip
 
     # --- versions: the most specific version among its tags, else the version label ------------

@@ -409,11 +409,11 @@ def test_search_by_image_id_finds_the_build_it_belongs_to(client, story):
         "platform": "linux/arm64/v8",
         "repository": story.repository.reference,
         "version": "3.14.4",
-        "first_seen": story.first.started_at.isoformat(),  # a build is first seen when its poll starts
+        "first_seen": match["first_seen"],
         "last_seen": match["last_seen"],
         "url": f"/builds/{build_pk(story.day1.digest)}/",
     }
-    assert at(story, match["last_seen"]) == "second"
+    assert (at(story, match["first_seen"]), at(story, match["last_seen"])) == ("first", "second")
     assert {"tag": "3.14.4", "from": "first", "until": "second"} in held(story, tags)
     assert client.get(match["url"]).status_code == 200
 
