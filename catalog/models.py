@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -143,10 +143,12 @@ class Repository(models.Model):
         """A poll is still running: hold its lease for `lease` from now. A lease already released
         (or never taken: a poll run directly) stays so. Called from the poll's heartbeat thread,
         so this object's fields are left alone."""
-        renewed = Repository.objects.filter(pk=self.pk, lease_until__isnull=False).update(
-            lease_until=now + lease
-        )
-        return renewed == 1
+        # SKIP LOCKED: a row locked by someone else's open transaction is left for the next beat,
+        # rather than holding the poll's heartbeat (and so the poll's end) until it commits.
+        held = Repository.objects.filter(pk=self.pk, lease_until__isnull=False)
+        mine = Repository.objects.filter(pk__in=held.select_for_update(skip_locked=True).values("pk"))
+        with transaction.atomic():
+            return mine.update(lease_until=now + lease) == 1
 
     def release(self, *, next_poll_at: datetime) -> None:
         Repository.objects.filter(pk=self.pk).update(lease_until=None, next_poll_at=next_poll_at)

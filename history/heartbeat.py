@@ -37,7 +37,11 @@ class Heartbeat:
 
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
-        self._thread.join()
+        # A beat waits on the database at most a few seconds (it never locks what the poll holds);
+        # should one hang anyway, the poll still ends: the thread is a daemon.
+        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            log.warning("%s: the heartbeat did not stop; left to end with the process", self.repository)
 
     def beat(self) -> None:
         """One renewal. Failures are logged, never raised: the leases then run out by themselves."""
