@@ -343,9 +343,9 @@ def test_every_route_is_fuzzed_with_the_parameters_its_view_reads():
 
 
 def test_each_class_of_hostile_value_in_each_parameter_gets_no_server_error(polled, client, staff):
-    """The table: each class in each path parameter alone, and in all the parameters a page reads
-    at once (a query, or a form where only POST is answered); the API's one at a time, as it
-    refuses a request for its first invalid parameter. Every failure is listed."""
+    """The table: each class in each parameter a route reads, one at a time so that no other
+    parameter's refusal hides it (a query, or a form where only POST is answered), and in each
+    path parameter. Every failure is listed, not only the first."""
     failures = []
     for route in routes():
         real = {name: polled.real(route, name)[0] for name in route.path_parameters}
