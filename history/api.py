@@ -25,7 +25,7 @@ from . import api_schemas as out
 from . import compare as diff
 from . import params
 from .changelog import Cursor, InvalidFilter, RowBefore, without_artifacts
-from .lines import MAX_TAG_PAGE, TAG_PAGE, parse_query, tag_page, version_rows
+from .lines import MAX_TAG_PAGE, TAG_PAGE, TagCursor, parse_query, tag_page, version_rows
 from .models import Attestation, Build, TagEvent, TagState, with_builds, with_poll_health
 from .pins import PinError, check
 from .search import InvalidQuery, held_tags_of, image_id, lookup
@@ -146,7 +146,7 @@ def tags(
     repository = _repository_or_404(id)
     try:
         found = tag_page(
-            repository, q=parse_query(q), cursor=params.tag_cursor(cursor) if cursor else None, size=limit
+            repository, q=parse_query(q), cursor=TagCursor.decode(cursor) if cursor else None, size=limit
         )
     except InvalidFilter as invalid:
         raise HttpError(400, str(invalid)) from None

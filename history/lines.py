@@ -27,6 +27,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from catalog.models import Repository, Version
+from catalog.oci.reference import is_valid_tag
 from catalog.tags import FLOATING_KINDS, Kind, classify, is_prerelease, version_key
 
 from .changelog import InvalidFilter
@@ -452,7 +453,8 @@ class TagCursor(NamedTuple):
             if not _CURSOR_RE.fullmatch(token):
                 raise ValueError
             name = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-            if not 0 < len(name) <= 128 or cls(name).encode() != token:
+            # Only a tag name can end a page (a NUL compared in SQL is PostgreSQL's DataError).
+            if not is_valid_tag(name) or cls(name).encode() != token:
                 raise ValueError
         except (ValueError, binascii.Error):  # UnicodeDecodeError is a ValueError
             raise InvalidFilter({"cursor": BAD_CURSOR}) from None

@@ -117,15 +117,3 @@ def text(raw: str, *, max_length: int, what: str = "the text") -> str:
     if _CONTROL_RE.search(stripped):
         raise InvalidParameter(f"{what} {quoted(stripped)} holds a control character")
     return stripped
-
-
-def tag_cursor(token: str):
-    """lines.TagCursor.decode, less the names no tag has: the decoder takes any text, NUL too,
-    which PostgreSQL refuses as a query parameter (a DataError). Raises InvalidFilter as it does."""
-    from .changelog import InvalidFilter  # both import this module
-    from .lines import BAD_CURSOR, MAX_QUERY, TagCursor
-
-    cursor = TagCursor.decode(token)
-    if len(cursor.name) > MAX_QUERY or _CONTROL_RE.search(cursor.name):
-        raise InvalidFilter({"cursor": BAD_CURSOR})
-    return cursor

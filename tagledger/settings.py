@@ -176,6 +176,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Database sessions that refuse a cookie no session could have, before the database sees it.
+SESSION_ENGINE = "tagledger.sessions"
 
 # Served over HTTPS: Secure cookies, HSTS, and plain HTTP redirected to HTTPS.
 TAGLEDGER_HTTPS = env_bool("TAGLEDGER_HTTPS", False)

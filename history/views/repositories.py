@@ -10,7 +10,7 @@ from tagledger.access import readable
 
 from .. import params
 from ..changelog import InvalidFilter
-from ..lines import MAX_QUERY, overview, parse_query, tag_page
+from ..lines import MAX_QUERY, TagCursor, overview, parse_query, tag_page
 
 
 @readable
@@ -30,7 +30,7 @@ def repository(request, pk: int):
     except InvalidFilter as invalid:
         q, errors = "", invalid.errors
     try:
-        cursor = params.tag_cursor(token) if token else None
+        cursor = TagCursor.decode(token) if token else None
     except InvalidFilter as invalid:
         cursor, errors = None, {**errors, **invalid.errors}
     context = {
