@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from catalog.models import Tag, Version
 from history.lines import OTHERS_SHOWN, ROW_BUDGET, SMALL, TAG_PAGE, version_rows
-from history.models import Build, with_activity
+from history.models import Build, TagState, with_activity
 from tests.history.factories import Image
 
 pytestmark = pytest.mark.django_db
@@ -449,3 +449,27 @@ def test_a_line_of_pre_releases_only_is_marked_so_it_is_not_taken_for_the_newest
         flags=re.S,
     )
     assert {name: bool(flag) for name, flag in marked} == {"19": True, "18": False}
+
+
+def test_tags_the_patterns_no_longer_take_are_listed_as_not_tracked_and_nowhere_current(client):
+    image = Image("library/python")
+    image.release("3.14.4", "", "3.14.4", "latest")
+    image.release("3.13.9", "", "3.13.9")
+    repository = image.repository
+    repository.exclude_pattern = r"^3\.13"
+    repository.save()
+    TagState.objects.untrack([Tag.objects.get(name="3.13.9")], at=timezone.now(), poll=None)
+
+    shown = text(page(client, image).content.decode())
+
+    assert "Not tracked any more 1 tag no longer matches this repository's include or exclude" in shown
+    assert re.search(r"history recorded before is kept\. 3\.13\.9 Tags", shown)
+    tags = client.get(f"{API}/repositories/{repository.pk}/tags").json()["items"]
+    assert [tag["name"] for tag in tags] == ["3.14.4", "latest"]
+
+
+def test_a_repository_without_patterns_shows_no_untracked_section(client):
+    image = Image("library/python")
+    image.release("3.14.4", "", "3.14.4")
+
+    assert "Not tracked" not in text(page(client, image).content.decode())
