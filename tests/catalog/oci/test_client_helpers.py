@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from catalog.oci.client import RateLimit, address_kind, endpoint, parse_rate_limit, parse_retry_after
+from catalog.oci.client import RateLimit, endpoint, parse_rate_limit, parse_retry_after
+from catalog.oci.transport import address_kind
 
 
 @pytest.mark.parametrize(

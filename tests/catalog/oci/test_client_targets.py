@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import pytest
 
-import catalog.oci.client as client_module
+import catalog.oci.transport as transport_module
 from catalog.oci.auth import Credentials
 from catalog.oci.client import RegistryClient
 from catalog.oci.errors import BadResponse, UnsafeTarget
@@ -59,9 +59,9 @@ def hosts(monkeypatch) -> dict[str, object]:
 @pytest.fixture
 def public_registry(monkeypatch) -> None:
     """127.0.0.1, where the test registries and proxies listen, counts as a public address."""
-    real = client_module.address_kind
+    real = transport_module.address_kind
     monkeypatch.setattr(
-        client_module, "address_kind", lambda a: "public" if a == LOOPBACK_REGISTRY else real(a)
+        transport_module, "address_kind", lambda a: "public" if a == LOOPBACK_REGISTRY else real(a)
     )
 
 
