@@ -17,7 +17,7 @@ from catalog.models import Line, Repository, Tag, Version
 from catalog.oci import mediatypes
 from catalog.oci.client import RegistryClient
 from catalog.oci.errors import RateLimited, RegistryError, TagNotFound
-from catalog.oci.manifest import MAX_SIZE, ImageConfig, Manifest, ManifestHead, parse_time
+from catalog.oci.manifest import MAX_SIZE, Descriptor, ImageConfig, Manifest, ManifestHead, parse_time
 from catalog.patterns import PatternError
 from catalog.tags import TagInfo, classify, default_line_depth, line_of, version_of
 
@@ -35,6 +35,9 @@ IMAGE_CONFIGS = frozenset({mediatypes.OCI_CONFIG, mediatypes.DOCKER_CONFIG})
 STORE_BATCH = 100
 # At most this many HEADs (or builds) per hand-over to a thread; fewer when there are few.
 PARALLEL_CHUNK = 16
+# Real indexes list a handful of platforms (Windows images a few dozen), each a GET or two; a
+# hostile one may list tens of thousands in its 8 MiB, and spend the poll's deadline on one tag.
+MAX_INDEX_IMAGES = 128
 # How long a poll waits for a request slot held by another poll before it reports the registry busy.
 SLOT_WAIT = 10.0
 SLOT_GRACE = 0.5
@@ -269,12 +272,12 @@ class _Poll:
                     fetched.platforms.append(("", manifest, config))
                 return fetched  # else an artifact (signature, SBOM): a build, but no platform image
             images = [child for child in manifest.manifests if not supply.is_attestation(child)]
-            for child in images:
-                platform = str(child.platform) if child.platform else ""
-                if child.media_type not in mediatypes.IMAGES or not self.repository.wants_platform(platform):
-                    continue  # unwanted platforms, and entries that are no image
-                if platform == UNKNOWN_PLATFORM:
-                    continue  # no runtime runs it: an attestation whose annotations are broken
+            wanted = self._wanted_images(images)
+            if len(wanted) > MAX_INDEX_IMAGES:
+                return (
+                    f"BadResponse: the index lists {len(wanted)} images; at most {MAX_INDEX_IMAGES} are read"
+                )
+            for platform, child in wanted:
                 image = self.client.get_manifest(self.repository.name, child.digest)
                 fetched.platforms.append((platform, image, self._config(image)))
             fetched.attestations = self._attestations(manifest, images)
@@ -291,6 +294,20 @@ class _Poll:
             return f"{type(error).__name__}: {error}"
         log.exception("%s: unexpected error, recorded as this item's failure", what)
         return f"internal error: {type(error).__name__}: {error}"
+
+    def _wanted_images(self, images: list) -> list[tuple[str, Descriptor]]:
+        """(platform, entry) of each wanted platform image of an index, each digest once: an entry
+        listed twice is one image (and one Platform row of the build)."""
+        wanted, seen = [], set()
+        for child in images:
+            platform = str(child.platform) if child.platform else ""
+            if child.media_type not in mediatypes.IMAGES or not self.repository.wants_platform(platform):
+                continue  # unwanted platforms, and entries that are no image
+            if platform == UNKNOWN_PLATFORM or child.digest in seen:
+                continue  # no runtime runs unknown/unknown: an attestation whose annotations are broken
+            seen.add(child.digest)
+            wanted.append((platform, child))
+        return wanted
 
     def _attestations(self, index: Manifest, images: list) -> list[tuple[str, Manifest]]:
         """The attestation manifests of the wanted platforms, as (subject digest, manifest).
@@ -315,6 +332,14 @@ class _Poll:
                 or not self.repository.wants_platform(platforms.get(subject, ""))
             ):
                 continue
+            if len(found) == MAX_INDEX_IMAGES:
+                log.warning(
+                    "%s@%s: more than %d attestations; the rest left out",
+                    self.repository,
+                    index.digest,
+                    MAX_INDEX_IMAGES,
+                )
+                break
             try:
                 found[child.digest] = subject, self.client.get_manifest(self.repository.name, child.digest)
             except RateLimited:

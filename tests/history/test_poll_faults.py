@@ -34,7 +34,8 @@ from tests.support.faultproxy import (
     TamperBody,
     registry_error,
 )
-from tests.support.pusher import Pusher, PushResult
+from tests.support.hostile import HostileImages, to_json
+from tests.support.pusher import OCI_INDEX, OCI_MANIFEST, Pusher, PushResult
 
 pytestmark = pytest.mark.django_db
 
@@ -419,3 +420,43 @@ def test_a_poll_past_its_deadline_asks_nothing_more_and_the_next_one_carries_on(
     settings.TAGLEDGER_POLL_DEADLINE = 60
     caught_up = faulty_poll(baseline.repository)
     assert ("stable", "moved", short(new.digest), short(baseline.release.digest)) in events_of(caught_up)
+
+
+# --- indexes too large to read ------------------------------------------------------------------
+
+
+def test_an_index_of_thousands_of_images_fails_its_tag_without_a_get_each(pusher, fault_proxy, repo_name):
+    """A hostile index lists 5 000 images in its 8 MiB: reading them would spend the poll's deadline
+    on one tag. It fails alone, before any of them is asked for; the other tags are recorded."""
+    images = HostileImages(pusher, fault_proxy, repo_name)
+    good = pusher.push(repo_name, "1.0", "oci", seed="good")
+    entries = [
+        {"mediaType": OCI_MANIFEST, "digest": f"sha256:{n:064x}", "size": 100,
+         "platform": {"os": "linux", "architecture": f"arch{n}"}}
+        for n in range(5000)
+    ]  # fmt: skip
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
+    images.put("huge", to_json(index), OCI_INDEX, serve=True)
+    repository = watch(fault_proxy, repo_name)
+
+    run = faulty_poll(repository)
+
+    assert run.status == PollRun.Status.PARTIAL
+    assert "the index lists 5000 images; at most 128 are read (1 tag: huge)" in run.error
+    assert fault_proxy.count("GET", r"/manifests/sha256:0{60}") == 0
+    assert events_of(run) == [("1.0", "created", short(good.digest), None)]
+
+
+def test_an_image_listed_twice_in_an_index_is_one_platform(pusher, fault_proxy, repo_name):
+    images = HostileImages(pusher, fault_proxy, repo_name)
+    child = pusher.push_image(repo_name, None, seed="twice")
+    entry = {"mediaType": child.media_type, "digest": child.digest, "size": len(child.manifest),
+             "platform": {"os": "linux", "architecture": "amd64"}}  # fmt: skip
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry] * 2}
+    digest = images.put("twice", to_json(index), OCI_INDEX, serve=False)
+    repository = watch(fault_proxy, repo_name)
+
+    run = faulty_poll(repository)
+
+    assert (run.status, run.error) == (PollRun.Status.OK, "")
+    assert [str(p) for p in Build.objects.get(digest=digest).platforms.all()] == ["linux/amd64"]
