@@ -379,9 +379,11 @@ class _Poll:
                 build.save(force_insert=True)
                 _store_contents([(build, fetched)])
         except IntegrityError:  # another poll stored it first: a digest's content never changes
-            build = Build.objects.get(repository=self.repository, digest=fetched.manifest.digest)
+            build = Build.objects.filter(repository=self.repository, digest=fetched.manifest.digest).first()
+            if build is None:  # no: a constraint of its contents refused it
+                log.exception("%s: the database refused this build", fetched.manifest.digest)
         except DatabaseError:
-            log.exception("%s@%s: the database refused this build", self.repository, fetched.manifest.digest)
+            log.exception("%s: the database refused this build", fetched.manifest.digest)
             return None
         return build
 
