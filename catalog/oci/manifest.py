@@ -254,8 +254,10 @@ def parse_config(body: bytes, digest: str) -> ImageConfig:
                 comment=_text(entry.get("comment")),
                 empty_layer=entry.get("empty_layer") is True,
             )
-            for entry in _array(document.get("history"))
-            if isinstance(entry, dict)
+            # Compared step by step between builds (difflib, quadratic): bounded like the rest.
+            for entry in itertools.islice(
+                (entry for entry in _array(document.get("history")) if isinstance(entry, dict)), MAX_ENTRIES
+            )
         ),
     )
 

@@ -336,6 +336,11 @@ def test_a_document_keeps_at_most_max_entries_of_each_list_and_map(fields, read)
     assert read(parse_config(config_of(**fields), DIGEST)) == MAX_ENTRIES
 
 
+def test_a_config_keeps_at_most_max_entries_history_steps():
+    document = {"os": "linux", "history": [{"created_by": f"RUN step {n}"} for n in range(5000)]}
+    assert len(parse_config(json.dumps(document).encode(), DIGEST).history) == MAX_ENTRIES
+
+
 def test_annotations_keep_at_most_max_entries():
     body = image(annotations={f"a{n}": "v" for n in range(5000)})
     assert len(parse_manifest(body, mediatypes.OCI_MANIFEST, DIGEST).annotations) == MAX_ENTRIES
