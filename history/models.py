@@ -132,11 +132,16 @@ class Attestation(models.Model):
 
 
 class PollRunQuerySet(models.QuerySet):
-    def sweep_stale(self, *, started_before: datetime) -> int:
-        """Polls still `running` that started before `started_before` died with their worker (a
-        crash, a kill, a database outage while finishing): a live poll stops at its deadline.
-        They end `failed`, so no page calls them running forever."""
-        return self.filter(status=PollRun.Status.RUNNING, started_at__lt=started_before).update(
+    def sweep_stale(self, *, now: datetime, lease: timedelta, deadline: timedelta) -> int:
+        """Polls still `running` that died with their worker (a crash, a kill, a database outage
+        while finishing) end `failed`, so no page calls them running forever.
+
+        A live poll renews its repository's lease while it runs and stops at its deadline: one
+        older than a lease whose repository holds none has died, and so has one long past its
+        deadline whatever the lease says."""
+        unleased = Q(repository__lease_until__isnull=True) | Q(repository__lease_until__lt=now)
+        dead = Q(started_at__lt=now - deadline) | (Q(started_at__lt=now - lease) & unleased)
+        return self.filter(Q(status=PollRun.Status.RUNNING) & dead).update(
             status=PollRun.Status.FAILED,
             finished_at=timezone.now(),
             error="interrupted: the poll stopped without finishing (worker crash or database outage)",

@@ -85,14 +85,15 @@ def poll(repository: Repository, *, progress: Progress | None = None, client: Re
     Raises RegistryBusy, before any request, when the registry is paused, or when it has no free
     slot and no poll running here frees one within SLOT_WAIT seconds (SLOT_GRACE when none runs).
     """
-    PollRun.objects.filter(repository=repository).sweep_stale(started_before=timezone.now() - stale_after())
+    sweep_stale_polls(PollRun.objects.filter(repository=repository))
     with _slots(repository.registry) as slots, Heartbeat(repository, slots, lease=POLL_LEASE):
         return _Poll(repository, slots.count, progress).run(client)
 
 
-def stale_after() -> timedelta:
-    """How long after its start a poll still `running` is known to have died."""
-    return timedelta(seconds=settings.TAGLEDGER_POLL_DEADLINE) + STALE_AFTER_DEADLINE
+def sweep_stale_polls(polls) -> int:
+    """End as `failed` the `polls` left running by a worker that died (PollRunQuerySet.sweep_stale)."""
+    deadline = timedelta(seconds=settings.TAGLEDGER_POLL_DEADLINE) + STALE_AFTER_DEADLINE
+    return polls.sweep_stale(now=timezone.now(), lease=POLL_LEASE, deadline=deadline)
 
 
 def _slots(registry) -> limits.Slots:

@@ -26,7 +26,7 @@ QUEUED_LEASE = timedelta(seconds=POLL_EXPIRES + 60)
 def dispatch() -> int:
     """Beat runs this every 15 s: end polls that died with their worker, then claim each due
     repository and enqueue its poll."""
-    PollRun.objects.sweep_stale(started_before=timezone.now() - polling.stale_after())
+    polling.sweep_stale_polls(PollRun.objects.all())
     return sum(enqueue(repository) for repository in Repository.objects.due_for_poll())
 
 

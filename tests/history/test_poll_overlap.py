@@ -156,17 +156,24 @@ def test_slots_are_given_back_after_a_moment_of_cache_failure(registry, repo_nam
 
 @pytest.mark.django_db
 def test_polls_that_died_running_are_swept_to_failed(registry, repo_name):
-    repository = watch(registry, repo_name)
+    """A live poll renews its repository's lease: older than a lease, with none held, it died;
+    long past its deadline it died whatever the lease says."""
+    unleased, leased = watch(registry, repo_name), watch(registry, repo_name + "-leased")
+    assert leased.claim(lease=timedelta(minutes=5))
     now = timezone.now()
-    dead = PollRun.objects.create(repository=repository, started_at=now - timedelta(hours=3))
-    alive = PollRun.objects.create(repository=repository, started_at=now - timedelta(minutes=1))
+
+    def running(repository, minutes_ago):
+        return PollRun.objects.create(repository=repository, started_at=now - timedelta(minutes=minutes_ago))
+
+    dead = [running(unleased, 10), running(leased, 180)]
+    alive = [running(unleased, 1), running(leased, 10)]
 
     dispatch()
 
-    dead.refresh_from_db()
-    alive.refresh_from_db()
-    assert (dead.status, alive.status) == (PollRun.Status.FAILED, PollRun.Status.RUNNING)
-    assert "interrupted" in dead.error and dead.finished_at is not None
+    assert [PollRun.objects.get(pk=run.pk).status for run in dead] == ["failed", "failed"]
+    assert [PollRun.objects.get(pk=run.pk).status for run in alive] == ["running", "running"]
+    swept = PollRun.objects.get(pk=dead[0].pk)
+    assert "interrupted" in swept.error and swept.finished_at is not None
 
 
 def test_heartbeat_errors_are_logged_not_raised(caplog):
