@@ -189,7 +189,7 @@ def events(
     repository = _repository_or_404(id)
     if since and until and until < since:
         raise HttpError(400, "until: must not be before since")
-    found = TagEvent.objects.latest().filter(tag__repository=repository)
+    found = TagEvent.objects.newest_first().filter(tag__repository=repository)
     if tag:
         found = found.filter(tag__name=tag)
     if kind:

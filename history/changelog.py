@@ -93,7 +93,7 @@ class ChangelogFilter:
 
     def events(self) -> QuerySet:
         """The matching events, newest first, with their tags in the same query (page() adds the builds)."""
-        events = TagEvent.objects.latest()
+        events = TagEvent.objects.newest_first()
         if self.repository:
             events = events.filter(tag__repository_id=self.repository)
         if self.line:

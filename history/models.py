@@ -9,6 +9,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from catalog.models import Repository, Tag, Version
+from catalog.oci import mediatypes
 from catalog.patterns import PatternError
 from catalog.tags import FLOATING_KINDS, classify
 
@@ -45,10 +46,7 @@ class Build(models.Model):
 
     @property
     def is_index(self) -> bool:
-        return self.media_type in {
-            "application/vnd.oci.image.index.v1+json",
-            "application/vnd.docker.distribution.manifest.list.v2+json",
-        }
+        return self.media_type in mediatypes.INDEXES
 
 
 class Platform(models.Model):
@@ -190,7 +188,7 @@ class PollRun(models.Model):
 
 
 class TagEventQuerySet(models.QuerySet):
-    def latest(self):
+    def newest_first(self):
         """Newest first, with the tag, its repository and registry in the same query. A page of
         them goes through `with_builds` for what else a changelog row shows."""
         return self.select_related("tag__repository__registry").order_by("-detected_at", "-id")

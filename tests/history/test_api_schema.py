@@ -69,7 +69,7 @@ def pasted(repository) -> list[dict[str, str]]:
     and the events' cursors differ: each operation gets its own and the other's), and cursors
     that decode but name what the database refuses (a NUL in a tag name, a +23:59 offset)."""
     build = repository.builds.latest("first_seen_at")
-    event = TagEvent.objects.latest().filter(tag__repository=repository).first()
+    event = TagEvent.objects.newest_first().filter(tag__repository=repository).first()
     far_east = datetime(1970, 1, 2, tzinfo=timezone(timedelta(hours=23, minutes=59)))
     cursors = [
         TagCursor("latest").encode(),

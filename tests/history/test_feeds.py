@@ -92,7 +92,7 @@ def test_the_feed_is_atom_with_one_entry_per_change_newest_first(client, moved):
         f"3.14.4 created in {repository.reference}",
         f"latest created in {repository.reference}",
     ]
-    events = TagEvent.objects.latest()
+    events = TagEvent.objects.newest_first()
     assert [entry.updated for entry in found] == [event.detected_at for event in events]
 
 

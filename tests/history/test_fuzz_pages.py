@@ -203,7 +203,7 @@ def polled(settings, registry, pusher, repo_name) -> Known:
 
     builds = list(Build.objects.filter(repository=repository))
     versions = list(Version.objects.filter(repository=repository))
-    event = TagEvent.objects.latest().filter(tag__repository=repository).first()
+    event = TagEvent.objects.newest_first().filter(tag__repository=repository).first()
     ids = {
         "repositories": [str(repository.pk)],
         "versions": [str(version.pk) for version in versions],
