@@ -8,12 +8,20 @@ from django.utils import timezone
 from catalog.models import Line, Registry, Repository, Tag, Version
 from catalog.tags import classify, line_of
 from history.models import Build, PollRun, TagState
+from history.polling import poll
 
 
 def watch(registry, name: str, **options) -> Repository:
     """A watched repository on a RunningRegistry (or a FaultProxy: anything with `.host`)."""
     host, _ = Registry.objects.get_or_create(host=registry.host)
     return Repository.objects.create(registry=host, name=name, **options)
+
+
+def polled(repository: Repository, client=None) -> PollRun:
+    """A real poll of `repository` that must end ok, with no error."""
+    run = poll(repository, client=client)
+    assert (run.status, run.error) == (PollRun.Status.OK, "")
+    return run
 
 
 def during(run: PollRun, at) -> bool:

@@ -15,8 +15,7 @@ from django.utils import timezone
 
 from catalog.models import Line, Registry, Repository, Tag, Version
 from history.models import Build, Platform, PollRun, TagEvent, TagState
-from history.polling import poll
-from tests.history.factories import during, watch
+from tests.history.factories import during, polled, watch
 from tests.support.pusher import PushResult
 
 pytestmark = pytest.mark.django_db
@@ -35,12 +34,6 @@ def get(client, path: str, status: int = 200, **params):
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/json")
     return response.json()
-
-
-def polled(repository: Repository) -> PollRun:
-    run = poll(repository)
-    assert (run.status, run.error) == (PollRun.Status.OK, "")
-    return run
 
 
 def image_id(config_digest: str) -> str:

@@ -33,7 +33,7 @@ from history.compare import compare
 from history.models import Attestation, Build, Platform, PollRun, TagEvent
 from history.polling import poll
 from history.search import lookup
-from tests.history.factories import watch
+from tests.history.factories import polled, watch
 from tests.support.faultproxy import FaultProxy, Respond
 from tests.support.pusher import (
     IN_TOTO,
@@ -70,12 +70,6 @@ def buildx(pusher: Pusher, fault_proxy: FaultProxy, repo_name: str) -> SimpleNam
     """`1.0`, pushed as buildx pushes it (2 platforms, 2 attestation manifests), watched through the proxy."""
     pushed = pusher.push_buildx_index(repo_name, "1.0", seed="day1")
     return SimpleNamespace(pushed=pushed, repository=watch(fault_proxy, repo_name))
-
-
-def polled(repository: Repository, client: RegistryClient | None = None) -> PollRun:
-    run = poll(repository, client=client)
-    assert (run.status, run.error) == (PollRun.Status.OK, "")
-    return run
 
 
 def quick_client(repository: Repository) -> RegistryClient:

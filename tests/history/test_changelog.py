@@ -23,10 +23,9 @@ from django.utils import timezone
 
 from catalog.models import Line, Repository, Version
 from history.changelog import ChangelogFilter, Cursor, RowBefore, page
-from history.models import Build, PollRun, TagEvent
-from history.polling import poll
+from history.models import Build, TagEvent
 from history.templatetags.tagledger import when
-from tests.history.factories import watch
+from tests.history.factories import polled, watch
 
 pytestmark = pytest.mark.django_db
 
@@ -37,12 +36,6 @@ STAMP = "3.14.4-202611261200"
 @pytest.fixture(autouse=True)
 def _public(settings):
     settings.TAGLEDGER_PUBLIC = True
-
-
-def polled(repository: Repository) -> PollRun:
-    run = poll(repository)
-    assert (run.status, run.error) == (PollRun.Status.OK, "")
-    return run
 
 
 def shown(response) -> list[tuple[str, str]]:

@@ -18,9 +18,8 @@ from django.utils import timezone
 
 from catalog.models import Registry, Repository, Tag
 from catalog.tags import classify
-from history.models import Build, PollRun, TagState
-from history.polling import poll
-from tests.history.factories import watch
+from history.models import Build, TagState
+from tests.history.factories import polled, watch
 
 pytestmark = pytest.mark.django_db
 
@@ -60,11 +59,6 @@ def created(repository: Repository, name: str, *, at=None) -> None:
     info = classify(name)
     tag = Tag.objects.create(repository=repository, name=name, kind=info.kind.value, version=info.version)
     TagState.objects.observe(tag, build, at=at, poll=None, immutable=False)
-
-
-def polled(repository: Repository) -> None:
-    run = poll(repository)
-    assert (run.status, run.error) == (PollRun.Status.OK, "")
 
 
 @pytest.fixture

@@ -12,19 +12,13 @@ from django.utils import timezone
 
 from catalog.models import Registry, Repository
 from history.compare import CompareError, KeyChange, ValueChange, compare, resolve
-from history.models import Build, PollRun
-from history.polling import poll
-from tests.history.factories import watch
+from history.models import Build
+from tests.history.factories import polled, watch
 
 pytestmark = pytest.mark.django_db
 
 REVISION = "org.opencontainers.image.revision"
 HOSTILE = "<script>alert(1)</script>"
-
-
-def polled(repository: Repository) -> None:
-    run = poll(repository)
-    assert (run.status, run.error) == (PollRun.Status.OK, "")
 
 
 def build_of(repository: Repository, pushed) -> Build:

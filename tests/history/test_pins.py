@@ -12,19 +12,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from catalog.models import Registry, Repository, Tag
-from history.models import Build, PollRun, TagState
+from history.models import Build, TagState
 from history.pins import MAX_INPUT, MAX_REFERENCES, PinError, check
-from history.polling import poll
-from tests.history.factories import watch
+from tests.history.factories import polled, watch
 
 pytestmark = pytest.mark.django_db
 
 ZERO = "sha256:" + "0" * 64
-
-
-def polled(repository: Repository) -> None:
-    run = poll(repository)
-    assert (run.status, run.error) == (PollRun.Status.OK, "")
 
 
 class History:
