@@ -22,7 +22,7 @@ POLL_EXPIRES = 10 * 60
 QUEUED_LEASE = timedelta(seconds=POLL_EXPIRES + 60)
 
 
-@shared_task(ignore_result=True, expires=14)
+@shared_task(ignore_result=True)
 def dispatch() -> int:
     """Beat runs this every 15 s: end polls that died with their worker, then claim each due
     repository and enqueue its poll."""

@@ -229,6 +229,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Every 15 s, dispatch claims the repositories due for a poll and enqueues their polls; one that
+# waited in the queue past the next is useless, so it expires.
+CELERY_BEAT_SCHEDULE = {
+    "dispatch-due-polls": {"task": "history.tasks.dispatch", "schedule": 15.0, "options": {"expires": 14}},
+}
 
 # Registry client: where docker-style credentials live (never in the database).
 DOCKER_CONFIG = env_str("DOCKER_CONFIG", str(Path.home() / ".docker"))
