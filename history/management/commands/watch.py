@@ -3,13 +3,13 @@
 from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from catalog import watching
 from catalog.duration import MAX_INTERVAL, MIN_INTERVAL, format_duration
 from catalog.models import Repository
 from catalog.oci.reference import ImageReference
+from history.models import with_poll_health
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
 
@@ -101,15 +101,8 @@ class Command(BaseCommand):
         )
 
     def list_watched(self) -> None:
-        # Through the reverse relation by name: catalog does not import history.
-        latest = Repository.objects.filter(pk=OuterRef("pk")).order_by("-polls__started_at", "-polls__id")
-        repositories = (
-            Repository.objects.select_related("registry")
-            .annotate(
-                last_status=Subquery(latest.values("polls__status")[:1]),
-                last_poll_at=Subquery(latest.values("polls__started_at")[:1]),
-            )
-            .order_by("registry__host", "name")
+        repositories = with_poll_health(Repository.objects.select_related("registry")).order_by(
+            "registry__host", "name"
         )
         now = timezone.now()
         rows = [
@@ -118,7 +111,7 @@ class Command(BaseCommand):
                 format_duration(repository.interval),
                 "yes" if repository.enabled else "no",
                 (
-                    f"{repository.last_status} {format_time(repository.last_poll_at)}"
+                    f"{repository.last_poll_status} {format_time(repository.last_poll_at)}"
                     if repository.last_poll_at
                     else "never"
                 ),
