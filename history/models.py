@@ -37,8 +37,6 @@ class Build(models.Model):
         indexes = [
             # lookup by digest or digest prefix, across repositories.
             models.Index(fields=["digest"], name="build_digest"),
-            # a version's digest history, newest first.
-            models.Index(fields=["version", "-first_seen_at"], name="build_version_history"),
         ]
 
     def __str__(self) -> str:
