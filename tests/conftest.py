@@ -21,6 +21,12 @@ def _fresh_cache(settings) -> None:
         cache.clear()
 
 
+@pytest.fixture
+def public(settings) -> None:
+    """A public instance: pages and the API readable without signing in (TAGLEDGER_PUBLIC)."""
+    settings.TAGLEDGER_PUBLIC = True
+
+
 @pytest.fixture(scope="session")
 def registry() -> Iterator[RunningRegistry]:
     """An open registry (no auth), shared by the whole session: use `repo_name`."""

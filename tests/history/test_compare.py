@@ -289,11 +289,6 @@ def test_unknown_and_hostile_input_is_a_compare_error_that_says_why(text, says):
 # --- the page -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def public(settings):
-    settings.TAGLEDGER_PUBLIC = True
-
-
 def test_the_page_shows_the_summary_first_then_each_section(client, public, rebuild):
     repository, _, _, old, new = rebuild
 

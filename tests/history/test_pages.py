@@ -9,12 +9,7 @@ from history.models import Build
 from history.polling import poll
 from tests.history.factories import watch
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def public(settings):
-    settings.TAGLEDGER_PUBLIC = True
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public")]
 
 
 @pytest.fixture

@@ -366,11 +366,6 @@ def test_as_dict_is_plain_json(history):
 # --- the page ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def public(settings):
-    settings.TAGLEDGER_PUBLIC = True
-
-
 def test_the_form_posts_with_a_csrf_token(client, public):
     html = client.get("/pins").content.decode()
 

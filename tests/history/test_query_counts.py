@@ -16,15 +16,10 @@ from catalog.tags import classify
 from history.changelog import ChangelogFilter, page
 from history.models import Build, Platform, TagState
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public")]
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 SMALL = 6  # builds of the one version; the large history has ten times as many, in ten repositories
-
-
-@pytest.fixture(autouse=True)
-def public(settings):
-    settings.TAGLEDGER_PUBLIC = True
 
 
 class History:
