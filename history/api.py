@@ -9,8 +9,6 @@ from typing import Annotated
 
 from django.conf import settings
 from django.core import signing
-from django.db.models import Max, OuterRef, Subquery
-from django.db.models.functions import Coalesce, Greatest
 from django.urls import reverse
 from ninja import NinjaAPI, Path, Query, Router
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -26,7 +24,7 @@ from . import compare as diff
 from . import params
 from .changelog import Cursor, InvalidFilter, RowBefore, without_artifacts
 from .lines import MAX_TAG_PAGE, TAG_PAGE, TagCursor, parse_query, tag_page, version_rows
-from .models import Attestation, Build, TagEvent, TagState, with_builds, with_poll_health
+from .models import Attestation, Build, TagEvent, with_builds, with_poll_health
 from .pins import PinError, check
 from .search import InvalidQuery, held_tags_of, image_id, lookup
 from .versions import BuildRow, ordered_builds
@@ -255,7 +253,7 @@ def builds(
         raise HttpError(404, f"{repository.reference} has no version {named}")
     history = list(ordered_builds(found))
     held = held_tags_of(history)
-    last_seen = _last_seen(history)
+    last_seen = Build.objects.filter(pk__in=[build.pk for build in history]).last_seen()
     attestations = Attestation.objects.of_builds(history)
     rows = [BuildRow(build, held[build.pk], None) for build in history]
     return [
@@ -294,7 +292,7 @@ def search(
     except InvalidQuery as invalid:
         raise HttpError(400, str(invalid)) from None
     found = [match.build for match in result.matches]
-    last_seen = _last_seen(found)
+    last_seen = Build.objects.filter(pk__in=[build.pk for build in found]).last_seen()
     named = result.as_dict()
     return {
         "query": result.query,
@@ -392,36 +390,6 @@ def _attestation(attestation: Attestation, platforms: list) -> dict:
 
 def _held(held) -> dict:
     return {"tag": held.tag, "from": held.since, "until": held.until}
-
-
-def _last_seen(builds: list[Build]) -> dict[int, datetime]:
-    """{build id: the last poll that saw a tag pointing at it}, in one query.
-
-    While a tag points at a build, that is the tag's latest confirmation; once none does, it is
-    the `not_before` of the change that took the last one away. A restore's `previous_build` is
-    where a deleted tag pointed, not something a poll saw, so restores do not count.
-    """
-    confirmed = (
-        TagState.objects.filter(build=OuterRef("pk"), present=True)
-        .order_by()
-        .values("build")
-        .annotate(last=Max("confirmed_at"))
-        .values("last")
-    )
-    left = (
-        TagEvent.objects.filter(previous_build=OuterRef("pk"))
-        .exclude(kind=TagEvent.Kind.RESTORED)
-        .order_by()
-        .values("previous_build")
-        .annotate(last=Max("not_before"))
-        .values("last")
-    )
-    seen = Build.objects.filter(pk__in=[build.pk for build in builds]).annotate(
-        last_seen=Greatest(
-            Coalesce(Subquery(confirmed), "first_seen_at"), Coalesce(Subquery(left), "first_seen_at")
-        )
-    )
-    return dict(seen.values_list("pk", "last_seen"))
 
 
 def _write_cursor(event: TagEvent, repository: Repository) -> str:

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from catalog.models import Repository, Tag, Version
@@ -14,6 +14,38 @@ from catalog.patterns import PatternError
 from catalog.tags import FLOATING_KINDS, classify
 
 from .supply import predicate_name
+
+
+class BuildQuerySet(models.QuerySet):
+    def last_seen(self) -> dict[int, datetime]:
+        """{build id: the last poll that saw a tag pointing at it}, for these builds in one query.
+
+        While a tag points at a build, that is the tag's latest confirmation; once none does, it is
+        the `not_before` of the change that took the last one away. A restore's `previous_build` is
+        where a deleted tag pointed, not something a poll saw, so restores do not count.
+        """
+        confirmed = (
+            TagState.objects.filter(build=models.OuterRef("pk"), present=True)
+            .order_by()
+            .values("build")
+            .annotate(last=models.Max("confirmed_at"))
+            .values("last")
+        )
+        left = (
+            TagEvent.objects.filter(previous_build=models.OuterRef("pk"))
+            .exclude(kind=TagEvent.Kind.RESTORED)
+            .order_by()
+            .values("previous_build")
+            .annotate(last=models.Max("not_before"))
+            .values("last")
+        )
+        seen = self.annotate(
+            last_seen=Greatest(
+                Coalesce(models.Subquery(confirmed), "first_seen_at"),
+                Coalesce(models.Subquery(left), "first_seen_at"),
+            )
+        )
+        return dict(seen.values_list("pk", "last_seen"))
 
 
 class Build(models.Model):
@@ -31,6 +63,8 @@ class Build(models.Model):
     created = models.DateTimeField(null=True, blank=True, help_text="From the image config, if it says.")
     built_at = models.DateTimeField(null=True, blank=True, help_text="Parsed from its timestamp tag.")
     first_seen_at = models.DateTimeField()
+
+    objects = BuildQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "digest"], name="unique_build")]
