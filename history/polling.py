@@ -225,19 +225,20 @@ class _Poll:
     # --- 3. GET only what is new -------------------------------------------------------------
 
     def _builds(self, observation: Observation) -> dict[str, Build]:
-        digests = {head.digest for head in observation.heads.values()}
+        tags_of: dict[str, list[str]] = {}  # digest -> the tags pointing at it
+        for name, head in observation.heads.items():
+            tags_of.setdefault(head.digest, []).append(name)
         known = {
             build.digest: build
-            for build in Build.objects.filter(repository=self.repository, digest__in=digests)
+            for build in Build.objects.filter(repository=self.repository, digest__in=list(tags_of))
         }
-        new = sorted(digests - set(known))
+        new = sorted(tags_of.keys() - known.keys())
         # A new build is first seen when the first answer naming it arrived, as its tags are.
-        for name, head in observation.heads.items():
-            if head.digest not in known:
-                seen = observation.seen_at[name][1]
-                self.first_seen[head.digest] = min(seen, self.first_seen.get(head.digest, seen))
+        for digest in new:
+            self.first_seen[digest] = min(observation.seen_at[name][1] for name in tags_of[digest])
         builds = dict(known)
         fetched: list[Fetched] = []
+        failed: dict[str, str] = {}  # digest -> why it was not stored
         for digest, outcome in self._parallel(self._fetch, new):
             if isinstance(outcome, Fetched):
                 fetched.append(outcome)
@@ -245,20 +246,18 @@ class _Poll:
                     builds.update(self._store_builds(fetched))
                     fetched = []
             else:
-                self._fail_digest(observation, digest, outcome)
+                failed[digest] = outcome
         builds.update(self._store_builds(fetched))
-        for digest in set(new) - set(builds):
-            self._fail_digest(observation, digest, "its build could not be stored (see the log)")
+        for digest in new:
+            if digest not in builds:
+                reason = failed.get(digest, "its build could not be stored (see the log)")
+                for name in tags_of[digest]:
+                    self.failed.setdefault(name, reason)
         try:
             self._assign_versions(observation, builds)
         except DatabaseError:  # versions are derived and re-derived by the next poll: no tag waits on them
             log.exception("%s: versions not assigned in this poll", self.repository)
         return builds
-
-    def _fail_digest(self, observation: Observation, digest: str, reason: str) -> None:
-        for name, head in observation.heads.items():
-            if head.digest == digest:
-                self.failed.setdefault(name, reason)
 
     def _fetch(self, digest: str) -> Fetched | str:
         if skipped := self._skipped():
