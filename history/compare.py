@@ -29,6 +29,7 @@ from .search import (
     image_id,
     quote,
 )
+from .wording import plural
 
 MAX_TEXT = 1024  # longer than any digest or reference; hostile input stays cheap
 MAX_CANDIDATES = 10  # an ambiguous prefix lists this many builds to pick from
@@ -93,7 +94,7 @@ def _by_digest(text: str, algorithm: str | None, hex_part: str) -> Build:
     if near:
         raise CompareError(
             f"no build digest starts with {quote(text)}, but a platform manifest or image ID of "
-            f"{_count(near, 'build')} does: pick the build",
+            f"{plural(len(near), 'build')} does: pick the build",
             near,
         )
     raise CompareError(f"no recorded build has a digest starting with {quote(text)}")
@@ -135,10 +136,6 @@ def _ambiguous(text: str, found: list[Build]) -> str:
     listed = "; ".join(f"{build.digest} in {build.repository.reference}" for build in shown)
     more = " (and more)" if len(found) > MAX_CANDIDATES else ""
     return f"{quote(text)} matches {len(shown)} builds{more}: {listed}. Give more of the digest"
-
-
-def _count(items: list, noun: str) -> str:
-    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
 
 
 # --- the diff -----------------------------------------------------------------------------------

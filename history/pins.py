@@ -23,6 +23,7 @@ from catalog.patterns import PatternError
 
 from .models import Build, Platform, TagEvent, TagState
 from .search import HeldTag, held_tags_of
+from .wording import plural
 
 MAX_REFERENCES = 200  # per check: a large compose file has a few dozen
 MAX_LINE_LENGTH = 2048  # a reference is at most 1024; FROM flags and a stage name fit in the rest
@@ -418,7 +419,7 @@ class _Resolver:
                 status="behind",
                 builds_behind=behind,
                 message=(
-                    f"the tag {reference.tag} moved on: {_plural(behind, 'build')} since this one"
+                    f"the tag {reference.tag} moved on: {plural(behind, 'build')} since this one"
                     f"{of_platform}; it points to {now} now"
                 ),
             )
@@ -469,10 +470,6 @@ class _Resolver:
             held_by=held_by,
             message=f"{why}; it is a build of {base['repository']}, {which}",
         )
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _short(digest: str | None) -> str:

@@ -24,6 +24,7 @@ from catalog.tags import TagInfo, classify, default_line_depth, line_of, version
 from . import supply
 from .heartbeat import Heartbeat
 from .models import Attestation, Build, Platform, PollRun, TagState
+from .wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -590,18 +591,14 @@ def _failures(failed: dict[str, str]) -> str:
     for name, reason in sorted(failed.items()):
         by_reason.setdefault(reason, []).append(name)
     summary = "; ".join(
-        f"{_clip(reason)} ({_count(len(names), 'tag')}: {', '.join(names[:5])}{', …' * (len(names) > 5)})"
+        f"{_clip(reason)} ({plural(len(names), 'tag')}: {', '.join(names[:5])}{', …' * (len(names) > 5)})"
         for reason, names in sorted(by_reason.items(), key=lambda item: -len(item[1]))
     )
-    return f"{_count(len(failed), 'tag')} not checked: {summary}"
+    return f"{plural(len(failed), 'tag')} not checked: {summary}"
 
 
 def _clip(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'s' * (number != 1)}"
 
 
 def _confirm(unchanged: list[tuple[datetime, int]]) -> None:
