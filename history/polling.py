@@ -137,6 +137,7 @@ class _Poll:
         self.run_row = PollRun.objects.create(repository=repository, started_at=self.at)
         self.failed: dict[str, str] = {}
         self.first_seen: dict[str, datetime] = {}  # digest -> when a new build's first answer arrived
+        self.wanted: dict[str, bool | None] = {}  # tag -> whether the patterns take it (_wanted)
         self.rate_limited = False  # a 429 in this poll: ask nothing more
 
     def run(self, client: RegistryClient | None) -> PollRun:
@@ -170,12 +171,17 @@ class _Poll:
 
     def _wanted(self, name: str) -> bool | None:
         """Whether the repository's patterns take this tag; None (and the tag failed) when a
-        pattern ran out of time on it: no answer, so neither checked nor untracked."""
-        try:
-            return self.repository.wants_tag(name)
-        except PatternError as error:
-            self.failed[name] = str(error)
-            return None
+        pattern ran out of time on it: no answer, so neither checked nor untracked.
+
+        Asked of a tag by the listing, the HEADs and the recording alike: decided once per poll,
+        since a pattern that backtracks costs its time limit every time it is asked."""
+        if name not in self.wanted:
+            try:
+                self.wanted[name] = self.repository.wants_tag(name)
+            except PatternError as error:
+                self.failed[name] = str(error)
+                self.wanted[name] = None
+        return self.wanted[name]
 
     # --- 2. HEAD every tag (and every vanished tag, to verify it is gone) -----------------------
 
