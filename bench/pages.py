@@ -51,7 +51,8 @@ def deep_cursor(pages: int) -> str:
 
     Checked against walking the first pages with the changelog's own `page()`.
     """
-    from history.changelog import PAGE_SIZE, ChangelogFilter, Cursor, page
+    from history.changelog import PAGE_SIZE, ChangelogFilter, page
+    from history.keyset import Cursor
     from history.models import TagEvent
 
     newest = TagEvent.objects.order_by("-detected_at", "-id").values_list("detected_at", "id")

@@ -22,11 +22,12 @@ from catalog.models import Repository, Version
 from . import api_schemas as out
 from . import compare as diff
 from . import params
-from .changelog import Cursor, InvalidFilter, RowBefore, without_artifacts
-from .lines import MAX_TAG_PAGE, TAG_PAGE, TagCursor, parse_query, tag_page, version_rows
+from .changelog import InvalidFilter, without_artifacts
+from .keyset import Cursor, InvalidCursor, NameCursor, RowBefore
+from .lines import MAX_TAG_PAGE, TAG_PAGE, parse_query, tag_page, version_rows
 from .models import Attestation, Build, TagEvent, with_builds, with_poll_health
 from .pins import PinError, check
-from .search import InvalidQuery, held_tags_of, image_id, lookup
+from .search import InvalidQuery, image_id, lookup
 from .versions import BuildRow, ordered_builds
 
 DEFAULT_PAGE, MAX_PAGE = 50, 200
@@ -144,10 +145,12 @@ def tags(
     repository = _repository_or_404(id)
     try:
         found = tag_page(
-            repository, q=parse_query(q), cursor=TagCursor.decode(cursor) if cursor else None, size=limit
+            repository, q=parse_query(q), cursor=NameCursor.decode(cursor) if cursor else None, size=limit
         )
     except InvalidFilter as invalid:
         raise HttpError(400, str(invalid)) from None
+    except InvalidCursor as invalid:
+        raise HttpError(400, f"cursor: {invalid}") from None
     return {
         "items": [
             {
@@ -252,7 +255,7 @@ def builds(
         named = f"{version}-{variant}" if variant else version
         raise HttpError(404, f"{repository.reference} has no version {named}")
     history = list(ordered_builds(found))
-    held = held_tags_of(history)
+    held = TagEvent.objects.held(history)
     last_seen = Build.objects.filter(pk__in=[build.pk for build in history]).last_seen()
     attestations = Attestation.objects.of_builds(history)
     rows = [BuildRow(build, held[build.pk], None) for build in history]

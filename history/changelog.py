@@ -16,13 +16,12 @@ Pages continue strictly after a (detected_at, id) position rather than skipping 
 hundredth page costs what the first does and events arriving meanwhile never shift a page.
 """
 
-import base64
 import re
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 
-from django.db.models import BooleanField, F, Func, Q, QuerySet, Value
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from catalog.models import Tag
@@ -30,15 +29,14 @@ from catalog.oci.reference import is_valid_tag
 from catalog.tags import Kind
 
 from . import params
+from .keyset import Cursor, InvalidCursor, RowBefore
 from .models import TagEvent, with_builds
 
 PAGE_SIZE = 50
 MAX_SEARCH = 135  # the longest digest we store
-MAX_CURSOR = 100
 MIN_DIGEST_PREFIX = 4
 
 _SEARCH_RE = re.compile(r"[A-Za-z0-9_.:-]+")
-_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
 _HEX_RE = re.compile(r"(?:sha256:)?(?P<hex>[0-9a-fA-F]+)")
 
 
@@ -150,37 +148,11 @@ def parse(params) -> tuple[ChangelogFilter, "Cursor | None"]:
     if token:
         try:
             cursor = Cursor.decode(token)
-        except InvalidFilter as invalid:
-            errors.update(invalid.errors)
+        except InvalidCursor as invalid:
+            errors["cursor"] = str(invalid)
     if errors:
         raise InvalidFilter(errors)
     return changelog, cursor
-
-
-class Cursor(NamedTuple):
-    """The last row of a page: the next page starts strictly after it in (detected_at, id) order."""
-
-    detected_at: datetime
-    id: int
-
-    def encode(self) -> str:
-        text = f"{self.detected_at.isoformat()}|{self.id}"
-        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, token: str) -> "Cursor":
-        """The position `token` names; raises InvalidFilter for anything encode() did not produce."""
-        try:
-            if not isinstance(token, str) or len(token) > MAX_CURSOR or not _TOKEN_RE.fullmatch(token):
-                raise ValueError
-            moment, pk = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().split("|")
-            # In UTC: PostgreSQL refuses the offsets beyond ±15:59 that isoformat() reads.
-            cursor = cls(params.instant(moment, naive_is_utc=False), params.positive_id(pk))
-        except ValueError:  # binascii.Error, UnicodeDecodeError and InvalidParameter are ValueErrors too
-            raise InvalidFilter(
-                {"cursor": "this page link is damaged or was edited: start again from the newest"}
-            ) from None
-        return cursor
 
 
 class Page(NamedTuple):
@@ -197,38 +169,6 @@ def page(changelog: ChangelogFilter, cursor: Cursor | None = None, size: int = P
     more = len(rows) > size
     rows = with_builds(rows[:size])
     return Page(rows, Cursor(rows[-1].detected_at, rows[-1].pk) if more else None)
-
-
-class RowBefore(Func):
-    """`(detected_at, id) < (%s, %s)`: one row comparison, which the `event_changelog` index
-    answers as a range scan starting right at the cursor; the equivalent `a < x OR (a = x AND
-    b < y)` is a filter the database would check row by row from the newest event on.
-
-    `columns` names another (moment, id) order, as the version page's pages of builds do; the
-    position may also be expressions, such as OuterRefs to the row of an outer query."""
-
-    output_field = BooleanField()
-    conditional = True
-    comparison = "<"
-
-    def __init__(self, cursor: Cursor | tuple, columns: tuple = ("detected_at", "id")):
-        columns = [F(column) if isinstance(column, str) else column for column in columns]
-        position = [value if hasattr(value, "resolve_expression") else Value(value) for value in cursor]
-        super().__init__(*columns, *position)
-
-    def as_sql(self, compiler, connection, **extra):
-        parts, params = [], []
-        for expression in self.source_expressions:
-            sql, expression_params = compiler.compile(expression)
-            parts.append(sql)
-            params.extend(expression_params)
-        return "({}, {}) {} ({}, {})".format(*parts[:2], self.comparison, *parts[2:]), params
-
-
-class RowAfter(RowBefore):
-    """`(…) > (%s, %s)`: the rows after a position, newer in a newest-first order."""
-
-    comparison = ">"
 
 
 # --- parsing ------------------------------------------------------------------------------------

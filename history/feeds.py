@@ -17,7 +17,8 @@ from django.utils.html import format_html
 from catalog.models import Repository
 from tagledger.access import readable
 
-from .changelog import ChangelogFilter, Cursor, InvalidFilter, page, parse
+from .changelog import ChangelogFilter, InvalidFilter, page, parse
+from .keyset import Cursor
 from .models import TagEvent
 
 # A fixed namespace: an entry's id is derived from what it records, so it never changes.

@@ -12,14 +12,11 @@ counted until opened (`?line=`, `&inactive=1`). Each query is bounded by what is
 that read one short row per version and per moving or not-understood tag.
 """
 
-import base64
-import binascii
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
-from typing import NamedTuple
 
 from django.conf import settings
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q, Subquery, Window
@@ -27,10 +24,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from catalog.models import Repository, Version
-from catalog.oci.reference import is_valid_tag
 from catalog.tags import FLOATING_KINDS, Kind, classify, is_prerelease, version_key
 
 from .changelog import InvalidFilter
+from .keyset import NameCursor
 from .models import Build, TagEvent, TagState
 from .versions import NEWEST_FIRST
 
@@ -49,8 +46,6 @@ OTHERS_SHOWN = 200  # not-understood tags listed; a filter finds the rest
 TAG_PAGE, MAX_TAG_PAGE = 50, 200
 MAX_QUERY = 128  # a tag name's length
 _QUERY_RE = re.compile(r"[A-Za-z0-9_.-]+")
-_CURSOR_RE = re.compile(r"[A-Za-z0-9_-]{1,200}")
-BAD_CURSOR = "this page link is damaged or was edited: start again from the first page"
 
 _version_key = lru_cache(maxsize=16384)(version_key)
 
@@ -434,41 +429,19 @@ class TagRow:
     version_id: int | None = None  # the build's version, if it has one
 
 
-class TagCursor(NamedTuple):
-    """The last tag of a page: the next page starts strictly after its name.
-
-    Tags page by name, not by when they last moved: the `unique_tag` index (repository, name)
-    holds them in that order, so a page is an index range scan (0.1 ms at 10 000 tags); ordering
-    by `since` sorted every tag of the repository for each page (12 ms; BENCHMARKS.md, Pages)."""
-
-    name: str
-
-    def encode(self) -> str:
-        return base64.urlsafe_b64encode(self.name.encode()).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, token: str) -> "TagCursor":
-        """The position `token` names; raises InvalidFilter for anything encode() did not produce."""
-        try:
-            if not _CURSOR_RE.fullmatch(token):
-                raise ValueError
-            name = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-            # Only a tag name can end a page (a NUL compared in SQL is PostgreSQL's DataError).
-            if not is_valid_tag(name) or cls(name).encode() != token:
-                raise ValueError
-        except (ValueError, binascii.Error):  # UnicodeDecodeError is a ValueError
-            raise InvalidFilter({"cursor": BAD_CURSOR}) from None
-        return cls(name)
+# Tags page by name, not by when they last moved: the `unique_tag` index (repository, name) holds
+# them in that order, so a page is an index range scan (0.1 ms at 10 000 tags); ordering by `since`
+# sorted every tag of the repository for each page (12 ms; BENCHMARKS.md, Pages).
 
 
 @dataclass
 class TagPage:
     items: list[TagRow]
-    next: TagCursor | None  # where the next page starts; None: this is the last
+    next: NameCursor | None  # where the next page starts; None: this is the last
 
 
 def tag_page(
-    repository: Repository, *, q: str = "", cursor: TagCursor | None = None, size: int | None = None
+    repository: Repository, *, q: str = "", cursor: NameCursor | None = None, size: int | None = None
 ) -> TagPage:
     """The tags present now (artifacts left out), by name, a keyset page at a time from `cursor`
     (`next` of the page before); `q`: part of the name. One query."""
@@ -491,4 +464,4 @@ def tag_page(
         )[: size + 1]
     ]  # fmt: skip
     items = rows[:size]
-    return TagPage(items, TagCursor(items[-1].name) if len(rows) > size else None)
+    return TagPage(items, NameCursor(items[-1].name) if len(rows) > size else None)

@@ -15,9 +15,8 @@ from django.db.models.functions import Coalesce
 from catalog.models import Version
 from catalog.tags import Kind, classify
 
-from .changelog import Cursor, RowAfter, RowBefore
-from .models import Build, Platform
-from .search import HeldTag, held_tags_of
+from .keyset import Cursor, RowAfter, RowBefore
+from .models import Build, HeldTag, Platform, TagEvent
 from .timeline import Timeline, layout
 
 # The order of a digest history and the keyset its pages continue from; the
@@ -112,7 +111,7 @@ def digest_history(version: Version, cursor: Cursor | None = None, size: int = P
         builds = builds.filter(RowBefore(cursor, POSITION))
     builds = list(builds[: size + 1])
     shown = builds[:size]
-    held = held_tags_of(shown)
+    held = TagEvent.objects.held(shown)
     rows = [
         BuildRow(build, held[build.pk], builds[index + 1] if index + 1 < len(builds) else None)
         for index, build in enumerate(shown)

@@ -9,9 +9,9 @@ from catalog.models import Tag, Version
 from tagledger.access import readable
 
 from .. import params
-from ..changelog import Cursor, InvalidFilter
-from ..models import Attestation, Build
-from ..search import held_tags, image_id
+from ..keyset import Cursor, InvalidCursor
+from ..models import Attestation, Build, TagEvent
+from ..search import image_id
 from ..versions import NEWEST_FIRST, digest_history, neighbours
 
 
@@ -21,8 +21,8 @@ def version(request, pk: int):
     token = request.GET.get("cursor", "")
     try:
         cursor = Cursor.decode(token) if token else None
-    except InvalidFilter as invalid:
-        context = {"version": version, "error": invalid.errors["cursor"]}
+    except InvalidCursor as invalid:
+        context = {"version": version, "error": str(invalid)}
         return render(request, "history/version.html", context, status=400)
     history = digest_history(version, cursor)
     return render(
@@ -54,7 +54,7 @@ def build(request, pk: int):
     build = get_object_or_404(Build.objects.select_related("repository__registry", "version"), pk=pk)
     platforms = list(build.platforms.order_by("os", "architecture", "variant"))
     attestations = Attestation.objects.of_builds([build])[build.pk]
-    held = held_tags(build)
+    held = TagEvent.objects.held([build])[build.pk]
     newer, older = neighbours(build)
     context = {
         "build": build,

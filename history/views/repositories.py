@@ -10,7 +10,8 @@ from tagledger.access import readable
 
 from .. import params
 from ..changelog import InvalidFilter
-from ..lines import MAX_QUERY, TagCursor, overview, parse_query, tag_page
+from ..keyset import InvalidCursor, NameCursor
+from ..lines import MAX_QUERY, overview, parse_query, tag_page
 
 
 @readable
@@ -30,9 +31,9 @@ def repository(request, pk: int):
     except InvalidFilter as invalid:
         q, errors = "", invalid.errors
     try:
-        cursor = TagCursor.decode(token) if token else None
-    except InvalidFilter as invalid:
-        cursor, errors = None, {**errors, **invalid.errors}
+        cursor = NameCursor.decode(token) if token else None
+    except InvalidCursor as invalid:
+        cursor, errors = None, {**errors, "cursor": str(invalid)}
     context = {
         "repository": repository,
         "poll": repository.polls.order_by("-started_at").first(),

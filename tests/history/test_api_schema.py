@@ -29,8 +29,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from history.api import _write_cursor
-from history.changelog import Cursor
-from history.lines import TagCursor
+from history.keyset import Cursor, NameCursor
 from history.models import PollRun, TagEvent
 from history.polling import poll
 from tagledger.wsgi import application
@@ -72,9 +71,9 @@ def pasted(repository) -> list[dict[str, str]]:
     event = TagEvent.objects.newest_first().filter(tag__repository=repository).first()
     far_east = datetime(1970, 1, 2, tzinfo=timezone(timedelta(hours=23, minutes=59)))
     cursors = [
-        TagCursor("latest").encode(),
+        NameCursor("latest").encode(),
         _write_cursor(event, repository),
-        TagCursor("a\x00b").encode(),
+        NameCursor("a\x00b").encode(),
         Cursor(far_east, event.pk).encode(),
     ]
     texts = {"q": build.digest, "a": build.digest[:20], "b": f"{repository.reference}:latest"}

@@ -22,7 +22,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from catalog.models import Line, Repository, Version
-from history.changelog import ChangelogFilter, Cursor, RowBefore, page
+from history.changelog import ChangelogFilter, page
+from history.keyset import Cursor, RowBefore
 from history.models import Build, TagEvent
 from history.templatetags.tagledger import when
 from tests.history.factories import polled, watch

@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 
 from catalog.models import Line, Tag, Version
 from history.api import _write_cursor, api
-from history.changelog import FIELDS, Cursor
-from history.lines import TagCursor
+from history.changelog import FIELDS
+from history.keyset import Cursor, NameCursor
 from history.models import Build, PollRun, TagEvent
 from history.polling import poll
 from history.versions import position
@@ -75,7 +75,7 @@ CLASSES = [
     "localhost:1/x:y@sha256:" + "f" * 64,
     "(" * 5000,
     # Cursors that decode: well-formed tokens naming a NUL, or a time PostgreSQL refuses.
-    TagCursor("a\x00b").encode(),
+    NameCursor("a\x00b").encode(),
     Cursor(datetime(1970, 1, 2, tzinfo=FAR_EAST), 1).encode(),
 ]
 # More of each class, for the random examples.
@@ -87,7 +87,7 @@ HOSTILE = [
     *("a\x00b", "sha256:\x00", SCRIPT, "%", "../../etc/passwd", "null", "[]", "{}", "sha256:"),
     *("md5:abcd", "0123", "9999-12-31", "0001-01-01", "2026-01-01T00:00:00+99:00", "a:b@c"),
     "a{4294967295}",
-    *(TagCursor(name).encode() for name in ("\x00", SCRIPT, "é" * 128)),
+    *(NameCursor(name).encode() for name in ("\x00", SCRIPT, "é" * 128)),
     Cursor(datetime(9998, 12, 31, 23, 59, tzinfo=FAR_EAST), 2**63 - 1).encode(),
 ]
 # Percent-encoded bytes that are no UTF-8: a lone continuation byte, a surrogate, an overlong NUL.
@@ -219,7 +219,7 @@ def polled(settings, registry, pusher, repo_name) -> Known:
         f"{repository.reference}:latest",
         f"{repository.reference}@{builds[0].digest}",
         Cursor(event.detected_at, event.pk).encode(),
-        TagCursor("3.14").encode(),
+        NameCursor("3.14").encode(),
         position(builds[0]).encode(),
         _write_cursor(event, repository),
         *("2026-01-01", "2026-01-01T00:00:00Z", "1", "true", "moved", "3.14"),

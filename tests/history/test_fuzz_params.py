@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from catalog.oci.reference import is_valid_tag
 from history import params
-from history.changelog import Cursor, InvalidFilter
-from history.lines import TagCursor
+from history.keyset import Cursor, InvalidCursor, NameCursor
 from history.templatetags.tagledger import when
 from tests.history.factories import Image
 
@@ -123,9 +122,9 @@ def test_free_text_is_bounded_and_holds_no_control_character(raw, limit):
 def test_a_changelog_cursor_names_a_position_the_database_takes_or_is_refused(token):
     try:
         cursor = Cursor.decode(token)
-    except InvalidFilter:
+    except InvalidCursor:
         return
-    assert cursor.detected_at.tzinfo is UTC
+    assert cursor.at.tzinfo is UTC
     assert 1 <= cursor.id <= params.MAX_ID
 
 
@@ -134,7 +133,7 @@ def test_a_changelog_cursor_at_any_offset_keeps_its_position_in_utc(moment, pk):
     """PostgreSQL refuses `+23:59` in a row comparison: a cursor carries the instant in UTC."""
     cursor = Cursor.decode(Cursor(moment, pk).encode())
     assert cursor == (moment, pk)
-    assert cursor.detected_at.tzinfo is UTC
+    assert cursor.at.tzinfo is UTC
 
 
 TAG_NAMES = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", fullmatch=True)
@@ -145,8 +144,8 @@ def test_a_tag_cursor_names_a_tag_or_nothing(name):
     """A page of tags ends at a tag name; anything else (a NUL compared in SQL is PostgreSQL's
     DataError) is a damaged cursor."""
     try:
-        cursor = TagCursor.decode(TagCursor(name).encode())
-    except InvalidFilter:
+        cursor = NameCursor.decode(NameCursor(name).encode())
+    except InvalidCursor:
         assert not is_valid_tag(name)
         return
     assert cursor.name == name and is_valid_tag(name)
