@@ -15,17 +15,15 @@ from django.db.models import Prefetch, prefetch_related_objects
 
 from catalog.oci.reference import InvalidReference, parse
 
-from .models import Build, Platform, TagState
+from .models import Build, HeldTag, Platform, TagEvent, TagState
 from .search import (
     BUILD_DIGEST,
     CONFIG_DIGEST,
     PLATFORM_DIGEST,
     PLATFORM_ORDER,
-    HeldTag,
     InvalidQuery,
     digest_matcher,
     digest_query,
-    held_tags_of,
     image_id,
     quote,
 )
@@ -426,7 +424,7 @@ def compare(a: Build, b: Build) -> Comparison:
     prefetch_related_objects(
         [a, b], "repository__registry", "version", Prefetch("platforms", queryset=PLATFORM_ORDER)
     )
-    held = held_tags_of([a, b])
+    held = TagEvent.objects.held([a, b])
     before, after = _by_platform(a), _by_platform(b)
     platforms = [
         _platform_diff(key, before.get(key), after.get(key)) for key in sorted(before.keys() | after.keys())

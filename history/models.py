@@ -1,10 +1,12 @@
 """What was observed: builds, their platforms, tag history and poll runs."""
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -13,6 +15,7 @@ from catalog.oci import mediatypes
 from catalog.patterns import PatternError
 from catalog.tags import FLOATING_KINDS, classify
 
+from .keyset import RowAfter
 from .supply import predicate_name
 
 
@@ -224,6 +227,32 @@ class TagEventQuerySet(models.QuerySet):
         """Newest first, with the tag, its repository and registry in the same query. A page of
         them goes through `with_builds` for what else a changelog row shows."""
         return self.select_related("tag__repository__registry").order_by("-detected_at", "-id")
+
+    def held(self, builds: Iterable["Build"]) -> dict[int, list["HeldTag"]]:
+        """The tags each build held and when, oldest first, in one query: {build id: [HeldTag, ...]}."""
+        ids = [build.pk for build in builds]
+        # The tag's next event: one seek in `event_tag_timeline` (tag, detected_at, id). Written as
+        # `a > x OR (a = x AND b > y)`, the database read the tag's later timeline (up to 5 000
+        # events of a busy `latest`) once per event shown.
+        later = self.filter(tag=OuterRef("tag")).filter(RowAfter((OuterRef("detected_at"), OuterRef("pk"))))
+        rows = (
+            self.filter(build__in=ids)
+            .annotate(until=Subquery(later.order_by("detected_at", "pk").values("detected_at")[:1]))
+            .order_by("detected_at", "tag__name", "pk")
+            .values_list("build_id", "tag__name", "detected_at", "until")
+        )
+        held: dict[int, list[HeldTag]] = {build_id: [] for build_id in ids}
+        for build_id, tag, since, until in rows:
+            held[build_id].append(HeldTag(tag, since, until))
+        return held
+
+
+class HeldTag(NamedTuple):
+    """A tag held a build from the event that pointed it there until that tag's next event."""
+
+    tag: str
+    since: datetime
+    until: datetime | None  # None: it still does
 
 
 def with_builds(events: list["TagEvent"]) -> list["TagEvent"]:

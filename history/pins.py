@@ -21,8 +21,7 @@ from catalog.models import Repository, Tag
 from catalog.oci.reference import ImageReference, InvalidReference, parse
 from catalog.patterns import PatternError
 
-from .models import Build, Platform, TagEvent, TagState
-from .search import HeldTag, held_tags_of
+from .models import Build, HeldTag, Platform, TagEvent, TagState
 from .wording import plural
 
 MAX_REFERENCES = 200  # per check: a large compose file has a few dozen
@@ -349,7 +348,7 @@ class _Resolver:
             )
             for tag, build, at in rows:
                 self.moves.setdefault(tag, []).append((build, at))
-        self.held: dict[int, list[HeldTag]] = held_tags_of(held_needed)
+        self.held: dict[int, list[HeldTag]] = TagEvent.objects.held(held_needed)
 
     # --- deciding ----------------------------------------------------------------------------
 

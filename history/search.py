@@ -18,21 +18,18 @@ as a platform image; not by an infix, as no trigram index holds them).
 """
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from django.db import connection
-from django.db.models import Case, Count, IntegerField, OuterRef, Prefetch, Q, Subquery, Value, When
+from django.db.models import Case, Count, IntegerField, Prefetch, Q, Value, When
 from django.db.models.expressions import RawSQL
 
 from catalog.models import Repository, Tag, Version
 from catalog.oci.reference import ImageReference, InvalidReference, parse
 
 from . import params
-from .changelog import RowAfter
-from .models import Attestation, Build, Platform, TagEvent, TagState
+from .models import Attestation, Build, HeldTag, Platform, TagEvent, TagState
 
 MIN_FRAGMENT = 4  # fewer hex digits match a sixteenth of everything or more
 MIN_INFIX = 8  # from here an infix is specific enough to mean one build
@@ -56,14 +53,6 @@ _NAME_CHARS_RE = re.compile(r"[A-Za-z0-9._/:@-]+")
 
 class InvalidQuery(ValueError):
     """The query is neither a digest, a digest fragment, a reference nor a name; the text says why."""
-
-
-class HeldTag(NamedTuple):
-    """A tag held a build from the event that pointed it there until that tag's next event."""
-
-    tag: str
-    since: datetime
-    until: datetime | None  # None: it still does
 
 
 @dataclass(frozen=True)
@@ -148,32 +137,6 @@ def lookup(query: str, *, limit: int = 50) -> LookupResult:
         if reference.digest is not None or reference.tag is not None:
             return _find_reference(text, reference, limit=limit)
     return LookupResult(text, "name", names=search_names(text, limit=limit))
-
-
-def held_tags(build: Build) -> list[HeldTag]:
-    """The tags `build` held and when, oldest first, in one query."""
-    return held_tags_of([build])[build.pk]
-
-
-def held_tags_of(builds: Iterable[Build]) -> dict[int, list[HeldTag]]:
-    """held_tags for many builds in one query: {build id: [HeldTag, ...]}."""
-    ids = [build.pk for build in builds]
-    # The tag's next event: one seek in `event_tag_timeline` (tag, detected_at, id). Written as
-    # `a > x OR (a = x AND b > y)`, the database read the tag's later timeline (up to 5 000
-    # events of a busy `latest`) once per event shown.
-    later = TagEvent.objects.filter(tag=OuterRef("tag")).filter(
-        RowAfter((OuterRef("detected_at"), OuterRef("pk")))
-    )
-    rows = (
-        TagEvent.objects.filter(build__in=ids)
-        .annotate(until=Subquery(later.order_by("detected_at", "pk").values("detected_at")[:1]))
-        .order_by("detected_at", "tag__name", "pk")
-        .values_list("build_id", "tag__name", "detected_at", "until")
-    )
-    held: dict[int, list[HeldTag]] = {build_id: [] for build_id in ids}
-    for build_id, tag, since, until in rows:
-        held[build_id].append(HeldTag(tag, since, until))
-    return held
 
 
 def search_names(text: str, *, limit: int = 50) -> NameResults:
@@ -399,7 +362,7 @@ def _collect(text: str, kind: Kind, builds, matcher: _Exact, *, limit: int) -> L
         .order_by("-first_seen_at", "-pk")[: limit + 1]
     )
     found, truncated = found[:limit], len(found) > limit
-    held = held_tags_of(found)
+    held = TagEvent.objects.held(found)
     matches = [_match(build, matcher, held[build.pk]) for build in found]
     unmatched = [build for build, match in zip(found, matches, strict=True) if match is None]
     attested = _attestation_matches(unmatched, matcher)

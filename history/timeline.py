@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from .search import HeldTag
+from .models import HeldTag
 
 LABEL_WIDTH = 170  # room for tag names left of the bars
 PLOT_WIDTH = 760

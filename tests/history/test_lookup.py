@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from catalog.models import Registry, Repository, Tag
 from catalog.tags import classify
-from history.models import Build, Platform, PollRun, TagEvent, TagState
+from history.models import Build, HeldTag, Platform, PollRun, TagEvent, TagState
 from history.polling import poll
-from history.search import HeldTag, InvalidQuery, held_tags, lookup, search_names
+from history.search import InvalidQuery, lookup, search_names
 from tests.history.factories import watch
 
 pytestmark = pytest.mark.django_db
@@ -228,12 +228,12 @@ def test_held_tags_end_at_the_next_event_of_that_tag_even_a_deletion():
     observe(exact, None, hour[2])
     observe(exact, one, hour[3])
 
-    assert held_tags(one) == [
+    assert TagEvent.objects.held([one])[one.pk] == [
         HeldTag("3.14.4", hour[0], hour[2]),
         HeldTag("latest", hour[0], hour[1]),
         HeldTag("3.14.4", hour[3], None),
     ]
-    assert held_tags(two) == [HeldTag("latest", hour[1], None)]
+    assert TagEvent.objects.held([two])[two.pk] == [HeldTag("latest", hour[1], None)]
 
 
 def test_a_build_no_tag_ever_pointed_at_says_so(registry, pusher, repo_name):

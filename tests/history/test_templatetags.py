@@ -7,7 +7,7 @@ from django.test import override_settings
 from django.urls import clear_script_prefix, reverse, set_script_prefix
 from django.utils import translation
 
-from history.search import HeldTag
+from history.models import HeldTag
 from history.templatetags.tagledger import coord, held_intervals, link, timeline_bars, when
 from history.timeline import Bar, Row
 

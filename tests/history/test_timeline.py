@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from history.search import HeldTag
+from history.models import HeldTag
 from history.timeline import LABEL_WIDTH, PLOT_WIDTH, layout
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
