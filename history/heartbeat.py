@@ -12,8 +12,9 @@ from datetime import timedelta
 from django.db import connection
 from django.utils import timezone
 
-from catalog.limits import Slots
 from catalog.models import Repository
+
+from .slots import Slots
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from catalog import limits
 from catalog.models import Line, Repository, Tag, Version
 from catalog.oci import mediatypes
 from catalog.oci.client import RegistryClient
@@ -21,7 +20,7 @@ from catalog.oci.manifest import MAX_SIZE, Descriptor, ImageConfig, Manifest, Ma
 from catalog.patterns import PatternError
 from catalog.tags import TagInfo, classify, default_line_depth, line_of, version_of
 
-from . import supply
+from . import slots, supply
 from .heartbeat import Heartbeat
 from .models import Attestation, Build, Platform, PollRun, TagState
 from .wording import plural
@@ -87,8 +86,8 @@ def poll(repository: Repository, *, progress: Progress | None = None, client: Re
     slot and no poll running here frees one within SLOT_WAIT seconds (SLOT_GRACE when none runs).
     """
     sweep_stale_polls(PollRun.objects.filter(repository=repository))
-    with _slots(repository.registry) as slots, Heartbeat(repository, slots, lease=POLL_LEASE):
-        return _Poll(repository, slots.count, progress).run(client)
+    with _slots(repository.registry) as held, Heartbeat(repository, held, lease=POLL_LEASE):
+        return _Poll(repository, held.count, progress).run(client)
 
 
 def sweep_stale_polls(polls) -> int:
@@ -97,7 +96,7 @@ def sweep_stale_polls(polls) -> int:
     return polls.sweep_stale(now=timezone.now(), lease=POLL_LEASE, deadline=deadline)
 
 
-def _slots(registry) -> limits.Slots:
+def _slots(registry) -> slots.Slots:
     """Some of the registry's request slots, waiting for one while a poll running here holds them.
 
     A poll gives its slots back within seconds, while a bounced poll waits for a later dispatch
@@ -106,12 +105,12 @@ def _slots(registry) -> limits.Slots:
     """
     started = time.monotonic()
     while True:
-        paused = limits.paused_until(registry) - time.time()
+        paused = slots.paused_until(registry) - time.time()
         if paused > 0:
             raise RegistryBusy(f"{registry} is paused by its rate limit", paused)
-        slots = limits.Slots(registry, settings.TAGLEDGER_POLL_THREADS)
-        if slots.count:
-            return slots
+        held = slots.Slots(registry, settings.TAGLEDGER_POLL_THREADS)
+        if held.count:
+            return held
         waited = time.monotonic() - started
         # A poll that has just taken the slots writes its PollRun a moment later: look after a while.
         if waited > SLOT_WAIT or (waited > SLOT_GRACE and not _poll_running(registry)):
@@ -569,7 +568,7 @@ class _Poll:
     def _note_rate_limit(self, error: RegistryError) -> None:
         if isinstance(error, RateLimited):
             self.rate_limited = True
-            limits.pause(self.repository.registry, error.retry_after or 60)
+            slots.pause(self.repository.registry, error.retry_after or 60)
 
     def _finish(self, status, *, changes=0, error="", error_object=None) -> PollRun:
         run = self.run_row
@@ -584,7 +583,7 @@ class _Poll:
             run.blob_gets, run.requests = stats["blob_gets"], stats["requests"]
             run.rate_limit_remaining = rate_limit.remaining if rate_limit else None
             if self._near_rate_limit():
-                limits.pause(self.repository.registry, rate_limit.window or 3600)
+                slots.pause(self.repository.registry, rate_limit.window or 3600)
         run.finished_at = timezone.now()
         run.save()
         return run

@@ -22,13 +22,12 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from catalog import limits
 from catalog.models import Repository
 from catalog.oci import mediatypes
 from catalog.oci.client import RegistryClient
 from catalog.oci.errors import BadResponse
 from catalog.oci.manifest import digest_of, parse_manifest
-from history import supply
+from history import slots, supply
 from history.compare import compare
 from history.models import Attestation, Build, Platform, PollRun, TagEvent
 from history.polling import poll
@@ -213,7 +212,7 @@ def test_a_429_on_an_attestation_leaves_the_whole_build_to_the_next_poll(buildx,
     assert run.status == PollRun.Status.FAILED and "429" in run.error
     assert not Build.objects.filter(repository=buildx.repository).exists()
     fault_proxy.clear_rules()
-    cache.delete(limits._pause_key(buildx.repository.registry))  # as if the pause had run out
+    cache.delete(slots._pause_key(buildx.repository.registry))  # as if the pause had run out
     polled(buildx.repository)
     assert sorted(attestations_of(build_of(buildx.repository, buildx.pushed))) == [
         "linux/amd64",

@@ -15,11 +15,11 @@ import pytest
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from catalog.limits import Slots
 from catalog.models import Registry, Repository
 from catalog.oci.client import RegistryClient
 from history import polling
 from history.models import PollRun, TagEvent
+from history.slots import Slots
 from history.tasks import POLL_EXPIRES, POLL_LEASE, dispatch, poll_repository, run_poll
 from tagledger.celery import app as celery_app
 from tests.history.factories import watch

@@ -29,9 +29,9 @@ from xml.etree import ElementTree
 
 import pytest
 
-from catalog import limits
 from catalog.models import Registry, Repository
 from catalog.oci.client import MAX_RETRY_AFTER, RegistryClient
+from history import slots
 from history.models import Build, Platform, PollRun, TagEvent, TagState
 from history.polling import poll
 from tests.history.factories import events_of, short, watch
@@ -630,4 +630,4 @@ def test_a_hostile_retry_after_on_the_tag_list_fails_the_poll_for_a_bounded_paus
 
     assert run.status == PollRun.Status.FAILED
     assert "429" in run.error and "internal error" not in run.error, run.error
-    assert limits.paused_until(repository.registry) <= time.time() + MAX_RETRY_AFTER
+    assert slots.paused_until(repository.registry) <= time.time() + MAX_RETRY_AFTER

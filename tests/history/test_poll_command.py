@@ -20,7 +20,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.utils import timezone
 
-from catalog import limits
+from history import slots
 from history.management.commands.poll import summary
 from history.models import PollRun, TagEvent
 from history.tasks import POLL_LEASE, QUEUED_LEASE, poll_repository
@@ -262,11 +262,11 @@ def test_the_error_comes_after_the_summaries_on_its_own_line(fault_proxy, make_r
 def test_a_paused_registry_is_reported_busy_with_exit_1(registry, pusher, repo_name):
     pusher.push(repo_name, "1.0", "oci")
     repository = watch(registry, repo_name)
-    limits.pause(repository.registry, 120)
+    slots.pause(repository.registry, 120)
     try:
         stdout, error = failing_poll_command(repository.reference)
     finally:
-        cache.delete(limits._pause_key(repository.registry))
+        cache.delete(slots._pause_key(repository.registry))
 
     assert stdout.startswith(f"{repository.reference}: registry busy or paused, skipped: ")
     assert "is paused by its rate limit; try again in 1" in stdout

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import pytest
 from django.core.cache import cache
 
-from catalog import limits
 from catalog.models import Repository
 from catalog.oci.client import RegistryClient
+from history import slots
 from history.models import Build, PollRun, TagEvent, TagState
 from history.polling import RegistryBusy, poll
 from tests.history.factories import during, events_of, short, watch
@@ -67,7 +67,7 @@ def faulty_poll(repository: Repository) -> PollRun:
 
 def resume(repository: Repository) -> None:
     """As if the registry's pause had run out."""
-    cache.delete(limits._pause_key(repository.registry))
+    cache.delete(slots._pause_key(repository.registry))
 
 
 def healthy_poll(repository: Repository, proxy: FaultProxy) -> PollRun:
@@ -245,7 +245,7 @@ def test_429_with_retry_after_pauses_the_registry(baseline, fault_proxy, where, 
     assert "RateLimited" in run.error or "HTTP 429" in run.error
     assert fault_proxy.count(method, path) == 1  # a Retry-After that long is not slept through
     assert state_of(baseline.repository, "latest").build.digest == baseline.release.digest
-    assert limits.paused_until(baseline.repository.registry) > time.time() + 3500
+    assert slots.paused_until(baseline.repository.registry) > time.time() + 3500
 
     fault_proxy.reset()
     polls = PollRun.objects.count()
@@ -294,7 +294,7 @@ def test_rate_limit_headers_near_the_floor_stop_the_heads(baseline, fault_proxy,
     assert unchecked(run) == 5 and "rate limit" in run.error
     assert events_of(run) == []
     assert during(baseline.run, state_of(baseline.repository, "latest").confirmed_at)
-    assert limits.paused_until(baseline.repository.registry) > time.time() + 21000
+    assert slots.paused_until(baseline.repository.registry) > time.time() + 21000
     with pytest.raises(RegistryBusy):
         poll(baseline.repository)
 

@@ -15,8 +15,8 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
-from catalog import limits
 from catalog.models import Repository
+from history import slots
 from history.heartbeat import Heartbeat
 from history.models import PollRun, TagEvent, TagState
 from history.polling import poll
@@ -108,22 +108,22 @@ def test_a_slow_poll_never_undoes_what_a_later_one_recorded(workers, fault_proxy
 @pytest.mark.django_db(transaction=True)
 def test_a_running_poll_renews_its_lease_and_slots(registry, repo_name, monkeypatch):
     """Lease and slots both outlive their own length while the heartbeat beats; stopped, they expire."""
-    monkeypatch.setattr(limits, "SLOT_LEASE_SECONDS", 1)
+    monkeypatch.setattr(slots, "SLOT_LEASE_SECONDS", 1)
     repository = watch(registry, repo_name)
     assert repository.claim(lease=timedelta(seconds=1))
-    slots = limits.Slots(repository.registry, 2)
+    taken = slots.Slots(repository.registry, 2)
     try:
-        with Heartbeat(repository, slots, lease=timedelta(seconds=1), every=0.2):
+        with Heartbeat(repository, taken, lease=timedelta(seconds=1), every=0.2):
             time.sleep(2.5)
-            assert all(cache.get(key) == slots.token for key in slots.keys)
+            assert all(cache.get(key) == taken.token for key in taken.keys)
             held = Repository.objects.get(pk=repository.pk).lease_until
             assert held > timezone.now()
         time.sleep(1.5)
-        assert [cache.get(key) for key in slots.keys] == [None, None]  # a dead poll's slots free up
-        assert limits.Slots(repository.registry, 2).count == 2
+        assert [cache.get(key) for key in taken.keys] == [None, None]  # a dead poll's slots free up
+        assert slots.Slots(repository.registry, 2).count == 2
         assert Repository.objects.get(pk=repository.pk).lease_until < timezone.now()
     finally:
-        slots.release()
+        taken.release()
 
 
 class FlakyCache:
@@ -145,13 +145,13 @@ class FlakyCache:
 @pytest.mark.django_db
 def test_slots_are_given_back_after_a_moment_of_cache_failure(registry, repo_name, monkeypatch):
     repository = watch(registry, repo_name)
-    slots = limits.Slots(repository.registry, 3)
-    monkeypatch.setattr(limits, "cache", FlakyCache(failures=2))
+    taken = slots.Slots(repository.registry, 3)
+    monkeypatch.setattr(slots, "cache", FlakyCache(failures=2))
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
 
-    slots.release()
+    taken.release()
 
-    assert limits.Slots(repository.registry, 8).count == repository.registry.concurrency
+    assert slots.Slots(repository.registry, 8).count == repository.registry.concurrency
 
 
 @pytest.mark.django_db

@@ -6,7 +6,7 @@ import time
 
 from django.core.cache import cache
 
-from .models import Registry
+from catalog.models import Registry
 
 log = logging.getLogger(__name__)
 
