@@ -24,17 +24,11 @@ class Side:
 
 @readable
 def compare(request):
-    texts, from_checkboxes = _inputs(request.GET)
-    sides = [_side(name, text) for name, text in zip("ab", texts, strict=True)]
+    # The version page's ticked boxes arrive here already as `a` (older) and `b` (newer), through
+    # builds.version_compare: `a` and `b` are compared in the order the reader gave them.
+    sides = [_side(name, next(iter(request.GET.getlist(name)), "")) for name in "ab"]
     a, b = sides
-    comparison = None
-    if a.build and b.build:
-        first, second = a.build, b.build
-        # Two boxes ticked on the version page come in page order: compare older → newer.
-        if from_checkboxes and (second.first_seen_at, second.pk) < (first.first_seen_at, first.pk):
-            first, second = second, first
-            a.text, b.text = b.text, a.text
-        comparison = compare_builds(first, second)
+    comparison = compare_builds(a.build, b.build) if a.build and b.build else None
     return render(
         request,
         "history/compare.html",
@@ -44,16 +38,6 @@ def compare(request):
             "missing": bool(a.text.strip()) != bool(b.text.strip()),
         },
     )
-
-
-def _inputs(params) -> tuple[tuple[str, str], bool]:
-    """(a, b) texts; two values under one name (a checkbox form) count as both."""
-    a_values, b_values = params.getlist("a"), params.getlist("b")
-    if len(a_values) == 2 and not any(value.strip() for value in b_values):
-        return (a_values[0], a_values[1]), True
-    if len(b_values) == 2 and not any(value.strip() for value in a_values):
-        return (b_values[0], b_values[1]), True
-    return (a_values[0] if a_values else "", b_values[0] if b_values else ""), False
 
 
 def _side(name: str, text: str) -> Side:
