@@ -1,14 +1,19 @@
-"""Builders of watched repositories on the test registries, and readers of what polls recorded."""
+"""Builders of watched repositories on the test registries, of rows written directly (builds,
+versions, tag events), and readers of what polls recorded."""
 
 from datetime import datetime
 from hashlib import sha256
+from itertools import count
 
 from django.utils import timezone
 
 from catalog.models import Line, Registry, Repository, Tag, Version
+from catalog.oci.mediatypes import OCI_INDEX
 from catalog.tags import classify, line_of
-from history.models import Build, PollRun, TagState
+from history.models import Build, PollRun, TagEvent, TagState
 from history.polling import poll
+
+_builds = count(1)
 
 
 def watch(registry, name: str, **options) -> Repository:
@@ -22,6 +27,39 @@ def polled(repository: Repository, client=None) -> PollRun:
     run = poll(repository, client=client)
     assert (run.status, run.error) == (PollRun.Status.OK, "")
     return run
+
+
+def build(
+    repository: Repository, digest: str | None = None, version: Version | None = None, **fields
+) -> Build:
+    """A build row as a poll would store it: an index of 1 byte first seen now, under a digest no
+    other factory build has unless `digest` is given; `fields` override the rest."""
+    digest = digest or "sha256:" + sha256(f"factory build {next(_builds)}".encode()).hexdigest()
+    fields = {"media_type": OCI_INDEX, "size": 1, "first_seen_at": timezone.now(), **fields}
+    return Build.objects.create(repository=repository, digest=digest, version=version, **fields)
+
+
+def version(
+    repository: Repository, name: str, variant: str = "", line: str | None = None, depth: int = 2
+) -> Version:
+    """The version `name` (of `variant`), made with its line if new: the line is the first `depth`
+    parts of the name (the name itself when it is no version) unless `line` names it."""
+    line_name = line or line_of(name, depth) or name
+    the_line, _ = Line.objects.get_or_create(repository=repository, variant=variant, name=line_name)
+    made, _ = Version.objects.get_or_create(
+        repository=repository, name=name, variant=variant, defaults={"line": the_line}
+    )
+    return made
+
+
+def tag_event(
+    tag: Tag, build: Build | None, kind: str = TagEvent.Kind.CREATED, *, at: datetime | None = None, **fields
+) -> TagEvent:
+    """One event row written directly, detected now unless `at`, bypassing the one writer
+    (`TagState.objects.observe`): for tests of what readers make of rows, or of the constraints."""
+    return TagEvent.objects.create(
+        tag=tag, kind=kind, build=build, detected_at=at or timezone.now(), **fields
+    )
 
 
 def during(run: PollRun, at) -> bool:
@@ -57,21 +95,12 @@ class Image:
         self.builds = 0
 
     def version(self, name: str, variant: str = "", line: str | None = None) -> Version:
-        line_name = line or line_of(name, self.depth) or name
-        line, _ = Line.objects.get_or_create(repository=self.repository, variant=variant, name=line_name)
-        version, _ = Version.objects.get_or_create(
-            repository=self.repository, name=name, variant=variant, defaults={"line": line}
-        )
-        return version
+        return version(self.repository, name, variant, line, self.depth)
 
     def build(self, version: Version | None = None, *, at: datetime | None = None, built_at=None) -> Build:
         self.builds += 1
         digest = "sha256:" + sha256(f"{self.repository.pk}/{self.builds}".encode()).hexdigest()
-        return Build.objects.create(
-            repository=self.repository, digest=digest,
-            media_type="application/vnd.oci.image.index.v1+json", size=1, version=version,
-            first_seen_at=at or timezone.now(), built_at=built_at,
-        )  # fmt: skip
+        return build(self.repository, digest, version, first_seen_at=at or timezone.now(), built_at=built_at)
 
     def tag(self, name: str, build: Build, *, at: datetime | None = None, **stored) -> Tag:
         """Point `name` at `build`; `stored` overrides kind, version or variant."""

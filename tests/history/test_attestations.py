@@ -18,7 +18,6 @@ import pytest
 from django.apps import apps
 from django.core.cache import cache
 from django.db import connection
-from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +31,7 @@ from history.compare import compare
 from history.models import Attestation, Build, Platform, PollRun, TagEvent
 from history.polling import poll
 from history.search import lookup
+from tests.history import factories
 from tests.history.factories import polled, watch
 from tests.support.faultproxy import FaultProxy, Respond
 from tests.support.pusher import (
@@ -444,10 +444,7 @@ def conversion():
 
 def legacy_build(repository: Repository, number: int) -> Build:
     """A build as polls before this change stored a buildx index: the attestation as a platform."""
-    build = Build.objects.create(
-        repository=repository, digest=digest_of(f"index {number}".encode()), media_type=OCI_INDEX, size=1,
-        first_seen_at=timezone.now(),
-    )  # fmt: skip
+    build = factories.build(repository, digest_of(f"index {number}".encode()), media_type=OCI_INDEX)
     layer = {"digest": digest_of(f"layer {number}".encode()), "size": 100, "media_type": OCI_MANIFEST}
     statements = [
         {"digest": digest_of(f"{kind} {number}".encode()), "size": 900, "media_type": IN_TOTO}

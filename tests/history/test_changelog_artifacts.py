@@ -17,11 +17,13 @@ import pytest
 from django.utils import timezone
 
 from catalog.models import Registry, Repository, Tag
+from catalog.oci.mediatypes import OCI_MANIFEST
 from catalog.tags import classify
-from history.models import Build, TagState
+from history.models import TagState
+from tests.history import factories
 from tests.history.factories import polled, watch
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public")]
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 HOSTILE = ["2", "yes", "on", "-1", "1 1", "\x00", "1' OR '1'='1", "%", "1" * 1000, "☃"]
@@ -52,10 +54,8 @@ def repository_named(name: str) -> Repository:
 def created(repository: Repository, name: str, *, at=None) -> None:
     """`name` on a build of its own, written by the one writer of events (no registry needed)."""
     at = at or timezone.now()
-    build = Build.objects.create(
-        repository=repository, digest=f"sha256:{hashlib.sha256(name.encode()).hexdigest()}",
-        media_type="application/vnd.oci.image.manifest.v1+json", size=1, first_seen_at=at,
-    )  # fmt: skip
+    digest = f"sha256:{hashlib.sha256(name.encode()).hexdigest()}"
+    build = factories.build(repository, digest, media_type=OCI_MANIFEST, first_seen_at=at)
     info = classify(name)
     tag = Tag.objects.create(repository=repository, name=name, kind=info.kind.value, version=info.version)
     TagState.objects.observe(tag, build, at=at, poll=None, immutable=False)

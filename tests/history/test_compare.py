@@ -8,11 +8,12 @@ import json
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from catalog.models import Registry, Repository
+from catalog.oci.mediatypes import OCI_MANIFEST
 from history.compare import CompareError, KeyChange, ValueChange, compare, resolve
 from history.models import Build
+from tests.history import factories
 from tests.history.factories import polled, watch
 
 pytestmark = pytest.mark.django_db
@@ -207,10 +208,7 @@ def test_a_build_is_named_by_its_digest_a_unique_prefix_or_a_reference(rebuild):
 
 
 def make_build(repository: Repository, digest: str) -> Build:
-    return Build.objects.create(
-        repository=repository, digest=digest, media_type="application/vnd.oci.image.manifest.v1+json",
-        size=100, first_seen_at=timezone.now(),
-    )  # fmt: skip
+    return factories.build(repository, digest, media_type=OCI_MANIFEST)
 
 
 def test_an_ambiguous_prefix_lists_every_candidate():

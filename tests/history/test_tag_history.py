@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from catalog.models import Registry, Repository, Tag
 from catalog.tags import classify
 from history.models import Build, PollRun, TagEvent, TagState
+from tests.history import factories
+from tests.history.factories import tag_event
 
 pytestmark = pytest.mark.django_db
 
@@ -28,13 +30,7 @@ def repository() -> Repository:
 
 def build(repository: Repository, n: int) -> Build:
     """A build whose digest is n in hex (only the row matters here)."""
-    return Build.objects.create(
-        repository=repository,
-        digest=f"sha256:{n:064x}",
-        media_type="application/vnd.oci.image.index.v1+json",
-        size=100,
-        first_seen_at=DAY_ONE,
-    )
+    return factories.build(repository, f"sha256:{n:064x}", first_seen_at=DAY_ONE)
 
 
 def tag(repository: Repository, name: str) -> Tag:
@@ -238,10 +234,7 @@ def test_one_poll_can_never_record_two_changes_of_one_tag(repository):
     observe(latest, one, poll)
 
     with pytest.raises(IntegrityError), transaction.atomic():
-        TagEvent.objects.create(
-            tag=latest, kind=TagEvent.Kind.MOVED, build=two, previous_build=one,
-            detected_at=poll.started_at, poll=poll,
-        )  # fmt: skip
+        tag_event(latest, two, TagEvent.Kind.MOVED, previous_build=one, at=poll.started_at, poll=poll)
     # The same through observe: the second change in one poll rolls back entirely.
     with pytest.raises(IntegrityError), transaction.atomic():
         observe(latest, two, poll)

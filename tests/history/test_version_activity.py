@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from catalog.models import Line, Registry, Repository, Tag, Version
-from history.models import Build, TagState, with_activity
+from catalog.models import Registry, Repository, Tag, Version
+from history.models import TagState, with_activity
+from tests.history import factories
 
 NOW = timezone.now()
 
@@ -18,11 +19,9 @@ def repository():
 
 
 def version_with_build(repository, name, *, days_ago, tags=(), built_days_ago=None):
-    line, _ = Line.objects.get_or_create(repository=repository, name=name.rsplit(".", 1)[0])
-    version = Version.objects.create(repository=repository, line=line, name=name)
-    build = Build.objects.create(
-        repository=repository, digest=f"sha256:{version.pk:064x}", media_type="application/json", size=1,
-        version=version, first_seen_at=NOW - timedelta(days=days_ago),
+    version = factories.version(repository, name, line=name.rsplit(".", 1)[0])
+    build = factories.build(
+        repository, version=version, first_seen_at=NOW - timedelta(days=days_ago),
         built_at=NOW - timedelta(days=built_days_ago) if built_days_ago is not None else None,
     )  # fmt: skip
     for tag_name, kind in tags:
