@@ -91,9 +91,8 @@ def watched() -> Watched:
 
 
 @pytest.fixture
-def make_context(browser: Browser, watched: Watched, settings) -> Iterator[Callable[..., BrowserContext]]:
-    """Factory: a fresh browser context (cookies, storage) whose pages are watched."""
-    settings.TAGLEDGER_PUBLIC = True
+def make_context(browser: Browser, watched: Watched, public) -> Iterator[Callable[..., BrowserContext]]:
+    """Factory: a fresh browser context (cookies, storage) of a public instance whose pages are watched."""
     contexts: list[BrowserContext] = []
 
     def factory(**options) -> BrowserContext:

@@ -52,16 +52,11 @@ from tests.support.pusher import (
     sha256_digest,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public")]
 
 MANIFESTS = r"/manifests/"
 BLOBS = r"/blobs/"
 API = "/api/v1"
-
-
-@pytest.fixture(autouse=True)
-def _public(settings):
-    settings.TAGLEDGER_PUBLIC = True
 
 
 @pytest.fixture

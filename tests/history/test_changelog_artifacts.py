@@ -29,11 +29,6 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 HOSTILE = ["2", "yes", "on", "-1", "1 1", "\x00", "1' OR '1'='1", "%", "1" * 1000, "☃"]
 
 
-@pytest.fixture(autouse=True)
-def _public(settings):
-    settings.TAGLEDGER_PUBLIC = True
-
-
 @dataclass
 class Signed:
     repository: Repository

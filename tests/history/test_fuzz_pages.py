@@ -185,10 +185,9 @@ class Known:
 
 
 @pytest.fixture
-def polled(settings, registry, pusher, repo_name) -> Known:
+def known(public, registry, pusher, repo_name) -> Known:
     """A public instance over a repository polled twice, a version rebuilt in between, a script
     tag in its labels. Returns the values that name its rows."""
-    settings.TAGLEDGER_PUBLIC = True
     pusher.push(repo_name, "3.13.9", "docker-list", seed="3.13.9")
     pusher.push(repo_name, "3.14.4", "oci-index", seed="day1", labels={"org.example": SCRIPT})
     for tag in ("3.14", "latest", "3.14.4-202611261200"):
@@ -342,13 +341,13 @@ def test_every_route_is_fuzzed_with_the_parameters_its_view_reads():
     assert {"reference", "interval", "include"} <= set(reads["history:watch"])
 
 
-def test_each_class_of_hostile_value_in_each_parameter_gets_no_server_error(polled, client, staff):
+def test_each_class_of_hostile_value_in_each_parameter_gets_no_server_error(known, client, staff):
     """The table: each class in each parameter a route reads, one at a time so that no other
     parameter's refusal hides it (a query, or a form where only POST is answered), and in each
     path parameter. Every failure is listed, not only the first."""
     failures = []
     for route in routes():
-        real = {name: polled.real(route, name)[0] for name in route.path_parameters}
+        real = {name: known.real(route, name)[0] for name in route.path_parameters}
         posted = client.get(route.path(real)).status_code == 405
         sender, method = (staff, "POST") if posted else (client, "GET")
         for value in [*CLASSES, *RAW]:
@@ -364,15 +363,15 @@ def test_each_class_of_hostile_value_in_each_parameter_gets_no_server_error(poll
     assert not failures, "\n".join(failures)
 
 
-def test_anonymous_readers_of_a_public_instance_get_no_server_error(polled, client):
-    fuzz(polled, client, methods=["GET", "GET", "GET", "HEAD", "POST", "PUT", "OPTIONS"], examples=20)
+def test_anonymous_readers_of_a_public_instance_get_no_server_error(known, client):
+    fuzz(known, client, methods=["GET", "GET", "GET", "HEAD", "POST", "PUT", "OPTIONS"], examples=20)
 
 
-def test_staff_reading_and_posting_forms_get_no_server_error(polled, staff):
-    fuzz(polled, staff, methods=["GET", "POST"], examples=10)
+def test_staff_reading_and_posting_forms_get_no_server_error(known, staff):
+    fuzz(known, staff, methods=["GET", "POST"], examples=10)
 
 
-def test_anonymous_readers_of_a_private_instance_get_no_server_error(polled, client, settings):
+def test_anonymous_readers_of_a_private_instance_get_no_server_error(known, client, settings):
     """Sent to sign in, the request's path and query in `next`, or a 401 from the API."""
     settings.TAGLEDGER_PUBLIC = False
-    fuzz(polled, client, methods=["GET", "POST"], examples=3)
+    fuzz(known, client, methods=["GET", "POST"], examples=3)

@@ -170,8 +170,7 @@ def _controls(text: str) -> bool:
 
 
 @pytest.fixture
-def repository(db, settings):
-    settings.TAGLEDGER_PUBLIC = True
+def repository(db, public):
     return Image("app").repository
 
 

@@ -18,8 +18,7 @@ def test_home_asks_for_login_when_not_public(client, settings):
 
 
 @pytest.mark.django_db
-def test_home_is_readable_when_public(client, settings):
-    settings.TAGLEDGER_PUBLIC = True
+def test_home_is_readable_when_public(client, public):
     response = client.get("/")
     assert response.status_code == 200
     assert b"Nothing is watched yet" in response.content
@@ -35,8 +34,7 @@ def test_login_page_and_health(client):
 
 
 @pytest.mark.django_db
-def test_home_lists_watched_repositories_with_their_last_poll(client, settings, registry, pusher, repo_name):
-    settings.TAGLEDGER_PUBLIC = True
+def test_home_lists_watched_repositories_with_their_last_poll(client, public, registry, pusher, repo_name):
     pusher.push(repo_name, "1.0", "oci")
     repository = watch(registry, repo_name)
     poll(repository)
@@ -52,8 +50,7 @@ def test_home_lists_watched_repositories_with_their_last_poll(client, settings, 
 
 
 @pytest.mark.django_db
-def test_home_query_count_does_not_grow_with_repositories(client, settings, django_assert_max_num_queries):
-    settings.TAGLEDGER_PUBLIC = True
+def test_home_query_count_does_not_grow_with_repositories(client, public, django_assert_max_num_queries):
     host = Registry.objects.create(host="127.0.0.1:9")
     for index in range(20):
         Repository.objects.create(registry=host, name=f"r/{index}")

@@ -49,7 +49,7 @@ from tests.support.hostile import XSS, HostileImages, deep, wire
 from tests.support.pusher import Pusher, PushResult
 from tests.support.registry import RunningRegistry, unique_repository
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public")]
 
 RECORDED = "recorded"  # the value only informs: the tag is recorded as usual, the value dropped
 FAILED = "failed"  # the document cannot be read: that tag alone fails, with its reason
@@ -367,11 +367,6 @@ def scene(django_db_setup, django_db_blocker, registry: RunningRegistry) -> Iter
                 Repository.objects.filter(pk=repository.pk).delete()
                 Registry.objects.filter(host=proxy.host).delete()
             pusher.close()
-
-
-@pytest.fixture(autouse=True)
-def _public(settings):
-    settings.TAGLEDGER_PUBLIC = True
 
 
 # --- the poll -------------------------------------------------------------------------------------

@@ -15,15 +15,14 @@ from history.lines import OTHERS_SHOWN, ROW_BUDGET, SMALL, TAG_PAGE, version_row
 from history.models import Build, TagState, with_activity
 from tests.history.factories import Image
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public")]
 
 NOW = timezone.now()
 API = "/api/v1"
 
 
 @pytest.fixture(autouse=True)
-def public(settings):
-    settings.TAGLEDGER_PUBLIC = True
+def _inactive_after_90_days(settings):
     settings.TAGLEDGER_INACTIVE_AFTER_DAYS = 90
 
 

@@ -87,8 +87,7 @@ def test_unwatch_keeps_the_repository_and_poll_now_claims_it(admin_client, regis
     assert repository.enabled is False
 
 
-def test_readers_and_anonymous_cannot_change_anything(client, settings, registry):
-    settings.TAGLEDGER_PUBLIC = True
+def test_readers_and_anonymous_cannot_change_anything(client, public, registry):
     repository = watch(registry, "demo/app")
     User.objects.create_user("reader", password="pw-reader-123")
     for who in (client, _signed_in("reader", "pw-reader-123")):
