@@ -23,6 +23,8 @@ import functools
 import regex
 from regex import _regex_core
 
+from catalog.text import quoted_with_length
+
 # The longest pattern accepted: the max_length of Repository's pattern fields.
 MAX_PATTERN_LENGTH = 500
 
@@ -48,9 +50,6 @@ COMPILED_CACHE_SIZE = 256
 # Nodes that stand for a set of characters (a one-range set is parsed to its Range).
 _FULL_CASE_SET_KINDS = (_regex_core.SetBase, _regex_core.Range, _regex_core.Property)
 
-# How much of a pattern or a tag an error message quotes.
-_SHOWN = 60
-
 
 class PatternError(ValueError):
     """A tag pattern could not be applied; the text says which pattern and why."""
@@ -66,14 +65,10 @@ class PatternTimeout(PatternError):
     def __init__(self, pattern: str, tag: str):
         self.pattern, self.tag = pattern, tag
         super().__init__(
-            f"the pattern {clip(pattern)} took more than {MATCH_TIMEOUT * 1000:.0f} ms on the tag "
-            f"{clip(tag)}; simplify it (nested repeats such as (a+)+ backtrack without end)"
+            f"the pattern {quoted_with_length(pattern)} took more than {MATCH_TIMEOUT * 1000:.0f} ms "
+            f"on the tag {quoted_with_length(tag)}; simplify it (nested repeats such as (a+)+ backtrack "
+            "without end)"
         )
-
-
-def clip(text: str) -> str:
-    """`text` quoted for a message, cut to a readable length."""
-    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + f"... ({len(text)} characters)"
 
 
 def check(pattern: str) -> None:
@@ -101,7 +96,10 @@ def _run(method, pattern: str, tag: str) -> bool:
     except TimeoutError:
         raise PatternTimeout(pattern, tag) from None
     except Exception as error:  # none seen in fuzzing; still this tag's failure, not the poll's
-        message = f"the pattern {clip(pattern)} failed on the tag {clip(tag)}: {error!r:.200}"
+        message = (
+            f"the pattern {quoted_with_length(pattern)} failed on the tag {quoted_with_length(tag)}: "
+            f"{error!r:.200}"
+        )
         raise PatternError(message) from None
 
 

@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
+from catalog.text import quoted
+
 MAX_ID = 2**63 - 1  # BigAutoField's range, and SQLite's INTEGER's
 MIN_DATE, MAX_DATE = date(1970, 1, 1), date(9998, 12, 31)
 MAX_INSTANT = 40  # `2026-11-26T12:00:00.000000+00:00` is 32
@@ -31,12 +33,6 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 class InvalidParameter(ValueError):
     """A value names nothing valid; the message says why and quotes it safely."""
-
-
-def quoted(value: str, limit: int = 60) -> str:
-    """repr() escapes control characters; the cut keeps hostile input out of messages."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def number(raw: str) -> int:

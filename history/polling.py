@@ -19,6 +19,7 @@ from catalog.oci.errors import RateLimited, RegistryError, TagNotFound
 from catalog.oci.manifest import MAX_SIZE, Descriptor, ImageConfig, Manifest, ManifestHead, parse_time
 from catalog.patterns import PatternError
 from catalog.tags import TagInfo, classify, default_line_depth, line_of, version_of
+from catalog.text import clipped
 
 from . import slots, supply
 from .heartbeat import Heartbeat
@@ -596,14 +597,10 @@ def _failures(failed: dict[str, str]) -> str:
     for name, reason in sorted(failed.items()):
         by_reason.setdefault(reason, []).append(name)
     summary = "; ".join(
-        f"{_clip(reason)} ({plural(len(names), 'tag')}: {', '.join(names[:5])}{', …' * (len(names) > 5)})"
+        f"{clipped(reason)} ({plural(len(names), 'tag')}: {', '.join(names[:5])}{', …' * (len(names) > 5)})"
         for reason, names in sorted(by_reason.items(), key=lambda item: -len(item[1]))
     )
     return f"{plural(len(failed), 'tag')} not checked: {summary}"
-
-
-def _clip(text: str, limit: int = 160) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _confirm(unchanged: list[tuple[datetime, int]]) -> None:

@@ -16,6 +16,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from catalog.text import printable
+
 from . import mediatypes, transport
 from .auth import (
     DOCKER_HUB,
@@ -368,9 +370,7 @@ class RegistryClient:
             target = urljoin(url, location.strip(" \t"))
             scheme = urlsplit(target).scheme
         except ValueError:  # urljoin on "http://[::1" and the like
-            raise BadResponse(
-                f"{self.registry}: a redirect to {transport.shown(location)} is not a URL"
-            ) from None
+            raise BadResponse(f"{self.registry}: a redirect to {printable(location)} is not a URL") from None
         if scheme not in ("http", "https"):
             raise BadResponse("redirect to a non-HTTP location")
         if _origin(target) == _origin(self.base_url):
@@ -431,13 +431,13 @@ class RegistryClient:
         """What a failed try means: Unavailable (retried), or BadResponse for what cannot be sent."""
         if attempt.expired:
             return Unavailable(
-                f"{self.registry}: {method} {transport.shown(urlsplit(url).path, 80)}: "
+                f"{self.registry}: {method} {printable(urlsplit(url).path, 80)}: "
                 f"no complete answer within the {self.deadline:g} s deadline"
             )
         if isinstance(error, ValueError):
             # requests' InvalidURL/InvalidHeader and their kin: a URL or header from the registry
             # (a Location, a realm, a Content-Length) no client could use. Trying again will not help.
-            what = f"{method} {transport.shown(url, 80)}"
+            what = f"{method} {printable(url, 80)}"
             raise BadResponse(f"{self.registry}: {what}: {type(error).__name__}") from None
         return Unavailable(f"{self.registry}: {type(error).__name__}: {transport.ends(str(error))}")
 
@@ -540,15 +540,15 @@ class RegistryClient:
         resolves to is public or of the registry's own kind. The connection's peer is checked
         again (see _GuardedConnection). Returns the refusal prefix for that later check.
         """
-        refusal = f"{self.registry}: refused {what} {transport.shown(url)}"
+        refusal = f"{self.registry}: refused {what} {printable(url)}"
         try:
             parts = urlsplit(url)
             host, _ = parts.hostname, parts.port  # .port raises for "host:99999" or "host:x"
         except ValueError:
-            raise BadResponse(f"{self.registry}: {what} {transport.shown(url)} is not a URL") from None
+            raise BadResponse(f"{self.registry}: {what} {printable(url)} is not a URL") from None
         if parts.scheme not in ("http", "https") or not host:
             noun = "token realm" if what == "the token realm" else "redirect target"
-            raise BadResponse(f"{self.registry}: {noun} {transport.shown(url)} is not an HTTP URL")
+            raise BadResponse(f"{self.registry}: {noun} {printable(url)} is not an HTTP URL")
         if "@" in parts.netloc:
             raise UnsafeTarget(f"{refusal}: it carries a user name")
         if urlsplit(came_from).scheme == "https" and parts.scheme != "https":
@@ -556,7 +556,7 @@ class RegistryClient:
         try:
             addresses = transport.resolve(host)
         except ValueError:
-            raise BadResponse(f"{self.registry}: {what} {transport.shown(url)} names no valid host") from None
+            raise BadResponse(f"{self.registry}: {what} {printable(url)} names no valid host") from None
         allowed = self._allowed_kinds()
         for address in addresses or ():
             kind = transport.address_kind(address)
@@ -638,9 +638,7 @@ class RegistryClient:
             target = urljoin(url, link)
             foreign = _origin(target) != _origin(self.base_url)
         except ValueError:  # "http://[::1" and the like
-            raise BadResponse(
-                f"tag list of {repository} links to {transport.shown(link)}: not a URL"
-            ) from None
+            raise BadResponse(f"tag list of {repository} links to {printable(link)}: not a URL") from None
         if foreign:
             raise BadResponse(f"tag list of {repository} links to another host: refused")
         return target

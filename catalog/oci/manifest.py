@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from itertools import accumulate
 from typing import Any
 
+from catalog.text import quoted
+
 from . import mediatypes
 from .errors import BadResponse, DigestMismatch
 
@@ -53,7 +55,7 @@ def digest_of(content: bytes, algorithm: str = "sha256") -> str:
 def verify(content: bytes, expected: str) -> str:
     """Hash the exact bytes with the expected digest's algorithm; raise if they differ."""
     if not is_digest(expected):
-        raise BadResponse(f"not a sha256/sha512 digest: {_clip(expected)}")
+        raise BadResponse(f"not a sha256/sha512 digest: {quoted(expected)}")
     actual = digest_of(content, expected.split(":", 1)[0])
     if actual != expected:
         raise DigestMismatch(expected, actual)
@@ -191,14 +193,14 @@ def parse_manifest(body: bytes, content_type: str, digest: str) -> Manifest:
     declared = document.get("mediaType")
     if declared is not None and declared != content_type:
         raise BadResponse(
-            f"manifest mediaType {_clip(declared)} does not match Content-Type {_clip(content_type)}"
+            f"manifest mediaType {quoted(declared)} does not match Content-Type {quoted(content_type)}"
         )
     if _integer(document.get("schemaVersion")) == 1:
         # Old registries served schema1 as application/json. The Content-Type is not kept: it is
         # whatever the registry said, of any length, and the body says what this is.
         return Manifest(digest, mediatypes.DOCKER_SCHEMA1, len(body), body, legacy=True)
     if content_type not in mediatypes.MANIFESTS:
-        raise BadResponse(f"unsupported manifest media type {_clip(content_type)}")
+        raise BadResponse(f"unsupported manifest media type {quoted(content_type)}")
     if _integer(document.get("schemaVersion")) != 2:
         raise BadResponse("manifest schemaVersion is not 2")
     subject = document.get("subject")
@@ -298,9 +300,9 @@ def _descriptor(value: Any) -> Descriptor:
         raise BadResponse("descriptor is not an object")
     digest, size = value.get("digest"), value.get("size")
     if not is_digest(digest):
-        raise BadResponse(f"descriptor digest is invalid: {_clip(digest)}")
+        raise BadResponse(f"descriptor digest is invalid: {quoted(digest)}")
     if _integer(size) is None or size < 0:
-        raise BadResponse(f"descriptor size is invalid: {_clip(size)}")
+        raise BadResponse(f"descriptor size is invalid: {quoted(size)}")
     return Descriptor(
         media_type=mediatypes.parse(value.get("mediaType")),
         digest=digest,
@@ -382,9 +384,3 @@ def _clean(text: str, limit: int | None = None) -> str:
     if not text.isascii():
         text = _SURROGATE.sub("\ufffd", text)
     return text if limit is None else text[:limit]
-
-
-def _clip(value: Any, limit: int = 80) -> str:
-    """Registry-supplied text in error messages, shortened so a hostile value cannot flood logs."""
-    text = repr(value[: limit + 1] if isinstance(value, str) else value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from catalog.text import quoted
+
 __all__ = [
     "DEFAULT_REGISTRY",
     "ImageReference",
@@ -68,21 +70,21 @@ class ImageReference:
 
     def __post_init__(self) -> None:
         if not isinstance(self.registry, str) or not _DOMAIN_RE.fullmatch(self.registry):
-            raise InvalidReference(f"invalid registry host {_quote(self.registry)}")
+            raise InvalidReference(f"invalid registry host {quoted(self.registry)}")
         if not isinstance(self.repository, str):
-            raise InvalidReference(f"invalid repository name {_quote(self.repository)}")
+            raise InvalidReference(f"invalid repository name {quoted(self.repository)}")
         if len(self.repository) > MAX_REPOSITORY_LENGTH:
             raise InvalidReference(
                 f"invalid reference format: repository name must not be more than "
                 f"{MAX_REPOSITORY_LENGTH} characters (got {len(self.repository)})"
             )
         if not _REMOTE_NAME_RE.fullmatch(self.repository):
-            raise InvalidReference(f"invalid repository name {_quote(self.repository)}")
+            raise InvalidReference(f"invalid repository name {quoted(self.repository)}")
         # Refuse forms like docker.io/python or index.docker.io/...: they would re-parse differently.
         if _split_docker_domain(self.name) != (self.registry, self.repository):
-            raise InvalidReference(f"{_quote(self.name)} is not a normalized name; use parse()")
+            raise InvalidReference(f"{quoted(self.name)} is not a normalized name; use parse()")
         if self.tag is not None and not is_valid_tag(self.tag):
-            raise InvalidReference(f"invalid tag {_quote(self.tag)}")
+            raise InvalidReference(f"invalid tag {quoted(self.tag)}")
         if self.digest is not None:
             parse_digest(self.digest)
         if len(str(self)) > MAX_REFERENCE_LENGTH:
@@ -139,7 +141,7 @@ def parse(text: str) -> ImageReference:
         )
     # Every valid reference is ASCII; rejecting the rest early keeps the lowercase checks ASCII too.
     if not text.isascii():
-        raise InvalidReference(f"invalid reference format: {_quote(text)} contains non-ASCII characters")
+        raise InvalidReference(f"invalid reference format: {quoted(text)} contains non-ASCII characters")
     if _IDENTIFIER_RE.fullmatch(text):
         raise InvalidReference(
             "invalid repository name: cannot specify 64-byte hexadecimal strings (ambiguous with an image ID)"
@@ -150,7 +152,7 @@ def parse(text: str) -> ImageReference:
     remote = remainder.partition(":")[0]
     if remote.lower() != remote:
         raise InvalidReference(
-            f"invalid reference format: repository name must be lowercase ({_quote(remote)})"
+            f"invalid reference format: repository name must be lowercase ({quoted(remote)})"
         )
 
     full = f"{registry}/{remainder}"
@@ -162,7 +164,7 @@ def parse(text: str) -> ImageReference:
         raise InvalidReference(_explain(full))
     if match["domain"] is None:
         # e.g. "foo_bar.com/app": Go keeps it with an empty domain; a reference needs a registry.
-        raise InvalidReference(f"invalid reference format: {_quote(registry)} is not a valid registry host")
+        raise InvalidReference(f"invalid reference format: {quoted(registry)} is not a valid registry host")
     return ImageReference(match["domain"], match["path"], match["tag"], match["digest"])
 
 
@@ -186,12 +188,12 @@ def parse_digest(text: str) -> tuple[str, str]:
         raise InvalidReference(f"invalid digest format: expected a string, got {type(text).__name__}")
     algorithm, _, encoded = text.partition(":")
     if not algorithm or not encoded:
-        raise InvalidReference(f"invalid digest format: {_quote(text)} is not algorithm:hex")
+        raise InvalidReference(f"invalid digest format: {quoted(text)} is not algorithm:hex")
     length = _DIGEST_HEX_LENGTHS.get(algorithm)
     if length is None:
         if _GO_DIGEST_RE.fullmatch(text):
-            raise InvalidReference(f"unsupported digest algorithm {_quote(algorithm)}")
-        raise InvalidReference(f"invalid digest format: {_quote(text)}")
+            raise InvalidReference(f"unsupported digest algorithm {quoted(algorithm)}")
+        raise InvalidReference(f"invalid digest format: {quoted(text)}")
     if len(encoded) != length or not _LOWER_HEX_RE.fullmatch(encoded):
         raise InvalidReference(f"invalid digest: {algorithm} needs exactly {length} lowercase hex characters")
     return algorithm, encoded
@@ -228,15 +230,9 @@ def _explain(full: str) -> str:
         )
     if tag is not None and not _TAG_RE.fullmatch(tag):
         return (
-            f"invalid reference format: invalid tag {_quote(tag)} "
+            f"invalid reference format: invalid tag {quoted(tag)} "
             "(up to 128 of [A-Za-z0-9_.-], not starting with '.' or '-')"
         )
     if at:
-        return f"invalid reference format: invalid digest {_quote(digest)}"
+        return f"invalid reference format: invalid digest {quoted(digest)}"
     return "invalid reference format"
-
-
-def _quote(value: object, limit: int = 80) -> str:
-    """repr() escapes control characters; the cut keeps hostile input out of messages and logs."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."

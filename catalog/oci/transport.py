@@ -93,12 +93,6 @@ def _peer_address(host: str) -> _Address:
     return ipaddress.ip_address(host.split("%", 1)[0])  # fe80::1%eth0: the zone is not the address
 
 
-def shown(text: str, limit: int = 120) -> str:
-    """A registry-supplied URL as a message may show it: printable ASCII, bounded."""
-    clipped = "".join(c if " " <= c < "\x7f" else "?" for c in text[:limit])
-    return clipped + ("..." if len(text) > limit else "")
-
-
 def ends(text: str, each: int = 200) -> str:
     """A library's error text, bounded: its start and its end, where the cause usually is
     ("... [Errno 111] Connection refused") after a URL a registry may have made 64 KiB long."""
