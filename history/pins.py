@@ -22,7 +22,7 @@ from catalog.oci.reference import ImageReference, InvalidReference, parse
 from catalog.patterns import PatternError
 
 from .models import Build, HeldTag, Platform, TagEvent, TagState
-from .wording import plural
+from .wording import plural, short_digest
 
 MAX_REFERENCES = 200  # per check: a large compose file has a few dozen
 MAX_LINE_LENGTH = 2048  # a reference is at most 1024; FROM flags and a stage name fit in the rest
@@ -383,7 +383,7 @@ class _Resolver:
         current = state.build
         base |= {"current_digest": current.digest, "current_build_id": current.pk}
         base["confirmed_at"] = state.confirmed_at
-        now = _short(current.digest)
+        now = short_digest(current.digest)
         if not state.present:
             gone = "was deleted from" if _tracked(repository, reference.tag) else "is not tracked any more in"
             message = f"the tag {reference.tag} {gone} {reference.name}; it last pointed to {now}"
@@ -393,7 +393,7 @@ class _Resolver:
             message = f"not pinned: the tag {reference.tag} points to {now} now; pin it to that digest"
             return PinResult(**base, status="no_digest", message=message)
         if pinned is None:
-            message = f"{_short(reference.digest)} was never seen in {reference.name}"
+            message = f"{short_digest(reference.digest)} was never seen in {reference.name}"
             if where := self.elsewhere.get(reference.digest):
                 message += f" (it is a build of {', '.join(where)})"
             return PinResult(
@@ -429,7 +429,7 @@ class _Resolver:
     def _digest_only(self, pin: _Pin, base: dict, pinned: Build | None) -> PinResult:
         reference = pin.reference
         if pinned is None:
-            message = f"{_short(reference.digest)} was never seen in {reference.name}"
+            message = f"{short_digest(reference.digest)} was never seen in {reference.name}"
             if where := self.elsewhere.get(reference.digest):
                 message += f"; it is a build of {', '.join(where)}"
             return PinResult(**base, status="unknown", unknown="digest", message=message)
@@ -455,7 +455,7 @@ class _Resolver:
         if pinned is not None:
             return self._wrong_tag(base, pinned, missing)
         if reference.digest is not None:
-            missing += f", nor the digest {_short(reference.digest)}"
+            missing += f", nor the digest {short_digest(reference.digest)}"
             if where := self.elsewhere.get(reference.digest):
                 missing += f" (it is a build of {', '.join(where)})"
         return PinResult(**base, status="unknown", unknown="tag", message=missing)
@@ -469,11 +469,6 @@ class _Resolver:
             held_by=held_by,
             message=f"{why}; it is a build of {base['repository']}, {which}",
         )
-
-
-def _short(digest: str | None) -> str:
-    """The 12 hex docker shows."""
-    return (digest or "").partition(":")[2][:12] or (digest or "")
 
 
 def _tracked(repository: Repository, tag: str) -> bool:

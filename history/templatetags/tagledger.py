@@ -15,13 +15,12 @@ from django.utils.safestring import mark_safe
 
 from catalog.duration import format_duration
 
+from ..wording import short_digest
+
 register = template.Library()
 
 
-@register.filter
-def short_digest(digest: str) -> str:
-    """`sha256:e24bfc0eb1574f…` → `e24bfc0eb157`, the 12 hex docker shows."""
-    return (digest or "").partition(":")[2][:12] or digest
+register.filter("short_digest", short_digest)
 
 
 @register.filter

@@ -1,14 +1,12 @@
 """`manage.py lookup`: which build a digest, digest fragment, image ID or reference belongs to."""
 
 import json
-from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from history.search import InvalidQuery, LookupResult, Match, image_id, lookup
 
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
+from history.wording import format_time
 LABEL_WIDTH = 12
 
 
@@ -115,7 +113,3 @@ def describe_platform(build, platform) -> str:
     if platform.config_digest:
         parts.append(f"image ID {image_id(platform.config_digest)}")
     return " ".join(parts)
-
-
-def format_time(value: datetime) -> str:
-    return timezone.localtime(value).strftime(TIME_FORMAT)

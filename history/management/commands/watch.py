@@ -10,8 +10,7 @@ from catalog.duration import MAX_INTERVAL, MIN_INTERVAL, format_duration
 from catalog.models import Repository
 from catalog.oci.reference import ImageReference
 from history.models import with_poll_health
-
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
+from history.wording import format_time
 
 
 class Command(BaseCommand):
@@ -156,7 +155,3 @@ def next_poll(repository: Repository, now: datetime) -> str:
     if repository.lease_until and repository.lease_until > now:
         return "polling now"
     return "due now" if repository.next_poll_at <= now else format_time(repository.next_poll_at)
-
-
-def format_time(value: datetime) -> str:
-    return timezone.localtime(value).strftime(TIME_FORMAT)
