@@ -13,9 +13,11 @@ Each backend needs its own kind of index, so they are raw SQL here rather than M
 - the version page goes back through a version's builds newest first, by
   COALESCE(built_at, first_seen_at) then id, one page at a time from a keyset position.
 
-Built without CONCURRENTLY: on a large existing database this migration blocks writes to
-history_build and history_platform (polls wait) for as long as the builds take — about a
-minute per million builds on two cores.
+On PostgreSQL each index is built CONCURRENTLY, so polls keep writing builds and platforms while
+it builds on a large database (about a minute per million builds on two cores); that cannot run
+inside a transaction, hence `atomic = False`. A concurrent build that fails leaves an INVALID
+index behind under its name, so each is dropped first if it exists: a re-run starts over rather
+than failing on the name. SQLite has no CONCURRENTLY (it locks the file for any write anyway).
 """
 
 from django.db import migrations
@@ -25,33 +27,36 @@ STATEMENTS = {
     "postgresql": [
         ("CREATE EXTENSION IF NOT EXISTS pg_trgm", None),  # other apps may use it: never dropped here
         (
-            "CREATE INDEX build_digest_like ON history_build (digest varchar_pattern_ops)",
-            "DROP INDEX build_digest_like",
+            "CREATE INDEX CONCURRENTLY build_digest_like ON history_build (digest varchar_pattern_ops)",
+            "DROP INDEX CONCURRENTLY IF EXISTS build_digest_like",
         ),
         (
-            "CREATE INDEX platform_digest_like ON history_platform (digest varchar_pattern_ops)",
-            "DROP INDEX platform_digest_like",
+            "CREATE INDEX CONCURRENTLY platform_digest_like ON history_platform (digest varchar_pattern_ops)",
+            "DROP INDEX CONCURRENTLY IF EXISTS platform_digest_like",
         ),
         (
-            "CREATE INDEX platform_config_like ON history_platform (config_digest varchar_pattern_ops)",
-            "DROP INDEX platform_config_like",
+            "CREATE INDEX CONCURRENTLY platform_config_like ON history_platform "
+            "(config_digest varchar_pattern_ops)",
+            "DROP INDEX CONCURRENTLY IF EXISTS platform_config_like",
         ),
         (
-            "CREATE INDEX build_digest_trgm ON history_build USING gin (digest gin_trgm_ops)",
-            "DROP INDEX build_digest_trgm",
+            "CREATE INDEX CONCURRENTLY build_digest_trgm ON history_build USING gin (digest gin_trgm_ops)",
+            "DROP INDEX CONCURRENTLY IF EXISTS build_digest_trgm",
         ),
         (
-            "CREATE INDEX platform_digest_trgm ON history_platform USING gin (digest gin_trgm_ops)",
-            "DROP INDEX platform_digest_trgm",
+            "CREATE INDEX CONCURRENTLY platform_digest_trgm ON history_platform "
+            "USING gin (digest gin_trgm_ops)",
+            "DROP INDEX CONCURRENTLY IF EXISTS platform_digest_trgm",
         ),
         (
-            "CREATE INDEX platform_config_trgm ON history_platform USING gin (config_digest gin_trgm_ops)",
-            "DROP INDEX platform_config_trgm",
+            "CREATE INDEX CONCURRENTLY platform_config_trgm ON history_platform "
+            "USING gin (config_digest gin_trgm_ops)",
+            "DROP INDEX CONCURRENTLY IF EXISTS platform_config_trgm",
         ),
         (
-            "CREATE INDEX build_version_newest ON history_build "
+            "CREATE INDEX CONCURRENTLY build_version_newest ON history_build "
             "(version_id, COALESCE(built_at, first_seen_at) DESC, id DESC)",
-            "DROP INDEX build_version_newest",
+            "DROP INDEX CONCURRENTLY IF EXISTS build_version_newest",
         ),
     ],
     "sqlite": [
@@ -77,7 +82,10 @@ STATEMENTS = {
 
 
 def create(apps, schema_editor):
-    for sql, _ in STATEMENTS.get(schema_editor.connection.vendor, []):
+    postgresql = schema_editor.connection.vendor == "postgresql"
+    for sql, undo in STATEMENTS.get(schema_editor.connection.vendor, []):
+        if postgresql and undo:
+            schema_editor.execute(undo)  # the INVALID leftover of a failed concurrent build, if any
         schema_editor.execute(sql)
 
 
@@ -88,6 +96,8 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+    atomic = False  # CREATE INDEX CONCURRENTLY refuses to run in a transaction
+
     dependencies = [
         ("history", "0002_immutable_moved_index"),
     ]
