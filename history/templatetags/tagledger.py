@@ -15,7 +15,7 @@ from django.utils.safestring import mark_safe
 
 from catalog.duration import format_duration
 
-from ..wording import short_digest
+from ..wording import plural, short_digest
 
 register = template.Library()
 
@@ -145,7 +145,7 @@ def version_rows(rows: list, query: str = "") -> str:
             f'<td class="row-variant">{variant}</td>'
             f'<td class="row-tags">{tags or NO_TAG}</td>'
             f'<td class="row-build">{build}</td>'
-            f'<td class="row-count"><a href="{version_url}">{count} {"build" if count == 1 else "builds"}</a>'
+            f'<td class="row-count"><a href="{version_url}">{plural(count, "build")}</a>'
             "</td></tr>"
         )
         previous = row.name

@@ -5,8 +5,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from history.search import InvalidQuery, LookupResult, Match, image_id, lookup
+from history.wording import format_time, plural
 
-from history.wording import format_time
 LABEL_WIDTH = 12
 
 
@@ -83,8 +83,7 @@ class Command(BaseCommand):
             self.stdout.write("versions:")
             for version in names.versions:
                 builds = getattr(version, "build_count", 0)
-                plural = "build" if builds == 1 else "builds"
-                self.stdout.write(f"  {version.repository.reference} {version} ({builds} {plural})")
+                self.stdout.write(f"  {version.repository.reference} {version} ({plural(builds, 'build')})")
 
     def field(self, label: str, value: str) -> None:
         self.stdout.write(f"  {(label + ':') if label else '':<{LABEL_WIDTH}}{value}")

@@ -10,6 +10,7 @@ from catalog.models import Repository
 from catalog.oci.reference import InvalidReference, parse
 from history import polling, tasks
 from history.models import PollRun
+from history.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,7 @@ class Command(BaseCommand):
         failures = sum(not self.poll(repository) for repository in repositories)
         if failures:
             raise CommandError(
-                f"{failures} of {len(repositories)} {'poll' if len(repositories) == 1 else 'polls'} "
-                "did not finish ok",
+                f"{failures} of {plural(len(repositories), 'poll')} did not finish ok",
                 returncode=1,
             )
 
