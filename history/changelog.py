@@ -28,16 +28,14 @@ from catalog.models import Tag
 from catalog.oci.reference import is_valid_tag
 from catalog.tags import Kind
 
-from . import params
+from . import digests, params
 from .keyset import Cursor, InvalidCursor, RowBefore
 from .models import TagEvent, with_builds
 
 PAGE_SIZE = 50
 MAX_SEARCH = 135  # the longest digest we store
-MIN_DIGEST_PREFIX = 4
 
 _SEARCH_RE = re.compile(r"[A-Za-z0-9_.:-]+")
-_HEX_RE = re.compile(r"(?:sha256:)?(?P<hex>[0-9a-fA-F]+)")
 
 
 class InvalidFilter(ValueError):
@@ -195,6 +193,7 @@ def _search_text(raw: str) -> str:
             f"{params.quoted(raw)}: search for part of a tag name or a digest prefix "
             f"(up to {MAX_SEARCH} letters, digits and _ . : -)"
         )
+    _digest_matcher(raw)  # `sha256:xyz` is a bad digest here as in search: say so rather than find nothing
     return raw
 
 
@@ -218,13 +217,25 @@ def _query_value(value) -> str:
 
 
 def _search(text: str) -> Q:
-    """A tag name containing `text`, or a digest on either side starting with it."""
+    """A tag name containing `text`, or the build on either side named by it as search names a
+    build by its own digest: that digest, or a prefix of it (history.digests; never an infix)."""
     condition = Q(tag__name__icontains=text)
-    digest = _HEX_RE.fullmatch(text)
-    if digest and len(digest["hex"]) >= MIN_DIGEST_PREFIX:
-        prefix = "sha256:" + digest["hex"].lower()
-        condition |= Q(build__digest__startswith=prefix) | Q(previous_build__digest__startswith=prefix)
+    if matcher := _digest_matcher(text):
+        condition |= matcher.builds_in(digests.BUILD, field="build")
+        condition |= matcher.builds_in(digests.BUILD, field="previous_build")
     return condition
+
+
+def _digest_matcher(text: str) -> digests.Exact | None:
+    """The digest or prefix `text` names; None when it can only be part of a tag name. Bare hex too
+    short or too long for a digest is that (`beef`, `abc`), but `sha256:…` is a digest or an error."""
+    try:
+        fragment = digests.parse(text)
+    except digests.InvalidDigest:
+        if ":" in text:  # an algorithm: tag names hold no colon, so it is meant as a digest
+            raise
+        return None
+    return fragment.matcher() if fragment else None
 
 
 def _start_of(day: date) -> datetime:

@@ -15,18 +15,10 @@ from django.db.models import Prefetch, prefetch_related_objects
 
 from catalog.oci.reference import InvalidReference, parse
 
+from . import digests
+from .digests import BUILD, CONFIG, PLATFORM, image_id
 from .models import Build, HeldTag, Platform, TagEvent, TagState
-from .search import (
-    BUILD_DIGEST,
-    CONFIG_DIGEST,
-    PLATFORM_DIGEST,
-    PLATFORM_ORDER,
-    InvalidQuery,
-    digest_matcher,
-    digest_query,
-    image_id,
-    quote,
-)
+from .search import PLATFORM_ORDER, quote
 from .wording import plural
 
 MAX_TEXT = 1024  # longer than any digest or reference; hostile input stays cheap
@@ -52,11 +44,11 @@ def resolve(text: str) -> Build:
     """The one build `text` names: a full digest, a unique prefix (4+ hex), `name@digest` or `name:tag`."""
     text = _clean(text)
     try:
-        digest = digest_query(text)
-    except InvalidQuery as error:
+        fragment = digests.parse(text)
+    except digests.InvalidDigest as error:
         raise CompareError(str(error)) from None
-    if digest is not None:
-        return _by_digest(text, *digest)
+    if fragment is not None:
+        return _by_digest(text, fragment)
     return _by_reference(text)
 
 
@@ -80,15 +72,15 @@ def _builds():
     return Build.objects.select_related("repository__registry", "version").order_by("-first_seen_at", "-pk")
 
 
-def _by_digest(text: str, algorithm: str | None, hex_part: str) -> Build:
-    matcher = digest_matcher(algorithm, hex_part)
-    found = list(_builds().filter(matcher.builds_in(BUILD_DIGEST))[: MAX_CANDIDATES + 1])
+def _by_digest(text: str, fragment: digests.Fragment) -> Build:
+    matcher = fragment.matcher()  # a whole digest or a prefix: a build is named, never found inside
+    found = list(_builds().matching(matcher, BUILD)[: MAX_CANDIDATES + 1])
     if len(found) == 1:
         return found[0]
     if found:
         raise CompareError(_ambiguous(text, found), found[:MAX_CANDIDATES])
     # Not a build digest: a platform manifest or an image ID? Offer the builds they belong to.
-    near = list(_builds().filter(matcher.builds_in(PLATFORM_DIGEST, CONFIG_DIGEST))[:MAX_CANDIDATES])
+    near = list(_builds().matching(matcher, PLATFORM, CONFIG)[:MAX_CANDIDATES])
     if near:
         raise CompareError(
             f"no build digest starts with {quote(text)}, but a platform manifest or image ID of "

@@ -20,6 +20,11 @@ from .supply import predicate_name
 
 
 class BuildQuerySet(models.QuerySet):
+    def matching(self, matcher, *where: str) -> "BuildQuerySet":
+        """Builds with a digest `matcher` (history.digests: a digest, prefix or infix) matches, in
+        the `where` columns (digests.BUILD, PLATFORM, CONFIG, ATTESTATION; all when none given)."""
+        return self.filter(matcher.builds_in(*where))
+
     def last_seen(self) -> dict[int, datetime]:
         """{build id: the last poll that saw a tag pointing at it}, for these builds in one query.
 

@@ -11,7 +11,8 @@ One query language for the CLI (`manage.py lookup`), the search page and the JSO
   `docker pull` ignores it); `name:tag`: the build the tag points to now;
 - anything else that could be a repository, tag or version name: a name search.
 
-Every digest is compared as Build.digest ("index": the build's own digest, an index for
+Digests are read by history.digests, the one query language compare and the changelog read them
+with too. Every digest is compared as Build.digest ("index": the build's own digest, an index for
 multi-platform images), Platform.digest ("platform"), Platform.config_digest ("config") and
 Attestation.digest ("attestation": a BuildKit attestation manifest, found as what it is and never
 as a platform image; not by an infix, as no trigram index holds them).
@@ -21,20 +22,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from django.db import connection
 from django.db.models import Case, Count, IntegerField, Prefetch, Q, Value, When
-from django.db.models.expressions import RawSQL
 
 from catalog.models import Repository, Tag, Version
 from catalog.oci.reference import ImageReference, InvalidReference, parse
 
-from . import params
+from . import digests, params
+from .digests import ATTESTATION, BUILD, PLATFORM, Exact, Itself, image_id
 from .models import Attestation, Build, HeldTag, Platform, TagEvent, TagState
 
-MIN_FRAGMENT = 4  # fewer hex digits match a sixteenth of everything or more
-MIN_INFIX = 8  # from here an infix is specific enough to mean one build
 MAX_QUERY_LENGTH = 1024  # longer than any reference; hostile input stays cheap
-IMAGE_ID_LENGTH = 12
 PLATFORM_ORDER = Platform.objects.order_by("os", "architecture", "variant", "pk")
 # What a match shows of its platforms: digests and names, not layer lists and configs (a
 # kilobyte or more of JSON each, fetched and decoded for nothing).
@@ -43,9 +40,6 @@ PLATFORM_DIGESTS = PLATFORM_ORDER.defer("layers", "config")
 Kind = Literal["fragment", "digest", "reference", "name"]
 Matched = Literal["index", "platform", "config", "attestation"]
 
-_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
-_ALGORITHM_RE = re.compile(r"(?P<algorithm>sha[0-9]+):(?P<rest>.*)", re.DOTALL | re.IGNORECASE)
-_HEX_RE = re.compile(r"[0-9a-fA-F]+")
 quote = params.quoted  # compare.py quotes with it too
 # Characters of references, tags and versions; anything else cannot match a name anyway.
 _NAME_CHARS_RE = re.compile(r"[A-Za-z0-9._/:@-]+")
@@ -129,9 +123,12 @@ class LookupResult:
 def lookup(query: str, *, limit: int = 50) -> LookupResult:
     """Everything `query` names, newest build first; raises InvalidQuery for what names nothing."""
     text = _clean(query)
-    digest = digest_query(text)
-    if digest is not None:
-        return _find_digest(text, *digest, limit=limit)
+    try:
+        fragment = digests.parse(text)
+    except digests.InvalidDigest as error:
+        raise InvalidQuery(str(error)) from None
+    if fragment is not None:
+        return _find_digest(text, fragment, limit=limit)
     if "@" in text or ":" in text.rpartition("/")[2]:
         reference = _reference(text)
         if reference.digest is not None or reference.tag is not None:
@@ -177,184 +174,28 @@ def search_names(text: str, *, limit: int = 50) -> NameResults:
     return NameResults(list(repositories), [_tag_hit(tag) for tag in tags], list(versions))
 
 
-def image_id(config_digest: str) -> str:
-    """What `docker images` shows as IMAGE ID: the first 12 hex of the config digest."""
-    return config_digest.partition(":")[2][:IMAGE_ID_LENGTH]
-
-
 # --- digests ------------------------------------------------------------------------------------
 
 
-def digest_query(text: str) -> tuple[str | None, str] | None:
-    """(algorithm or None, lowercase hex) when `text` is digest syntax; None when it is not."""
-    algorithm = None
-    hex_part = text
-    if prefixed := _ALGORITHM_RE.fullmatch(text):
-        algorithm, hex_part = prefixed["algorithm"].lower(), prefixed["rest"]
-        if algorithm not in _HEX_LENGTHS:
-            raise InvalidQuery(f"unsupported digest algorithm {quote(algorithm)} (sha256, sha384 or sha512)")
-        if not hex_part:
-            raise InvalidQuery(f"{quote(text)} needs hex digits after the colon")
-        if not _HEX_RE.fullmatch(hex_part):
-            raise InvalidQuery(f"{quote(text)}: after {algorithm}: only hex digits 0-9 and a-f may follow")
-    elif not _HEX_RE.fullmatch(text):
-        return None
-    hex_part = hex_part.lower()
-    longest = _HEX_LENGTHS[algorithm] if algorithm else max(_HEX_LENGTHS.values())
-    if len(hex_part) < MIN_FRAGMENT:
-        raise InvalidQuery(
-            f"{quote(text)} is too short: a digest fragment needs at least {MIN_FRAGMENT} hex digits"
-        )
-    if len(hex_part) > longest:
-        raise InvalidQuery(f"{quote(text)} is longer than a{' ' + algorithm if algorithm else ''} digest")
-    return algorithm, hex_part
-
-
-def _find_digest(text: str, algorithm: str | None, hex_part: str, *, limit: int) -> LookupResult:
-    matcher = digest_matcher(algorithm, hex_part)
-    found = _collect(text, matcher.kind, Build.objects.filter(matcher.anywhere()), matcher, limit=limit)
-    if found.matches or not isinstance(matcher, _AnyPrefix) or len(hex_part) < MIN_INFIX:
+def _find_digest(text: str, fragment: digests.Fragment, *, limit: int) -> LookupResult:
+    matcher = fragment.matcher()
+    found = _collect(text, matcher.kind, _builds(matcher), matcher, limit=limit)
+    infix = fragment.infix()
+    if found.matches or infix is None:
         return found
     # Bare hex was a prefix first: image IDs and short digests start a digest, and an index finds
     # them in a millisecond. Only a fragment that starts none is looked for inside digests, which
-    # reads a trigram index (PostgreSQL) or every digest (SQLite).
-    matcher = _Contains(hex_part)
-    return _collect(text, matcher.kind, Build.objects.filter(matcher.anywhere()), matcher, limit=limit)
+    # reads a trigram index (pg_trgm on PostgreSQL, FTS5 on SQLite; without FTS5, every digest).
+    return _collect(text, infix.kind, _builds(infix), infix, limit=limit)
 
 
-def digest_matcher(algorithm: str | None, hex_part: str) -> "_Exact":
-    """What digest_query()'s result names, short of an infix: with an algorithm, that digest or a
-    prefix of it; bare hex, a digest of the length's algorithm or a prefix under any algorithm."""
-    if algorithm is None and len(hex_part) in _HEX_LENGTHS.values():
-        algorithm = next(name for name, length in _HEX_LENGTHS.items() if length == len(hex_part))
-    if algorithm and len(hex_part) == _HEX_LENGTHS[algorithm]:
-        return _Exact(f"{algorithm}:{hex_part}")
-    if algorithm:
-        return _Prefix(f"{algorithm}:{hex_part}")
-    return _AnyPrefix(hex_part)
+def _builds(matcher: Exact):
+    """The builds one of whose digests `matcher` matches. The matching ids are asked first, in a
+    query of their own: that is what Exact.build_ids is for (see there)."""
+    return Build.objects.filter(pk__in=matcher.build_ids(*digests.EVERYWHERE))
 
 
-# Where a digest can match, as (model, build id column, digest column).
-BUILD_DIGEST = (Build, "id", "digest")
-PLATFORM_DIGEST = (Platform, "build_id", "digest")
-CONFIG_DIGEST = (Platform, "build_id", "config_digest")
-ATTESTATION_DIGEST = (Attestation, "build_id", "digest")
-
-
-class _Exact:
-    """One digest predicate, both as SQL on a column and in Python on a value."""
-
-    kind: Kind = "digest"
-    attestations = True  # whether `anywhere` looks at attestation digests too
-
-    def __init__(self, value: str):
-        self.value = value
-
-    def sql(self, column: str) -> tuple[str, list[str]]:
-        return f"{column} = %s", [self.value]
-
-    def anywhere(self, *, config: bool = True) -> Q:
-        """Builds whose own digest, a platform's digest, (with `config`) an image config or an
-        attestation manifest matches."""
-        columns = [BUILD_DIGEST, PLATFORM_DIGEST] + ([CONFIG_DIGEST] if config else [])
-        return Q(pk__in=self.build_ids(*columns, *([ATTESTATION_DIGEST] if self.attestations else [])))
-
-    def build_ids(self, *columns: tuple) -> list[int]:
-        """The ids of the builds whose digest in one of `columns` matches (BUILD_DIGEST, ...).
-
-        One UNION of build ids, each part answered by the index on its own column (migration
-        0003). `digest matches OR EXISTS (a platform matches)` reads the same but leaves the
-        database no index to start from: it tested every build, a second per lookup at 1 M builds.
-
-        Hand-written and run first, because every lookup runs it: as a queryset (three subqueries
-        inside the builds query) Django took 2.5 ms to compile it and PostgreSQL 1 ms to plan it,
-        a fifth of a lookup (BENCHMARKS.md, Search). Its predicates are those migration 0003
-        indexes on both databases.
-        """
-        with connection.cursor() as cursor:
-            cursor.execute(*self._union(columns))
-            return [build_id for (build_id,) in cursor.fetchall()]
-
-    def builds_in(self, *columns: tuple) -> Q:
-        """build_ids as a subquery of the query it filters: one query fewer, for callers that
-        count queries rather than milliseconds."""
-        return Q(pk__in=RawSQL(*self._union(columns)))  # noqa: S611 - values are parameters, as above
-
-    def _union(self, columns) -> tuple[str, list[str]]:
-        parts, params = [], []
-        for model, selected, column in columns:
-            where, values = self.sql(_quoted(column))
-            table = _quoted(model._meta.db_table)  # names from the models; every value is a parameter
-            parts.append(f"SELECT {_quoted(selected)} FROM {table} WHERE {where}")  # noqa: S608
-            params += values
-        return " UNION ".join(parts), params
-
-    def __call__(self, digest: str) -> bool:
-        return digest == self.value
-
-
-class _Prefix(_Exact):
-    kind: Kind = "fragment"
-
-    def sql(self, column: str) -> tuple[str, list[str]]:
-        return f"{column} LIKE %s ESCAPE '\\'", [_like(self.value) + "%"]
-
-    def __call__(self, digest: str) -> bool:
-        return digest.startswith(self.value)
-
-
-class _Contains(_Exact):
-    kind: Kind = "fragment"
-    # Attestation digests have prefix indexes only (migration 0005): an infix would read them all.
-    attestations = False
-
-    def sql(self, column: str) -> tuple[str, list[str]]:
-        return f"{column} LIKE %s ESCAPE '\\'", ["%" + _like(self.value) + "%"]
-
-    def __call__(self, digest: str) -> bool:
-        return self.value in digest
-
-
-class _AnyPrefix(_Exact):
-    """Bare hex: a prefix of the hex after the colon, whatever the algorithm.
-
-    The same digests as `contains(":" + hex)` (a digest is `algorithm:hex`, one colon), but as
-    prefixes an index can answer; a leading-wildcard LIKE reads every digest.
-    """
-
-    kind: Kind = "fragment"
-
-    def __init__(self, hex_part: str):
-        super().__init__(tuple(f"{algorithm}:{hex_part}" for algorithm in _HEX_LENGTHS))
-
-    def sql(self, column: str) -> tuple[str, list[str]]:
-        parts = [_Prefix(prefix).sql(column) for prefix in self.value]
-        return "(" + " OR ".join(where for where, _ in parts) + ")", [value for _, (value,) in parts]
-
-    def __call__(self, digest: str) -> bool:
-        return digest.startswith(self.value)
-
-
-def _like(value: str) -> str:
-    """`value` matched literally by LIKE ... ESCAPE '\\' (queries are hex, but say so here too)."""
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _quoted(name: str) -> str:
-    return connection.ops.quote_name(name)
-
-
-class _Itself(_Exact):
-    """Builds found some other way (a tag points at them): each matches as itself."""
-
-    def __init__(self):
-        super().__init__("")
-
-    def __call__(self, digest: str) -> bool:
-        return True
-
-
-def _collect(text: str, kind: Kind, builds, matcher: _Exact, *, limit: int) -> LookupResult:
+def _collect(text: str, kind: Kind, builds, matcher: Exact, *, limit: int) -> LookupResult:
     """The newest `limit` of `builds`, each with what `matcher` matched and the tags it held."""
     found = list(
         builds.select_related("repository__registry", "version")
@@ -373,7 +214,7 @@ def _collect(text: str, kind: Kind, builds, matcher: _Exact, *, limit: int) -> L
     return LookupResult(text, kind, matches=matches, truncated=truncated)
 
 
-def _match(build: Build, matcher: _Exact, held: list[HeldTag]) -> Match | None:
+def _match(build: Build, matcher: Exact, held: list[HeldTag]) -> Match | None:
     """What matched in the build or its platforms; None: an attestation did (_attestation_matches)."""
     if matcher(build.digest):
         return Match(build, "index", build.digest, held=held)
@@ -387,7 +228,7 @@ def _match(build: Build, matcher: _Exact, held: list[HeldTag]) -> Match | None:
     return None
 
 
-def _attestation_matches(builds: list[Build], matcher: _Exact) -> dict[int, str]:
+def _attestation_matches(builds: list[Build], matcher: Exact) -> dict[int, str]:
     """{build id: its attestation digest that matched}, in one query, and only when a build was
     found by nothing else: a lookup by a build or platform digest never asks."""
     if not builds:
@@ -419,10 +260,10 @@ def _find_reference(text: str, reference: ImageReference, *, limit: int) -> Look
     )
     if reference.digest is not None:
         # As `docker pull name:tag@digest` does, the digest decides and the tag is ignored.
-        matcher = _Exact(reference.digest)
-        builds = in_repository.filter(matcher.anywhere(config=False))
+        matcher = Exact(reference.digest)
+        builds = in_repository.filter(pk__in=matcher.build_ids(BUILD, PLATFORM, ATTESTATION))
     else:
-        matcher = _Itself()
+        matcher = Itself()
         builds = in_repository.filter(
             pk__in=TagState.objects.filter(
                 tag__repository__registry__host=reference.registry,

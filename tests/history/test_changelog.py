@@ -21,10 +21,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from catalog.models import Line, Repository, Version
+from catalog.models import Line, Repository, Tag, Version
+from catalog.tags import classify
 from history.changelog import ChangelogFilter, page
 from history.keyset import Cursor, RowBefore
-from history.models import Build, TagEvent
+from history.models import Build, TagEvent, TagState
+from history.search import lookup
 from history.templatetags.tagledger import when
 from tests.history.factories import polled, watch
 
@@ -246,6 +248,29 @@ def test_search_matches_a_digest_prefix_on_either_side(client, story, form):
     )
 
 
+def test_hex_too_short_for_a_digest_is_still_part_of_a_tag_name(client, story):
+    response = client.get(CHANGELOG, {"q": "261"})  # in 3.14.4-202611261200; search would refuse it
+    assert response.status_code == 200
+    assert {tag for tag, _ in shown(response)} == {STAMP}
+
+
+def test_a_digest_is_read_as_search_reads_it_whatever_its_algorithm(story):
+    digest = "sha512:" + "ab12cd34" * 16
+    build = Build.objects.create(
+        repository=story.python, digest=digest, media_type="application/vnd.oci.image.index.v1+json",
+        size=1, first_seen_at=timezone.now(),
+    )  # fmt: skip
+    info = classify("9.9")
+    tag = Tag.objects.create(repository=story.python, name="9.9", kind=info.kind.value, version=info.version)
+    TagState.objects.observe(tag, build, at=timezone.now(), poll=None, immutable=False)
+
+    for text in ("ab12cd34", "AB12CD34ab12", "sha512:ab12cd34", digest, digest.removeprefix("sha512:")):
+        assert [event.tag for event in ChangelogFilter(q=text).events()] == [tag], text
+        assert [match.build for match in lookup(text).matches] == [build], text
+    for text in ("sha256:ab12cd34", "cd34ab12"):  # another algorithm; not a prefix (search: an infix)
+        assert not ChangelogFilter(q=text).events().exists(), text
+
+
 def test_filters_combine(client, story):
     response = client.get(CHANGELOG, {"repository": story.python.pk, "q": "3.14", "kind": "created"})
     assert sorted(shown(response)) == [("3.14", "created"), ("3.14.4", "created"), (STAMP, "created")]
@@ -268,6 +293,11 @@ def test_filters_combine(client, story):
         ({"q": "a\x00b"}, "q", "search for part of a tag name"),
         ({"q": "' OR 1=1 --"}, "q", "search for part of a tag name"),
         ({"q": "a" * 5000}, "q", "search for part of a tag name"),
+        # Digests read as search reads them: after an algorithm only a digest will do.
+        ({"q": "sha256:xyz"}, "q", "after sha256: only hex digits 0-9 and a-f may follow"),
+        ({"q": "sha1:abcd"}, "q", "unsupported digest algorithm"),
+        ({"q": "sha256:abc"}, "q", "is too short: a digest fragment needs at least 4 hex digits"),
+        ({"q": "sha256:" + "a" * 65}, "q", "is longer than a sha256 digest"),
     ],
 )
 def test_invalid_filters_give_a_clear_message_and_no_rows(client, story, params, field, message):
