@@ -123,7 +123,8 @@ def _versions(repository: Repository) -> Versions:
     floating, latest = set(), set()
     channels: dict[int, set[str]] = defaultdict(set)
     for tag, kind, version, version_id in (
-        TagState.objects.filter(present=True, tag__repository=repository, tag__kind__in=FLOATING_KINDS)
+        TagState.objects.present_in(repository)
+        .filter(tag__kind__in=FLOATING_KINDS)
         .values_list("tag__name", "tag__kind", "tag__version", "build__version_id")
         .order_by()
     ):
@@ -143,7 +144,7 @@ def _versions(repository: Repository) -> Versions:
 def not_understood(repository: Repository, *, q: str = "") -> tuple[list["TagRow"], int]:
     """Tags of kind `other`, by name as the tags list is, at most OTHERS_SHOWN; and how many there
     are. One query, which counts them all but reads only the ones shown."""
-    found = TagState.objects.filter(present=True, tag__repository=repository, tag__kind=Kind.OTHER)
+    found = TagState.objects.present_in(repository).filter(tag__kind=Kind.OTHER)
     if q:
         found = found.filter(tag__name__icontains=q)
     # The build's fields as subqueries, not a join: the window counts every row before the limit,
@@ -402,8 +403,8 @@ def _matching(repository: Repository, rows: list[Row], q: str) -> set[int]:
     by_label = {row.label: row.version_id for row in rows}
     by_version = {(row.name, row.variant): row.version_id for row in rows}
     for name, kind, version, variant, version_id in (
-        TagState.objects.filter(present=True, tag__repository=repository, tag__name__icontains=q)
-        .exclude(tag__kind=Kind.ARTIFACT)
+        TagState.objects.present_in(repository)
+        .filter(tag__name__icontains=q)
         .values_list("tag__name", "tag__kind", "tag__version", "tag__variant", "build__version_id")
         .order_by()
     ):
@@ -445,11 +446,7 @@ def tag_page(
 ) -> TagPage:
     """The tags present now (artifacts left out), by name, a keyset page at a time from `cursor`
     (`next` of the page before); `q`: part of the name. One query."""
-    found = (
-        TagState.objects.filter(present=True, tag__repository=repository)
-        .exclude(tag__kind=Kind.ARTIFACT)
-        .order_by("tag__name")
-    )
+    found = TagState.objects.present_in(repository).order_by("tag__name")
     if q:
         found = found.filter(tag__name__icontains=q)
     if cursor is not None:

@@ -14,6 +14,7 @@ from catalog.models import Repository, Tag, Version
 from catalog.oci import mediatypes
 from catalog.patterns import PatternError
 from catalog.tags import FLOATING_KINDS, classify
+from catalog.tags import Kind as TagKind
 
 from .keyset import RowAfter
 from .supply import predicate_name
@@ -54,6 +55,18 @@ class BuildQuerySet(models.QuerySet):
             )
         )
         return dict(seen.values_list("pk", "last_seen"))
+
+    def pointed_to_by(self, reference) -> "BuildQuerySet":
+        """The build `reference`'s tag (`registry/name:tag`, a catalog.oci ImageReference) points
+        to now, as the last poll saw it: at most one. What `docker pull` of the tag would fetch."""
+        return self.filter(
+            pk__in=TagState.objects.filter(
+                tag__repository__registry__host=reference.registry,
+                tag__repository__name=reference.repository,
+                tag__name=reference.tag,
+                present=True,
+            ).values("build")
+        )
 
 
 class Build(models.Model):
@@ -328,6 +341,11 @@ class TagEvent(models.Model):
 
 
 class TagStateQuerySet(models.QuerySet):
+    def present_in(self, repository) -> "TagStateQuerySet":
+        """The tags of `repository` present now, artifact tags (signatures, attestations, SBOMs:
+        they belong on the build they describe) left out: what its page and the API list."""
+        return self.filter(present=True, tag__repository=repository).exclude(tag__kind=TagKind.ARTIFACT)
+
     def observe(
         self,
         tag: Tag,
