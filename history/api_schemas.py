@@ -5,9 +5,22 @@ from typing import Literal
 
 from ninja import Field, Schema
 
-EventKind = Literal["created", "moved", "deleted", "restored", "immutable_moved", "untracked"]
-TagKind = Literal["latest", "major", "minor", "exact", "revision", "timestamp", "floating", "other"]
-PollStatus = Literal["running", "ok", "partial", "failed"]
+from catalog.tags import Kind
+
+from . import compare, pins, search
+from .models import PollRun, TagEvent
+
+
+def one_of(values) -> object:
+    """A Literal of `values`: the schema's enum is what the model stores, never a copy of it."""
+    return Literal[tuple(str(value) for value in values)]
+
+
+EventKind = one_of(TagEvent.Kind.values)
+# The tag lists leave artifact tags out; a name search finds them too.
+ListedTagKind = one_of(kind for kind in Kind if kind is not Kind.ARTIFACT)
+TagKind = one_of(Kind)
+PollStatus = one_of(PollRun.Status.values)
 
 
 class Error(Schema):
@@ -26,7 +39,7 @@ class RepositoryOut(Schema):
 
 class TagOut(Schema):
     name: str
-    kind: TagKind
+    kind: ListedTagKind
     version: str | None = Field(description="The version the name states (3.14 for 3.14-dev); null: none.")
     variant: str = Field(description='"" for the default variant.')
     digest: str = Field(description="The build the tag points to now.")
@@ -50,7 +63,9 @@ class EventOut(Schema):
 
 
 class EventPage(Schema):
-    events: list[EventOut]
+    events: list[EventOut] = Field(
+        description="Newest first. Named so since before paged lists took `items`."
+    )
     next: str | None = Field(description="Pass as `cursor` for the next (older) page; null: last page.")
 
 
@@ -78,6 +93,7 @@ class PlatformOut(Schema):
     architecture: str
     variant: str
     digest: str
+    config_digest: str = Field(description="The image config's digest; empty when not recorded.")
     image_id: str = Field(description="What `docker images` shows: 12 hex of the config digest.")
 
 
@@ -106,18 +122,29 @@ class BuildOut(Schema):
     )
 
 
+class BuildPage(Schema):
+    items: list[BuildOut] = Field(description="At most `limit` builds, newest first.")
+    next: str | None = Field(description="Pass as `cursor` for the next (older) page; null: last page.")
+
+
 class MatchOut(Schema):
     digest: str = Field(description="The build's own digest: what its tags point to.")
-    matched: Literal["index", "platform", "config", "attestation"]
+    matched: search.Matched
     matched_digest: str = Field(
         description="The digest that matched: the build's, a platform's, a config's or an attestation's."
     )
     platform: str | None = Field(description="os/architecture[/variant] of the platform that matched.")
+    image_id: str | None = Field(description="That platform's image ID, when a platform or config matched.")
     repository: str
+    reference: str = Field(description="name@digest: the build, pinned.")
+    media_type: str
     version: str | None
-    tags: list[HeldTagOut]
+    created: datetime | None = Field(description="From the image config, if it says.")
+    built_at: datetime | None = Field(description="From the build's timestamp tag, if it has one.")
     first_seen: datetime
     last_seen: datetime
+    platforms: list[PlatformOut]
+    tags: list[HeldTagOut]
     url: str = Field(description="The build's page.")
 
 
@@ -129,7 +156,7 @@ class NamedTag(Schema):
     repository: str
     tag: str
     reference: str
-    kind: str
+    kind: TagKind
     digest: str | None
     present: bool
 
@@ -149,9 +176,14 @@ class NameMatches(Schema):
 
 class SearchOut(Schema):
     query: str
-    kind: Literal["fragment", "digest", "reference", "name"] = Field(description="How the query was read.")
-    truncated: bool = Field(description="More builds matched than are listed; the newest are.")
-    matches: list[MatchOut]
+    kind: search.Kind = Field(description="How the query was read.")
+    truncated: bool = Field(
+        description="More builds matched than are listed (the newest 50 are): give more of the digest."
+    )
+    items: list[MatchOut] = Field(description="The builds found, newest first.")
+    next: None = Field(
+        description="Always null: a search lists at most 50 builds, and `truncated` says when more matched."
+    )
     names: NameMatches = Field(description="For a name query: repositories, tags and versions by name.")
 
 
@@ -197,7 +229,7 @@ class LayerOut(Schema):
     digest: str
     size: int
     media_type: str
-    status: Literal["shared", "added", "removed"]
+    status: compare.LayerStatus
 
 
 class LayersOut(Schema):
@@ -218,7 +250,7 @@ class ValueChangeOut(Schema):
 
 class KeyChangeOut(Schema):
     key: str
-    change: Literal["added", "removed", "changed"]
+    change: compare.KeyChangeKind
     before: str | None
     after: str | None
 
@@ -232,7 +264,7 @@ class HistoryStepOut(Schema):
 
 class PlatformDiffOut(Schema):
     platform: str
-    status: Literal["added", "removed", "changed", "unchanged"]
+    status: compare.PlatformStatus
     a: PlatformImageOut | None
     b: PlatformImageOut | None
     image_id_changed: bool
@@ -261,7 +293,7 @@ class CompareOut(Schema):
 class PinOut(Schema):
     line: int = Field(description="1-based, counting every line given, so it can be found again.")
     text: str
-    status: Literal["current", "behind", "not_a_build_of_tag", "unknown", "invalid", "no_digest"]
+    status: pins.Status
     message: str
     reference: str | None
     repository: str | None
@@ -273,6 +305,6 @@ class PinOut(Schema):
     current_reference: str | None = Field(description="What to pin instead.")
     builds_behind: int | None
     held_by: list[str]
-    unknown: Literal["repository", "tag", "digest"] | None
+    unknown: pins.Unknown | None
     confirmed_at: datetime | None = Field(description="The last poll that saw the tag where it points now.")
     compare_url: str | None = Field(description="The compare page from the pinned build to the current one.")

@@ -5,7 +5,8 @@ Shared by the changelog pages and the Atom feed, so both read the same query par
 - `repository`, `line`, `version`: ids; `line`/`version` match an event on either side
   (a move out of 3.14.4 belongs to 3.14.4's history as much as the move into 3.14.5);
 - `tag`: an exact tag name; `kind`: one of TagEvent.Kind;
-- `since`, `until`: dates (YYYY-MM-DD, both inclusive, in TIME_ZONE);
+- `since`, `until`: dates (YYYY-MM-DD, both inclusive, in TIME_ZONE); the JSON API passes
+  instants instead (`since` inclusive, `until` exclusive);
 - `q`: part of a tag name, or a digest prefix (bare hex or `sha256:…`) of either side;
 - `artifacts`: `1` to include artifact tags (cosign `sha256-….sig|.att|.sbom`, the referrers
   fallback `sha256-…`), left out otherwise: they belong on the build they sign (its page lists
@@ -55,8 +56,10 @@ class ChangelogFilter:
     version: int | None = None
     tag: str = ""
     kind: str = ""
-    since: date | None = None
-    until: date | None = None
+    # Dates from a query (whole days in TIME_ZONE, both inclusive), or instants from the API
+    # (since inclusive, until exclusive): one filter, whichever bound a door takes.
+    since: date | datetime | None = None
+    until: date | datetime | None = None
     q: str = ""
     artifacts: bool = False
 
@@ -105,9 +108,9 @@ class ChangelogFilter:
         if self.kind:
             events = events.filter(kind=self.kind)
         if self.since:
-            events = events.filter(detected_at__gte=_start_of(self.since))
+            events = events.filter(detected_at__gte=_from(self.since))
         if self.until:
-            events = events.filter(detected_at__lt=_start_of(self.until + timedelta(days=1)))
+            events = events.filter(detected_at__lt=_before(self.until))
         if self.q:
             events = events.filter(_search(self.q))
         if not self.artifacts:
@@ -240,3 +243,13 @@ def _digest_matcher(text: str) -> digests.Exact | None:
 
 def _start_of(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _from(bound: date | datetime) -> datetime:
+    """Where `since` starts: the start of its day, or the instant itself."""
+    return bound if isinstance(bound, datetime) else _start_of(bound)
+
+
+def _before(bound: date | datetime) -> datetime:
+    """Where `until` ends (exclusive): the end of its day, or the instant itself."""
+    return bound if isinstance(bound, datetime) else _start_of(bound + timedelta(days=1))

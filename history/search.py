@@ -97,28 +97,6 @@ class LookupResult:
     def found(self) -> bool:
         return bool(self.matches or self.names)
 
-    def as_dict(self) -> dict:
-        """Plain JSON types, for `lookup --json` and the API."""
-        return {
-            "query": self.query,
-            "kind": self.kind,
-            "truncated": self.truncated,
-            "matches": [_match_dict(match) for match in self.matches],
-            "names": {
-                "repositories": [{"reference": repo.reference} for repo in self.names.repositories],
-                "tags": [_tag_dict(tag) for tag in self.names.tags],
-                "versions": [
-                    {
-                        "repository": version.repository.reference,
-                        "version": version.name,
-                        "variant": version.variant,
-                        "builds": getattr(version, "build_count", None),
-                    }
-                    for version in self.names.versions
-                ],
-            },
-        }
-
 
 def lookup(query: str, *, limit: int = 50) -> LookupResult:
     """Everything `query` names, newest build first; raises InvalidQuery for what names nothing."""
@@ -292,55 +270,6 @@ def _clean(query: str) -> str:
 def _first_if(condition: Q) -> Case:
     """0 for rows meeting `condition`, else 1: exact names sort before names that only contain it."""
     return Case(When(condition, then=Value(0)), default=Value(1), output_field=IntegerField())
-
-
-def _match_dict(match: Match) -> dict:
-    build = match.build
-    return {
-        "matched": match.matched,
-        "digest": match.digest,
-        "platform": str(match.platform) if match.platform else None,
-        "image_id": match.image_id or None,
-        "build": {
-            "repository": build.repository.reference,
-            "reference": f"{build.repository.reference}@{build.digest}",
-            "digest": build.digest,
-            "media_type": build.media_type,
-            "version": str(build.version) if build.version else None,
-            "first_seen_at": build.first_seen_at.isoformat(),
-            "created": build.created.isoformat() if build.created else None,
-            "built_at": build.built_at.isoformat() if build.built_at else None,
-            "platforms": [
-                {
-                    "platform": str(platform),
-                    "digest": platform.digest,
-                    "config_digest": platform.config_digest,
-                    "image_id": image_id(platform.config_digest),
-                }
-                for platform in build.platforms.all()
-            ],
-        },
-        "tags": [
-            {
-                "tag": held.tag,
-                "from": held.since.isoformat(),
-                "until": held.until.isoformat() if held.until else None,
-            }
-            for held in match.held
-        ],
-    }
-
-
-def _tag_dict(hit: TagHit) -> dict:
-    tag = hit.tag
-    return {
-        "repository": tag.repository.reference,
-        "tag": tag.name,
-        "reference": f"{tag.repository.reference}:{tag.name}",
-        "kind": tag.kind,
-        "digest": hit.build.digest if hit.build else None,
-        "present": hit.present,
-    }
 
 
 def _tag_hit(tag: Tag) -> TagHit:

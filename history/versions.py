@@ -86,12 +86,25 @@ def ordered_builds(version: Version):
 
 @dataclass
 class DigestHistory:
-    """One page of a version's builds; the timeline covers the builds on it."""
+    """One page of a version's builds, newest first: the reader behind the version page and the
+    API's `…/versions/{version}/builds`. What only the page shows (the timeline, the total) is
+    computed when first asked for, so the API never pays for it."""
 
+    version: Version
     rows: list[BuildRow]
-    timeline: Timeline | None
-    total: int  # builds of the whole version
     next_cursor: Cursor | None  # where older builds continue; None: the oldest is shown
+
+    @cached_property
+    def timeline(self) -> Timeline | None:
+        """The timestamp tags of the builds on this page, oldest first."""
+        return layout(
+            {row.build.pk: row.held for row in self.rows}, [row.build.pk for row in reversed(self.rows)]
+        )
+
+    @cached_property
+    def total(self) -> int:
+        """Builds of the whole version."""
+        return self.version.builds.count()
 
     @property
     def is_paged(self) -> bool:
@@ -104,8 +117,8 @@ def position(build: Build) -> Cursor:
 
 
 def digest_history(version: Version, cursor: Cursor | None = None, size: int = PAGE_SIZE) -> DigestHistory:
-    """The `size` newest builds after `cursor`, in four queries: the builds (one more, the
-    last row's previous), their platforms, the tags they held, and how many builds there are."""
+    """The `size` newest builds after `cursor`, in three queries: the builds (one more, the last
+    row's previous), their platforms, and the tags they held."""
     builds = ordered_builds(version)
     if cursor is not None:
         builds = builds.filter(RowBefore(cursor, POSITION))
@@ -116,12 +129,7 @@ def digest_history(version: Version, cursor: Cursor | None = None, size: int = P
         BuildRow(build, held[build.pk], builds[index + 1] if index + 1 < len(builds) else None)
         for index, build in enumerate(shown)
     ]
-    return DigestHistory(
-        rows,
-        layout(held, [build.pk for build in reversed(shown)]),
-        version.builds.count(),
-        position(shown[-1]) if len(builds) > size else None,
-    )
+    return DigestHistory(version, rows, position(shown[-1]) if len(builds) > size else None)
 
 
 def neighbours(build: Build) -> tuple[Build | None, Build | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +15,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from catalog.models import Line, Registry, Repository, Tag, Version
+from history.changelog import ChangelogFilter, page
+from history.keyset import Cursor, NameCursor
 from history.models import Build, Platform, PollRun, TagEvent, TagState
 from tests.history.factories import during, polled, watch
 from tests.support.pusher import PushResult
@@ -83,6 +86,10 @@ def at(story: Story, value: str | None, **more: PollRun) -> str | None:
     when = datetime.fromisoformat(value)
     runs = {"first": story.first, "second": story.second, **more}
     return next((name for name, run in runs.items() if during(run, when)), value)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def build_pk(digest: str) -> int:
@@ -201,18 +208,35 @@ def test_a_cursor_keeps_its_place_when_new_events_arrive(client, story, pusher):
     assert all(at(story, event["detected_at"]) == "first" for event in rest["events"])
 
 
-def test_a_tampered_or_foreign_cursor_is_a_400(client, story, registry):
+def test_events_are_the_changelog_reader_with_its_cursor(client, story):
+    """One reader, one cursor: `next` is what the repository's changelog page links to."""
     path = f"repositories/{story.repository.pk}/events"
-    cursor = get(client, path, limit=2)["next"]
-    flipped = cursor[:5] + ("A" if cursor[5] != "A" else "B") + cursor[6:]
-    other = watch(registry, "zz/other")
+    first = get(client, path, limit=3)
+    changelog = page(ChangelogFilter(repository=story.repository.pk), size=3)
 
-    for bad in (flipped, cursor + "x", "garbage", "a:b:c", cursor.split(":")[0]):
+    assert [event["detected_at"] for event in first["events"]] == [
+        event.detected_at.isoformat() for event in changelog.events
+    ]
+    assert first["next"] == changelog.next_cursor.encode()
+    second = page(ChangelogFilter(repository=story.repository.pk), changelog.next_cursor, size=3)
+    assert [e["detected_at"] for e in get(client, path, limit=3, cursor=first["next"])["events"]] == [
+        event.detected_at.isoformat() for event in second.events
+    ]
+
+
+@pytest.mark.parametrize("list_path", ["events", "versions/3.14.4/builds", "tags"])
+def test_a_damaged_cursor_or_one_of_another_list_is_a_400(client, story, list_path):
+    path = f"repositories/{story.repository.pk}/{list_path}"
+    names_cursor = NameCursor("latest").encode()
+    moment_cursor = Cursor(timezone.now(), 1).encode()
+    other_list = moment_cursor if list_path == "tags" else names_cursor
+    # Decodes as a cursor would, but names row 0, which encode() never writes.
+    edited = base64.urlsafe_b64encode(b"2026-11-26T12:00:00+00:00|0").decode().rstrip("=")
+
+    for bad in ("garbage", "a:b:c", "x" * 200, other_list, edited):
         assert get(client, path, 400, cursor=bad) == {
-            "detail": "cursor: not a `next` of these events; start again without it"
-        }
-    # A cursor belongs to the repository whose events it pages through.
-    get(client, f"repositories/{other.pk}/events", 400, cursor=cursor)
+            "detail": "cursor: this page link is damaged or was edited: start again from the first page"
+        }, bad
 
 
 def test_events_filter_by_tag_kind_and_time(client, story):
@@ -318,8 +342,10 @@ def held(story: Story, tags: list[dict]) -> list[dict]:
 
 def test_builds_are_the_digest_history_of_a_version_newest_first(client, story):
     first, second = "first", "second"
-    builds = get(client, f"repositories/{story.repository.pk}/versions/3.14.4/builds")
+    page = get(client, f"repositories/{story.repository.pk}/versions/3.14.4/builds")
 
+    assert page["next"] is None
+    builds = page["items"]
     assert [build["digest"] for build in builds] == [story.day2.digest, story.day1.digest]
     newest, oldest = builds
     assert newest["timestamp_tag"] == "3.14.4-202611271200"
@@ -346,6 +372,7 @@ def test_builds_are_the_digest_history_of_a_version_newest_first(client, story):
                 "architecture": "amd64",
                 "variant": "",
                 "digest": pushed.child_digests[0],
+                "config_digest": pushed.config_digests[0],
                 "image_id": image_id(pushed.config_digests[0]),
             },
             {
@@ -353,13 +380,14 @@ def test_builds_are_the_digest_history_of_a_version_newest_first(client, story):
                 "architecture": "arm64",
                 "variant": "v8",
                 "digest": pushed.child_digests[1],
+                "config_digest": pushed.config_digests[1],
                 "image_id": image_id(pushed.config_digests[1]),
             },
         ]
 
 
 def test_builds_of_a_variant_and_of_a_docker_manifest_list(client, story):
-    dev = get(client, f"repositories/{story.repository.pk}/versions/3.14.4/builds", variant="dev")
+    dev = get(client, f"repositories/{story.repository.pk}/versions/3.14.4/builds", variant="dev")["items"]
     assert [(b["digest"], b["timestamp_tag"]) for b in dev] == [(story.dev.digest, None)]
     assert dev[0]["platforms"] == [
         {
@@ -367,11 +395,47 @@ def test_builds_of_a_variant_and_of_a_docker_manifest_list(client, story):
             "architecture": "amd64",
             "variant": "",
             "digest": story.dev.digest,  # a single-platform image is its own platform
+            "config_digest": story.dev.config_digests[0],
             "image_id": image_id(story.dev.config_digests[0]),
         }
     ]
-    old = get(client, f"repositories/{story.repository.pk}/versions/3.13.9/builds")
+    old = get(client, f"repositories/{story.repository.pk}/versions/3.13.9/builds")["items"]
     assert [platform["digest"] for platform in old[0]["platforms"]] == story.old.child_digests
+
+
+def test_builds_page_newest_first_without_gaps_or_repeats(client):
+    repository = synthetic_repository("paged", versions=["1.0.0"], builds_each=7)
+    builds = Build.objects.filter(repository=repository).order_by("-first_seen_at")
+    newest_first = list(builds.values_list("digest", flat=True))
+    path = f"repositories/{repository.pk}/versions/1.0.0/builds"
+    seen, sizes, cursor = [], [], None
+    while True:
+        page = get(client, path, limit=3, **({"cursor": cursor} if cursor else {}))
+        seen += [build["digest"] for build in page["items"]]
+        sizes.append(len(page["items"]))
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert (sizes, seen) == ([3, 3, 1], newest_first)
+    # A page holds 100 builds unless asked for fewer, and never more.
+    assert len(get(client, path)["items"]) == 7
+    for limit in (0, 101, "ten"):
+        assert get(client, path, 400, limit=limit)["detail"].startswith("limit: ")
+
+
+def test_a_builds_cursor_keeps_its_place_when_new_builds_arrive(client):
+    repository = synthetic_repository("growing", versions=["1.0.0"], builds_each=4)
+    path = f"repositories/{repository.pk}/versions/1.0.0/builds"
+    first = get(client, path, limit=2)
+    Build.objects.create(
+        repository=repository, digest="sha256:" + "e" * 64, media_type="x", size=1,
+        version=Version.objects.get(repository=repository), first_seen_at=timezone.now() + timedelta(days=1),
+    )  # fmt: skip
+
+    rest = get(client, path, limit=100, cursor=first["next"])["items"]
+
+    oldest_two = Build.objects.filter(repository=repository).order_by("first_seen_at")[:2]
+    assert [build["digest"] for build in rest] == [build.digest for build in reversed(oldest_two)]
 
 
 def test_an_unknown_version_or_variant_is_a_404(client, story):
@@ -393,43 +457,55 @@ def test_search_by_image_id_finds_the_build_it_belongs_to(client, story):
     result = get(client, "search", q=image_id(config))
 
     assert (result["query"], result["kind"], result["truncated"]) == (image_id(config), "fragment", False)
-    [match] = result["matches"]
+    assert result["next"] is None
+    built = Build.objects.get(digest=story.day1.digest)
+    [match] = result["items"]
     tags = match.pop("tags")
+    platforms = match.pop("platforms")
     assert match == {
         "digest": story.day1.digest,
         "matched": "config",
         "matched_digest": config,
         "platform": "linux/arm64/v8",
+        "image_id": image_id(config),
         "repository": story.repository.reference,
+        "reference": f"{story.repository.reference}@{story.day1.digest}",
+        "media_type": "application/vnd.oci.image.index.v1+json",
         "version": "3.14.4",
+        "created": iso(built.created),
+        "built_at": iso(built.built_at),
         "first_seen": match["first_seen"],
         "last_seen": match["last_seen"],
         "url": f"/builds/{build_pk(story.day1.digest)}/",
     }
+    assert [(p["architecture"], p["config_digest"]) for p in platforms] == [
+        ("amd64", story.day1.config_digests[0]),
+        ("arm64", config),
+    ]
     assert (at(story, match["first_seen"]), at(story, match["last_seen"])) == ("first", "second")
     assert {"tag": "3.14.4", "from": "first", "until": "second"} in held(story, tags)
     assert client.get(match["url"]).status_code == 200
 
 
 def test_search_by_a_platform_digest_and_by_a_gone_build(client, story):
-    [platform] = get(client, "search", q=story.day2.child_digests[0])["matches"]
+    [platform] = get(client, "search", q=story.day2.child_digests[0])["items"]
     assert (platform["digest"], platform["matched"], platform["platform"]) == (
         story.day2.digest, "platform", "linux/amd64",
     )  # fmt: skip
 
     third = polled(story.repository)  # confirms everything still there, not what is gone
-    [gone] = get(client, "search", q=f"{story.repository.reference}@{story.main.digest}")["matches"]
+    [gone] = get(client, "search", q=f"{story.repository.reference}@{story.main.digest}")["items"]
     assert (gone["matched"], gone["version"], held(story, gone["tags"])) == (
         "index", None, [{"tag": "main", "from": "first", "until": "second"}],
     )  # fmt: skip
     assert at(story, gone["last_seen"]) == "first"
-    [current] = get(client, "search", q=story.day2.digest)["matches"]
+    [current] = get(client, "search", q=story.day2.digest)["items"]
     assert at(story, current["last_seen"], third=third) == "third"
 
 
 def test_search_by_name_lists_names_and_no_builds(client, story):
     result = get(client, "search", q="3.14.4-dev")
-    assert (result["kind"], result["matches"]) == ("name", [])
+    assert (result["kind"], result["items"], result["next"]) == ("name", [], None)
     assert result["names"]["tags"] == [
         {
             "repository": story.repository.reference,

@@ -28,7 +28,6 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from history.api import _write_cursor
 from history.keyset import Cursor, NameCursor
 from history.models import PollRun, TagEvent
 from history.polling import poll
@@ -65,14 +64,14 @@ def app(settings, registry, pusher, repo_name):
 
 def pasted(repository) -> list[dict[str, str]]:
     """What readers paste and pass back: a digest prefix, a reference, `next` of a page (the tags'
-    and the events' cursors differ: each operation gets its own and the other's), and cursors
+    cursors differ from the events' and the builds': each operation gets its own and the other's), and cursors
     that decode but name what the database refuses (a NUL in a tag name, a +23:59 offset)."""
     build = repository.builds.latest("first_seen_at")
     event = TagEvent.objects.newest_first().filter(tag__repository=repository).first()
     far_east = datetime(1970, 1, 2, tzinfo=timezone(timedelta(hours=23, minutes=59)))
     cursors = [
         NameCursor("latest").encode(),
-        _write_cursor(event, repository),
+        Cursor(event.detected_at, event.pk).encode(),
         NameCursor("a\x00b").encode(),
         Cursor(far_east, event.pk).encode(),
     ]

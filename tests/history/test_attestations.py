@@ -391,7 +391,7 @@ def test_a_lookup_by_an_attestation_digest_finds_its_build_and_no_platform_image
         assert (match.build, match.matched, match.digest, match.platform, match.image_id) == (
             build, "attestation", digest, None, "",
         )  # fmt: skip
-    [found] = client.get(f"{API}/search", {"q": digest}).json()["matches"]
+    [found] = client.get(f"{API}/search", {"q": digest}).json()["items"]
     assert (found["digest"], found["matched"], found["matched_digest"], found["platform"]) == (
         build.digest, "attestation", digest, None,
     )  # fmt: skip

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from catalog.models import Line, Tag, Version
-from history.api import _write_cursor, api
+from history.api import api
 from history.changelog import FIELDS
 from history.keyset import Cursor, NameCursor
 from history.models import Build, PollRun, TagEvent
@@ -220,7 +220,6 @@ def known(public, registry, pusher, repo_name) -> Known:
         Cursor(event.detected_at, event.pk).encode(),
         NameCursor("3.14").encode(),
         position(builds[0]).encode(),
-        _write_cursor(event, repository),
         *("2026-01-01", "2026-01-01T00:00:00Z", "1", "true", "moved", "3.14"),
     ]
     return Known({**ids, "version": [version.name for version in versions]}, texts)

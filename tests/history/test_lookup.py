@@ -249,16 +249,28 @@ def test_json_prints_the_same_as_data(index):
     repository, pushed, build = index
     data = json.loads(run_lookup(pushed.child_digests[1], "--json"))
     assert (data["query"], data["kind"], data["truncated"]) == (pushed.child_digests[1], "digest", False)
-    [match] = data["matches"]
+    [match] = data["items"]
     assert match["matched"] == "platform"
-    assert match["digest"] == pushed.child_digests[1]
+    assert match["digest"] == pushed.digest
+    assert match["matched_digest"] == pushed.child_digests[1]
     assert match["platform"] == "linux/arm64/v8"
     assert match["image_id"] == pushed.config_digests[1][7:19]
-    assert match["build"]["reference"] == f"{repository.reference}@{pushed.digest}"
-    assert match["build"]["version"] == "3.14.4"
-    assert match["build"]["first_seen_at"] == build.first_seen_at.isoformat()
-    assert [p["platform"] for p in match["build"]["platforms"]] == ["linux/amd64", "linux/arm64/v8"]
+    assert match["reference"] == f"{repository.reference}@{pushed.digest}"
+    assert match["version"] == "3.14.4"
+    assert match["first_seen"] == build.first_seen_at.isoformat()
+    assert [(p["architecture"], p["config_digest"]) for p in match["platforms"]] == [
+        ("amd64", pushed.config_digests[0]),
+        ("arm64", pushed.config_digests[1]),
+    ]
     assert match["tags"] == [{"tag": "3.14.4", "from": build.first_seen_at.isoformat(), "until": None}]
+
+
+def test_json_is_the_search_apis_body(index, client, settings):
+    """One result, one shape: `lookup --json` prints what /api/v1/search answers."""
+    settings.TAGLEDGER_PUBLIC = True
+    _, pushed, _ = index
+    for query in (pushed.child_digests[1], pushed.digest[7:15], "3.14"):
+        assert json.loads(run_lookup(query, "--json")) == client.get("/api/v1/search", {"q": query}).json()
 
 
 def test_nothing_matching_exits_1_saying_so(index):
@@ -271,7 +283,7 @@ def test_nothing_matching_still_prints_json(index):
     out = StringIO()
     with pytest.raises(CommandError):
         call_command("lookup", "feedfacefeedface", "--json", stdout=out)
-    assert json.loads(out.getvalue())["matches"] == []
+    assert json.loads(out.getvalue())["items"] == []
 
 
 @pytest.mark.parametrize(

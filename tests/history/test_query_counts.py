@@ -15,6 +15,7 @@ from catalog.models import Line, Registry, Repository, Tag, Version
 from catalog.tags import classify
 from history.changelog import ChangelogFilter, page
 from history.models import Build, Platform, TagState
+from history.versions import digest_history
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public")]
 
@@ -161,3 +162,23 @@ def test_compare_page(client, history):
 )
 def test_search_page(client, history, query):
     assert_same_count_when_ten_times_larger(client, history, lambda: f"/search?q={query()}")
+
+
+def test_api_digest_history_page(client, history):
+    """A page of builds costs the same at 6 builds as at 60, and as deep in the history."""
+
+    def url():
+        version = first_version(history)
+        return f"/api/v1/repositories/{version.repository_id}/versions/{version.name}/builds?limit=4"
+
+    assert_same_count_when_ten_times_larger(client, history, url)
+
+
+def test_api_digest_history_deep_page(client, history):
+    def url():
+        version = first_version(history)
+        third = digest_history(version, size=3).next_cursor.encode()
+        path = f"/api/v1/repositories/{version.repository_id}/versions/{version.name}/builds"
+        return f"{path}?limit=2&cursor={third}"
+
+    assert_same_count_when_ten_times_larger(client, history, url)

@@ -4,6 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from history import serializers
 from history.search import InvalidQuery, LookupResult, Match, image_id, lookup
 from history.wording import format_time, plural
 
@@ -31,7 +32,8 @@ class Command(BaseCommand):
         except InvalidQuery as error:
             raise CommandError(f"invalid query: {error}") from None
         if options["json"]:
-            self.stdout.write(json.dumps(result.as_dict(), indent=2))
+            # The API's search body, with the same serializer and the same times.
+            self.stdout.write(json.dumps(serializers.lookup(result), indent=2, cls=serializers.ExactTimes))
         else:
             self.print_result(result)
         if not result.found:
