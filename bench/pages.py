@@ -23,7 +23,11 @@ rendering but no network: what a gunicorn worker spends per request.
                    (`?line=3.10&inactive=1`, what the "show" links ask for: 250 rows);
 - repository_tags: the same page with its tags list 100 pages deep (`?cursor=`);
 - api_tags:        /api/v1/repositories/<id>/tags?cursor=… the same page of tags from the API;
-- api_versions:    /api/v1/repositories/<id>/versions: all 2 000 rows (not paged; no target).
+- api_versions:    /api/v1/repositories/<id>/versions: all 2 000 rows (not paged; no target);
+- api_builds:      /api/v1/repositories/<id>/versions/1.0.0/builds: the 5 000-build version's digest
+                   history, its first page (50 builds; before the paged contract: all 5 000);
+- api_builds_100:  the same with `limit=100`, the largest page;
+- api_builds_deep: the same, 50 pages (2 500 builds) deep (`?cursor=` of the page before).
 
 Reports p50/p95 per page (median over rounds), SQL queries per request and response size.
 Results: var/bench/pages-<backend>[-quick][-label].json and a markdown table on stdout.
@@ -153,7 +157,8 @@ def tags_cursor(repository: int, pages: int) -> str:
     """The cursor of the link from page `pages` of a repository's tags to the next (tags page by
     name), checked against the reader's own first page."""
     from catalog.models import Repository
-    from history.lines import TAG_PAGE, TagCursor, tag_page
+    from history.keyset import NameCursor
+    from history.lines import TAG_PAGE, tag_page
     from history.models import TagState
 
     names = (
@@ -163,8 +168,19 @@ def tags_cursor(repository: int, pages: int) -> str:
         .values_list("tag__name", flat=True)
     )
     first = tag_page(Repository.objects.get(pk=repository)).next
-    assert first == TagCursor(names[TAG_PAGE - 1]), "constructed cursors disagree with the reader"
-    return TagCursor(names[TAG_PAGE * pages - 1]).encode()
+    assert first == NameCursor(names[TAG_PAGE - 1]), "constructed cursors disagree with the reader"
+    return NameCursor(names[TAG_PAGE * pages - 1]).encode()
+
+
+def builds_cursor(version, pages: int, size: int = 50) -> str:
+    """The `next` of page `pages` of a version's builds in the API (`size` a page), checked
+    against the reader's own first page."""
+    from history.models import Build
+    from history.versions import NEWEST_FIRST, digest_history, position
+
+    newest = Build.objects.filter(version=version).order_by(*NEWEST_FIRST)
+    assert digest_history(version, size=size).next_cursor == position(newest[size - 1]), "cursors disagree"
+    return position(newest[size * pages - 1]).encode()
 
 
 def page_urls(quick: bool, rng: random.Random) -> dict[str, list[str]]:
@@ -196,6 +212,12 @@ def page_urls(quick: bool, rng: random.Random) -> dict[str, list[str]]:
         "repository_tags": [f"/repositories/{tagged}/?cursor={deep_tags}"],
         "api_tags": [f"/api/v1/repositories/{tagged}/tags?cursor={deep_tags}"],
         "api_versions": [f"/api/v1/repositories/{tagged}/versions"],
+        "api_builds": [f"/api/v1/repositories/{hot.repository_id}/versions/1.0.0/builds"],
+        "api_builds_100": [f"/api/v1/repositories/{hot.repository_id}/versions/1.0.0/builds?limit=100"],
+        "api_builds_deep": [
+            f"/api/v1/repositories/{hot.repository_id}/versions/1.0.0/builds?cursor="
+            f"{builds_cursor(hot, 5 if quick else 50)}"
+        ],
     }
 
 

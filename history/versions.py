@@ -68,15 +68,20 @@ class BuildRow:
         return preferred[0].size if preferred else None
 
 
+# What a row shows of a platform: names, digests and size. Not layer lists and configs (kilobytes
+# of JSON each), nor the rest: at 100 rows a page, every value decoded is 200 decoded for nothing.
+PLATFORM_FIELDS = ("build_id", "os", "architecture", "variant", "digest", "config_digest", "size")
+
+
 def ordered_builds(version: Version):
     return (
         Build.objects.filter(version=version)
+        .defer("annotations")  # JSON nobody on the page or in the API reads
         .prefetch_related(
-            # Names and sizes are shown, not layer lists and configs (kilobytes of JSON each). A
-            # plain list: `build.platforms.all()` builds a queryset per row even when prefetched.
+            # A plain list: `build.platforms.all()` builds a queryset per row even when prefetched.
             Prefetch(
                 "platforms",
-                queryset=Platform.objects.order_by("os", "architecture", "variant").defer("layers", "config"),
+                queryset=Platform.objects.order_by("os", "architecture", "variant").only(*PLATFORM_FIELDS),
                 to_attr="platform_list",
             )
         )

@@ -417,7 +417,7 @@ def test_builds_page_newest_first_without_gaps_or_repeats(client):
         if cursor is None:
             break
     assert (sizes, seen) == ([3, 3, 1], newest_first)
-    # A page holds 100 builds unless asked for fewer, and never more.
+    # A page holds 50 builds unless asked for up to 100.
     assert len(get(client, path)["items"]) == 7
     for limit in (0, 101, "ten"):
         assert get(client, path, 400, limit=limit)["detail"].startswith("limit: ")
