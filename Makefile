@@ -55,10 +55,12 @@ bench-tools:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$need >/dev/null; \
 	fi
 
-# Polling: first poll vs the registry's raw rate and skopeo, re-poll cost, memory, scale-out (~12 min).
+# Polling: first poll vs the registry's raw rate and skopeo, re-poll cost, memory, scale-out (~12 min);
+# then polls through a proxy adding 50 ms a request (bench/latency.py, ~3 min; --quick passed on).
 bench-poll: $(VENV)/.installed-dev bench-tools
 	scripts/test-services
 	$(BIN)/python -m bench.poll $(BENCH_POLL_ARGS)
+	$(BIN)/python -m bench.latency $(filter --quick,$(BENCH_POLL_ARGS))
 
 # Search and pages at 1 M builds on PostgreSQL, then SQLite; the data is generated once and kept
 # (tl_bench_scale, var/bench/scale.sqlite3). BENCH_SEARCH_ARGS=--quick: small data, a smoke run.

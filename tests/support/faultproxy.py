@@ -326,16 +326,25 @@ class Record:
     duration: float = 0.0
 
 
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops the SYNs of a client opening dozens of connections at once,
+    # and each dropped one costs a second's retransmission: a poll's time, not the registry's.
+    request_queue_size = 128
+
+
 class FaultProxy:
     """Threaded HTTP/1.1 reverse proxy on a free loopback port, forwarding to `upstream`.
 
     `records` lists every request; `in_flight`/`max_concurrent` count requests being
-    handled at once (a Delay counts, so it can stand in for a slow upstream).
+    handled at once (a Delay counts, so it can stand in for a slow upstream). `latency` seconds
+    are added to every request before it is answered: a registry as far away as real ones are
+    (20-150 ms), which loopback hides.
     """
 
-    def __init__(self, upstream: str, *, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, upstream: str, *, tls: ssl.SSLContext | None = None, latency: float = 0.0) -> None:
         parts = urlsplit(upstream)
         self.upstream = upstream.rstrip("/")
+        self.latency = latency
         self.upstream_netloc = parts.netloc
         self.rules: list[Rule] = []
         self.records: list[Record] = []
@@ -344,7 +353,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._conn_ids = itertools.count(1)
         self._open: set[socket.socket] = set()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd = _Server(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self.scheme = "http"
         if tls is not None:
@@ -524,6 +533,10 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
+            # Headers and body go out in two writes: with Nagle's algorithm the body then waits
+            # for the client's delayed ACK (40 ms on Linux), which no real registry makes it do.
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.conn_id = next(proxy._conn_ids)
             with proxy._lock:
                 proxy._open.add(self.connection)
@@ -595,11 +608,11 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             with proxy._lock:
                 proxy.records.append(record)
             body = self._read_body()
-            headers = {
-                k: v
-                for k, v in self.headers.items()
-                if k.lower() not in HOP_BY_HOP | {"host", "content-length"}
-            }
+            headers: dict[str, str] = {}
+            for k, v in self.headers.items():
+                if k.lower() not in HOP_BY_HOP | {"host", "content-length"}:
+                    # A header sent on several lines (skopeo's Accept) is one list (RFC 9110 5.3).
+                    headers[k] = f"{headers[k]}, {v}" if k in headers else v
             headers["Host"] = proxy.upstream_netloc
 
             def fetch(m: str, target: str) -> Reply:
@@ -611,6 +624,8 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             record.rule, actions = proxy._take_rule(method, url.path)
             proxy._enter()
             try:
+                if proxy.latency:
+                    time.sleep(proxy.latency)  # the round trip of a distant registry
                 try:
                     reply = self._answer(ctx, actions, headers, body)
                 except (OSError, http.client.HTTPException) as exc:
@@ -701,3 +716,45 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.connection.close()
 
     return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tests.support.faultproxy UPSTREAM [--latency S]`: a proxy in its own process, so
+    that its threads do not share a benchmark's interpreter lock. Prints its host; then, for each
+    line read on its standard input, a JSON line counting the requests seen since the last one
+    (by kind) and forgets them. Ends when its standard input closes."""
+    import argparse
+    import collections
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m tests.support.faultproxy")
+    parser.add_argument("upstream")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
+    args = parser.parse_args(argv)
+    with FaultProxy(args.upstream, latency=args.latency) as proxy:
+        print(proxy.host, flush=True)
+        for _ in sys.stdin:
+            records = proxy.find()
+            kinds = collections.Counter(f"{r.method} {_kind(r.path)}" for r in records)
+            counts = {
+                "requests": len(records),
+                "max_concurrent": proxy.max_concurrent,
+                # how long the proxy held a request on average: the latency, plus its own time
+                # and the registry's behind it
+                "held_seconds": sum(r.duration for r in records) / max(1, len(records)),
+            }
+            print(json.dumps({**counts, "by_kind": dict(sorted(kinds.items()))}), flush=True)
+            proxy.reset()
+
+
+def _kind(path: str) -> str:
+    if path.rstrip("/") == "/v2":
+        return "/v2/ (ping)"
+    for part, kind in (("/tags/list", "tag list page"), ("/manifests/", "manifest"), ("/blobs/", "blob")):
+        if part in path:
+            return kind
+    return "other"
+
+
+if __name__ == "__main__":
+    main()
