@@ -4,13 +4,15 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from . import patterns
+from .oci.auth import AuthMemory
 from .oci.client import RegistryClient, is_loopback
-from .tags import Kind, TagInfo
+from .tags import Kind, TagInfo, classify, line_of
 
 
 def validate_regex(value: str) -> None:
@@ -21,14 +23,23 @@ def validate_regex(value: str) -> None:
         raise ValidationError(str(error)) from None
 
 
+# What a registry's concurrency may be raised to: past it, a registry's own limits (and this
+# process's threads and sockets) cost more than the round trips it saves.
+MAX_CONCURRENCY = 64
+# What this process has learnt of each registry's auth, kept across polls (see AuthMemory).
+AUTH_MEMORY = AuthMemory()
+
+
 class Registry(models.Model):
     """A registry host; credentials stay in $DOCKER_CONFIG/config.json, never here."""
 
     host = models.CharField(max_length=255, unique=True, help_text="docker.io, quay.io, 127.0.0.1:5000")
     insecure = models.BooleanField(default=False, help_text="Plain HTTP for a host that is not loopback.")
     concurrency = models.PositiveSmallIntegerField(
-        default=8, help_text="Requests in flight at once, across all workers."
-    )
+        default=8, validators=[MinValueValidator(1), MaxValueValidator(MAX_CONCURRENCY)],
+        help_text="Requests in flight at once, across all workers; a poll may use them all. "
+        "Raise it for registries that allow more (Docker Hub, GHCR, Quay).",
+    )  # fmt: skip
 
     class Meta:
         verbose_name_plural = "registries"
@@ -47,6 +58,7 @@ class Registry(models.Model):
             insecure=self.insecure,
             concurrency=self.concurrency,
             timeout=settings.REGISTRY_TIMEOUT,
+            memory=AUTH_MEMORY,
         )
 
 
@@ -155,6 +167,50 @@ class Repository(models.Model):
         self.lease_until, self.next_poll_at = None, next_poll_at
 
 
+class VersionQuerySet(models.QuerySet):
+    def ensure(self, repository: Repository, wanted: set[tuple[str, str]], *, depth: int) -> dict:
+        """{(name, variant): Version} for each of `wanted`, created with its Line where missing
+        (grouped `depth` parts deep: catalog.tags.line_of). A few queries for any number: a
+        first poll finds hundreds of versions."""
+        if not wanted:
+            return {}
+        lines = {(variant, line_of(name, depth) or name) for name, variant in wanted}
+        # ignore_conflicts: a Line or Version that exists already (or is created meanwhile) is
+        # used as it is, as get_or_create would.
+        Line.objects.bulk_create(
+            [Line(repository=repository, variant=variant, name=name) for variant, name in sorted(lines)],
+            ignore_conflicts=True,
+        )
+        line_ids = {
+            (line.variant, line.name): line.pk
+            for line in Line.objects.filter(repository=repository, name__in={name for _, name in lines})
+        }
+        self.bulk_create(
+            [
+                Version(repository=repository, variant=variant, name=name,
+                        line_id=line_ids[variant, line_of(name, depth) or name])
+                for name, variant in sorted(wanted)
+            ],
+            ignore_conflicts=True,
+        )  # fmt: skip
+        versions = self.filter(repository=repository, name__in={name for name, _ in wanted})
+        return {
+            (version.name, version.variant): version
+            for version in versions
+            if (version.name, version.variant) in wanted
+        }
+
+
+class TagQuerySet(models.QuerySet):
+    def ensure(self, repository: Repository, names: set[str]) -> dict[str, "Tag"]:
+        """{name: Tag} for each of `names`, classified and created where missing."""
+        existing = {tag.name for tag in self.filter(repository=repository, name__in=names).only("name")}
+        self.bulk_create(
+            [Tag.from_info(repository, classify(name)) for name in names - existing], ignore_conflicts=True
+        )
+        return {tag.name: tag for tag in self.filter(repository=repository, name__in=names)}
+
+
 class Line(models.Model):
     """Versions grouped by major or major.minor, per variant (`3.14`, `3.14` of `dev`)."""
 
@@ -176,6 +232,8 @@ class Version(models.Model):
     line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="versions")
     variant = models.CharField(max_length=128, blank=True)
     name = models.CharField(max_length=128)
+
+    objects = VersionQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -199,6 +257,8 @@ class Tag(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = TagQuerySet.as_manager()
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "name"], name="unique_tag")]
         indexes = [
@@ -211,3 +271,11 @@ class Tag(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @classmethod
+    def from_info(cls, repository: Repository, info: TagInfo) -> "Tag":
+        """The (unsaved) tag of a classified name (catalog.tags.classify)."""
+        return cls(
+            repository=repository, name=info.name, kind=info.kind.value, version=info.version,
+            variant=info.variant, subject_digest=info.subject_digest,
+        )  # fmt: skip

@@ -12,12 +12,13 @@ from django.utils import timezone
 
 from catalog.models import Repository, Tag, Version
 from catalog.oci import mediatypes
+from catalog.oci.manifest import MAX_SIZE, ImageConfig, Manifest, parse_time
 from catalog.patterns import PatternError
 from catalog.tags import FLOATING_KINDS, classify
 from catalog.tags import Kind as TagKind
 
 from .keyset import RowAfter
-from .supply import predicate_name
+from .supply import layer_rows, predicate_name, predicate_types
 
 
 class BuildQuerySet(models.QuerySet):
@@ -128,6 +129,44 @@ class Platform(models.Model):
     def __str__(self) -> str:
         return "/".join(part for part in (self.os, self.architecture, self.variant) if part) or "unknown"
 
+    @classmethod
+    def from_manifest(
+        cls, build: Build, name: str, image: Manifest, config: ImageConfig | None
+    ) -> "Platform":
+        """The (unsaved) platform image `image` of `build`: `name` is the os/arch[/variant] its
+        index gives it, or "" for a single-platform build, whose config says it instead."""
+        os_name, _, rest = name.partition("/")
+        architecture, _, variant = rest.partition("/")
+        if config and not name:
+            os_name, architecture, variant = config.os, config.architecture, config.variant
+        layers = [
+            {"digest": layer.digest, "size": layer.size, "media_type": layer.media_type}
+            for layer in image.layers
+        ]
+        size = (image.config.size if image.config else 0) + sum(layer.size for layer in image.layers)
+        return cls(
+            build=build, os=os_name[:64], architecture=architecture[:64], variant=variant[:64],
+            digest=image.digest, media_type=image.media_type[:128],
+            config_digest=image.config.digest if image.config else "",
+            size=min(size, MAX_SIZE),
+            layers=layers, config=cls.summary(config) if config else {},
+            created=parse_time(config.created) if config else None,
+        )  # fmt: skip
+
+    @staticmethod
+    def summary(config: ImageConfig) -> dict:
+        """What is kept of an image config: what compare and the build page show of it."""
+        return {
+            "env": list(config.env), "labels": config.labels, "entrypoint": list(config.entrypoint),
+            "cmd": list(config.cmd), "user": config.user, "workdir": config.workdir,
+            "exposed_ports": list(config.exposed_ports), "created": config.created,
+            "history": [
+                {"created": entry.created, "created_by": entry.created_by, "comment": entry.comment,
+                 "empty_layer": entry.empty_layer}
+                for entry in config.history
+            ],
+        }  # fmt: skip
+
 
 class AttestationQuerySet(models.QuerySet):
     def of_builds(self, builds) -> dict[int, list["Attestation"]]:
@@ -180,6 +219,18 @@ class Attestation(models.Model):
     def predicates(self) -> list[tuple[str, str]]:
         """(what a person calls it, the predicate type) of each of its statements' types."""
         return [(predicate_name(value), value) for value in self.predicate_types]
+
+    @classmethod
+    def from_manifest(
+        cls, build: Build, subject: str, manifest: Manifest, platform: Platform | None
+    ) -> "Attestation":
+        """The (unsaved) attestation manifest `manifest` of `build`, about the image `subject`
+        (`platform`, when the build has that image as a platform)."""
+        layers = layer_rows(manifest.layers)
+        return cls(
+            build=build, digest=manifest.digest, media_type=manifest.media_type[:128], size=manifest.size,
+            subject=subject, platform=platform, predicate_types=predicate_types(layers), layers=layers,
+        )  # fmt: skip
 
 
 class PollRunQuerySet(models.QuerySet):

@@ -1,10 +1,12 @@
 """The one place that turns a registry observation into rows: poll one repository, record changes."""
 
+import itertools
 import logging
+import queue
 import random
+import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -12,13 +14,13 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from catalog.models import Line, Repository, Tag, Version
+from catalog.models import Repository, Tag, Version
 from catalog.oci import mediatypes
 from catalog.oci.client import RegistryClient
 from catalog.oci.errors import RateLimited, RegistryError, TagNotFound
 from catalog.oci.manifest import MAX_SIZE, Descriptor, ImageConfig, Manifest, ManifestHead, parse_time
 from catalog.patterns import PatternError
-from catalog.tags import TagInfo, classify, default_line_depth, line_of, version_of
+from catalog.tags import TagInfo, classify, default_line_depth, version_of
 from catalog.text import clipped
 
 from . import slots, supply
@@ -34,8 +36,10 @@ IMAGE_CONFIGS = frozenset({mediatypes.OCI_CONFIG, mediatypes.DOCKER_CONFIG})
 # New builds are written this many at a time, in one transaction: one commit per build made a
 # first poll's writes wait on the disk (and on the fetching threads) hundreds of times.
 STORE_BATCH = 100
-# At most this many HEADs (or builds) per hand-over to a thread; fewer when there are few.
-PARALLEL_CHUNK = 16
+# The order in which the poll's threads take their work: a new build's GETs (a chain of up to a
+# few requests, one after another) before the HEADs still waiting, so that no chain starts late
+# and holds one slot busy while the others idle at the end of the poll.
+FETCH, HEAD = 0, 1
 # Real indexes list a handful of platforms (Windows images a few dozen), each a GET or two; a
 # hostile one may list tens of thousands in its 8 MiB, and spend the poll's deadline on one tag.
 MAX_INDEX_IMAGES = 128
@@ -72,6 +76,8 @@ class Fetched:
 
 @dataclass
 class Observation:
+    listed: set[str] = field(default_factory=set)  # the complete tag list (of wanted tags)
+    asked: int = 0  # HEADs sent: the listed tags and the vanished ones
     heads: dict[str, ManifestHead] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)  # verified unknown by a full-Accept HEAD
     failed: dict[str, str] = field(default_factory=dict)  # tag -> why nothing was recorded
@@ -145,8 +151,9 @@ class _Poll:
             # Reading credentials may fail too (a broken config.json): that is this poll's failure.
             self.client = client or self.repository.registry.client()
             names = self._list()
-            observation = self._observe(names)
-            builds = self._builds(observation)
+            with _Workers(self.threads) as workers:
+                observation = self._heads(names, workers)
+                builds = self._builds(observation, workers)
             changes = self._record(names, observation, builds)
         except RegistryError as error:
             return self._finish(PollRun.Status.FAILED, error=str(error), error_object=error)
@@ -185,33 +192,21 @@ class _Poll:
 
     # --- 2. HEAD every tag (and every vanished tag, to verify it is gone) -----------------------
 
-    def _observe(self, names: list[str]) -> Observation:
+    def _heads(self, names: list[str], workers: "_Workers") -> Observation:
+        """Hand the HEADs to the poll's threads, in tag order; their answers fill the Observation
+        as they arrive (_builds reads them)."""
         listed = set(names)
+        for name in names:  # first, so the threads start while the vanished ones are looked up
+            workers.submit(HEAD, name, self._head)
+        present = TagState.objects.filter(tag__repository=self.repository, present=True)
         vanished = [
-            state.tag.name
-            for state in TagState.objects.filter(
-                tag__repository=self.repository, present=True
-            ).select_related("tag")
-            if state.tag.name not in listed and self._wanted(state.tag.name)
+            name
+            for name in present.values_list("tag__name", flat=True)
+            if name not in listed and self._wanted(name)
         ]
-        observation = Observation()
-        targets = names + vanished
-        for done, (name, (outcome, *times)) in enumerate(self._parallel(self._head, targets), start=1):
-            observation.seen_at[name] = tuple(times)
-            if isinstance(outcome, ManifestHead):
-                observation.heads[name] = outcome
-            elif outcome is None and name in listed:
-                # The complete list names it, yet its manifest is unknown: the two answers
-                # contradict each other, so neither is recorded.
-                observation.failed[name] = "listed, but its manifest answered 404"
-            elif outcome is None:
-                observation.missing.add(name)
-            else:
-                observation.failed[name] = outcome
-            if self.progress:
-                self.progress(done, len(targets))
-        self.failed.update(observation.failed)
-        return observation
+        for name in vanished:
+            workers.submit(HEAD, name, self._head)
+        return Observation(listed=listed, asked=len(names) + len(vanished))
 
     def _head(self, name: str) -> tuple[ManifestHead | str | None, datetime, datetime]:
         """A HEAD result (None when the registry verifies the tag is gone, or why it failed), when
@@ -229,36 +224,67 @@ class _Poll:
         except Exception as error:
             return self._failure(error, f"{self.repository}:{name}")
 
-    # --- 3. GET only what is new -------------------------------------------------------------
+    def _observe(self, observation: Observation, name: str, answer) -> str | None:
+        """Note one HEAD's answer; the digest it names, if any."""
+        outcome, *times = answer
+        observation.seen_at[name] = tuple(times)
+        digest = None
+        if isinstance(outcome, ManifestHead):
+            observation.heads[name] = outcome
+            digest = outcome.digest
+        elif outcome is None and name in observation.listed:
+            # The complete list names it, yet its manifest is unknown: the two answers
+            # contradict each other, so neither is recorded.
+            observation.failed[name] = "listed, but its manifest answered 404"
+        elif outcome is None:
+            observation.missing.add(name)
+        else:
+            observation.failed[name] = outcome
+        if self.progress:
+            self.progress(len(observation.seen_at), observation.asked)
+        return digest
 
-    def _builds(self, observation: Observation) -> dict[str, Build]:
+    # --- 3. GET only what is new, as soon as a HEAD names it ----------------------------------
+
+    def _builds(self, observation: Observation, workers: "_Workers") -> dict[str, Build]:
+        """The build of every digest the HEADs name: known ones from the database, new ones read
+        by the same threads while the other HEADs are still out, and stored a batch at a time.
+
+        A phase that waits for the last answer of the one before leaves slots idle for a round
+        trip or more each time; across a registry 50 ms away that was a third of a first poll."""
         tags_of: dict[str, list[str]] = {}  # digest -> the tags pointing at it
-        for name, head in observation.heads.items():
-            tags_of.setdefault(head.digest, []).append(name)
-        known = {
-            build.digest: build
-            for build in Build.objects.filter(repository=self.repository, digest__in=list(tags_of))
-        }
-        new = sorted(tags_of.keys() - known.keys())
-        # A new build is first seen when the first answer naming it arrived, as its tags are.
-        for digest in new:
-            self.first_seen[digest] = min(observation.seen_at[name][1] for name in tags_of[digest])
-        builds = dict(known)
+        builds: dict[str, Build] = {}
         fetched: list[Fetched] = []
         failed: dict[str, str] = {}  # digest -> why it was not stored
-        for digest, outcome in self._parallel(self._fetch, new):
-            if isinstance(outcome, Fetched):
-                fetched.append(outcome)
-                if len(fetched) >= STORE_BATCH:
-                    builds.update(self._store_builds(fetched))
-                    fetched = []
-            else:
-                failed[digest] = outcome
-        builds.update(self._store_builds(fetched))
-        for digest in new:
+        for answers in workers.answers():
+            named = []
+            for kind, key, answer in answers:
+                if kind == FETCH:
+                    if isinstance(answer, Fetched):
+                        fetched.append(answer)
+                    else:
+                        failed[key] = answer
+                elif digest := self._observe(observation, key, answer):
+                    if digest not in tags_of:
+                        named.append(digest)
+                    tags_of.setdefault(digest, []).append(key)
+            if named:  # one query for the digests first named by this handful of answers
+                builds.update(
+                    (build.digest, build)
+                    for build in Build.objects.filter(repository=self.repository, digest__in=named)
+                )
+                for digest in named:
+                    if digest not in builds:
+                        workers.submit(FETCH, digest, self._fetch)
+            if len(fetched) >= STORE_BATCH:
+                builds.update(self._store_builds(fetched, observation, tags_of))
+                fetched = []
+        builds.update(self._store_builds(fetched, observation, tags_of))
+        self.failed.update(observation.failed)
+        for digest, names in tags_of.items():
             if digest not in builds:
                 reason = failed.get(digest, "its build could not be stored (see the log)")
-                for name in tags_of[digest]:
+                for name in names:
                     self.failed.setdefault(name, reason)
         try:
             self._assign_versions(observation, builds)
@@ -363,11 +389,17 @@ class _Poll:
             return None  # an artifact (signature, SBOM): its config is not an image config
         return self.client.get_config(self.repository.name, image.config.digest)
 
-    def _store_builds(self, batch: list[Fetched]) -> dict[str, Build]:
+    def _store_builds(
+        self, batch: list[Fetched], observation: Observation, tags_of: dict[str, list[str]]
+    ) -> dict[str, Build]:
         """Each build with its platforms and attestations, the whole batch in one transaction
         (digest -> Build)."""
         if not batch:
             return {}
+        for fetched in batch:
+            # A new build is first seen when the first answer naming it arrived, as its tags are.
+            digest = fetched.manifest.digest
+            self.first_seen[digest] = min(observation.seen_at[name][1] for name in tags_of[digest])
         try:
             with transaction.atomic():
                 builds = Build.objects.bulk_create(self._build(fetched) for fetched in batch)
@@ -433,7 +465,7 @@ class _Poll:
             return  # the usual re-poll: every build already has both
         # One transaction and a few queries for all of them: a first poll finds hundreds of builds.
         with transaction.atomic():
-            versions = self._versions(set(sources.values()), depth)
+            versions = Version.objects.ensure(self.repository, set(sources.values()), depth=depth)
             changed = {}
             for build, value in built_at.items():
                 build.built_at = changed[build] = value
@@ -441,37 +473,6 @@ class _Poll:
                 build.version = changed[build] = versions[source]
             fields = ["built_at"] * bool(built_at) + ["version"] * bool(sources)
             Build.objects.bulk_update(changed, fields, batch_size=500)
-
-    def _versions(self, wanted: set[tuple[str, str]], depth: int) -> dict[tuple[str, str], Version]:
-        """The Version of each (name, variant), created with its Line where missing."""
-        if not wanted:
-            return {}
-        repository = self.repository
-        lines = {(variant, line_of(name, depth) or name) for name, variant in wanted}
-        # ignore_conflicts: a Line or Version that exists already (or is created meanwhile) is used
-        # as it is, as get_or_create would.
-        Line.objects.bulk_create(
-            [Line(repository=repository, variant=variant, name=name) for variant, name in sorted(lines)],
-            ignore_conflicts=True,
-        )
-        line_ids = {
-            (line.variant, line.name): line.pk
-            for line in Line.objects.filter(repository=repository, name__in={name for _, name in lines})
-        }
-        Version.objects.bulk_create(
-            [
-                Version(repository=repository, variant=variant, name=name,
-                        line_id=line_ids[variant, line_of(name, depth) or name])
-                for name, variant in sorted(wanted)
-            ],
-            ignore_conflicts=True,
-        )  # fmt: skip
-        versions = Version.objects.filter(repository=repository, name__in={name for name, _ in wanted})
-        return {
-            (version.name, version.variant): version
-            for version in versions
-            if (version.name, version.variant) in wanted
-        }
 
     # --- 4. record transitions, one transaction per changed tag --------------------------------
 
@@ -494,7 +495,7 @@ class _Poll:
                 state.tag, build, at=at, asked_at=asked_at, poll=self.run_row, immutable=immutable
             ):
                 changes += 1
-        tags = self._tags(name for name, *_ in first_seen)
+        tags = Tag.objects.ensure(self.repository, {name for name, *_ in first_seen})
         changes += TagState.objects.record_first_sightings(
             [(tags[name], build, asked_at, at) for name, build, asked_at, at in first_seen], poll=self.run_row
         )
@@ -517,14 +518,6 @@ class _Poll:
         _confirm(unchanged)
         return changes
 
-    def _tags(self, names: Iterable[str]) -> dict[str, Tag]:
-        names = set(names)
-        existing = {tag.name: tag for tag in Tag.objects.filter(repository=self.repository, name__in=names)}
-        Tag.objects.bulk_create(
-            [_tag(self.repository, classify(name)) for name in names - set(existing)], ignore_conflicts=True
-        )
-        return {tag.name: tag for tag in Tag.objects.filter(repository=self.repository, name__in=names)}
-
     def _immutable(self, tag: Tag) -> bool | None:
         """Whether the tag must never move; None (and the tag failed) when the pattern ran out of time."""
         try:
@@ -534,22 +527,6 @@ class _Poll:
             return None
 
     # --- helpers ----------------------------------------------------------------------------
-
-    def _parallel(self, work, items: list):
-        """(item, work(item)) pairs in order, `threads` at a time: the registry slots this poll holds.
-
-        The threads take the items in small chunks: one future (and one wake-up of this thread) per
-        HEAD cost a poll a tenth of its CPU time, which here is what limits its HEAD rate.
-        """
-        if not items:
-            return
-        threads = min(self.threads, len(items))
-        size = max(1, min(PARALLEL_CHUNK, len(items) // (threads * 8)))
-        chunks = [items[start : start + size] for start in range(0, len(items), size)]
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            outcomes = pool.map(lambda chunk: [work(item) for item in chunk], chunks)
-            for chunk, results in zip(chunks, outcomes, strict=True):
-                yield from zip(chunk, results, strict=True)
 
     def _skipped(self) -> str | None:
         """Why no more requests should be sent in this poll, if so."""
@@ -588,6 +565,74 @@ class _Poll:
         run.finished_at = timezone.now()
         run.save()
         return run
+
+
+class _Workers:
+    """The threads of one poll, one per request slot it holds, taking work by priority (FETCH
+    before HEAD, then in the order given); `answers()` hands back what they found as it arrives.
+
+    One queue for every kind of request, so that a slot never idles while any work waits: the
+    chunks of HEADs, then of GETs, that went before left slots idle at each phase's end."""
+
+    _STOP = -1  # before any work: a closing poll asks nothing more
+
+    def __init__(self, threads: int):
+        self._jobs: queue.PriorityQueue = queue.PriorityQueue()
+        self._answers: queue.SimpleQueue = queue.SimpleQueue()
+        self._order = itertools.count()
+        self._pending = 0
+        self._threads = [
+            threading.Thread(target=self._work, name=f"poll worker {number}", daemon=True)
+            for number in range(max(1, threads))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, kind: int, key: str, work: Callable[[str], object]) -> None:
+        self._pending += 1
+        self._jobs.put((kind, next(self._order), key, work))
+
+    def answers(self) -> Iterator[list[tuple[int, str, object]]]:
+        """(kind, key, what its work returned) of every job, a handful at a time: whatever has
+        arrived by the time the last handful was dealt with. Jobs may be submitted meanwhile."""
+        while self._pending:
+            batch = [self._answers.get()]
+            while True:
+                try:
+                    batch.append(self._answers.get_nowait())
+                except queue.Empty:
+                    break
+            self._pending -= len(batch)
+            for _, _, answer in batch:
+                if isinstance(answer, _Raised):
+                    raise answer.error
+            yield batch
+
+    def _work(self) -> None:
+        while True:
+            kind, _, key, work = self._jobs.get()
+            if kind == self._STOP:
+                return
+            try:
+                answer = work(key)
+            except BaseException as error:
+                answer = _Raised(error)
+            self._answers.put((kind, key, answer))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        # Work not yet started is dropped; requests on their way finish (each within its deadline).
+        for _ in self._threads:
+            self._jobs.put((self._STOP, -1, "", None))
+        for thread in self._threads:
+            thread.join()
+
+
+@dataclass
+class _Raised:
+    error: BaseException
 
 
 def _failures(failed: dict[str, str]) -> str:
@@ -634,63 +679,16 @@ def _labelled(unnamed: dict[Build, list[TagInfo]]) -> dict[Build, tuple[str, str
     return found
 
 
-def _tag(repository: Repository, info: TagInfo) -> Tag:
-    return Tag(
-        repository=repository, name=info.name, kind=info.kind.value, version=info.version,
-        variant=info.variant, subject_digest=info.subject_digest,
-    )  # fmt: skip
-
-
 def _store_contents(stored: list[tuple[Build, Fetched]]) -> None:
     """The platforms and attestations of builds just inserted: two inserts, whatever their number."""
     platforms = Platform.objects.bulk_create(
-        _platform(build, name, image, config)
+        Platform.from_manifest(build, name, image, config)
         for build, fetched in stored
         for name, image, config in fetched.platforms
     )
     described = {(platform.build_id, platform.digest): platform for platform in platforms}
     Attestation.objects.bulk_create(
-        _attestation(build, subject, manifest, described.get((build.pk, subject)))
+        Attestation.from_manifest(build, subject, manifest, described.get((build.pk, subject)))
         for build, fetched in stored
         for subject, manifest in fetched.attestations
     )
-
-
-def _attestation(build: Build, subject: str, manifest: Manifest, platform: Platform | None) -> Attestation:
-    layers = supply.layer_rows(manifest.layers)
-    return Attestation(
-        build=build, digest=manifest.digest, media_type=manifest.media_type[:128], size=manifest.size,
-        subject=subject, platform=platform, predicate_types=supply.predicate_types(layers), layers=layers,
-    )  # fmt: skip
-
-
-def _platform(build: Build, name: str, image: Manifest, config: ImageConfig | None) -> Platform:
-    os_name, _, rest = name.partition("/")
-    architecture, _, variant = rest.partition("/")
-    if config and not name:
-        os_name, architecture, variant = config.os, config.architecture, config.variant
-    layers = [
-        {"digest": layer.digest, "size": layer.size, "media_type": layer.media_type} for layer in image.layers
-    ]
-    size = (image.config.size if image.config else 0) + sum(layer.size for layer in image.layers)
-    return Platform(
-        build=build, os=os_name[:64], architecture=architecture[:64], variant=variant[:64],
-        digest=image.digest, media_type=image.media_type[:128],
-        config_digest=image.config.digest if image.config else "",
-        size=min(size, MAX_SIZE),
-        layers=layers, config=_summary(config) if config else {},
-        created=parse_time(config.created) if config else None,
-    )  # fmt: skip
-
-
-def _summary(config: ImageConfig) -> dict:
-    return {
-        "env": list(config.env), "labels": config.labels, "entrypoint": list(config.entrypoint),
-        "cmd": list(config.cmd), "user": config.user, "workdir": config.workdir,
-        "exposed_ports": list(config.exposed_ports), "created": config.created,
-        "history": [
-            {"created": entry.created, "created_by": entry.created_by, "comment": entry.comment,
-             "empty_layer": entry.empty_layer}
-            for entry in config.history
-        ],
-    }  # fmt: skip

@@ -238,8 +238,10 @@ CELERY_BEAT_SCHEDULE = {
 # Registry client: where docker-style credentials live (never in the database).
 DOCKER_CONFIG = env_str("DOCKER_CONFIG", str(Path.home() / ".docker"))
 REGISTRY_TIMEOUT = env_int("TAGLEDGER_REGISTRY_TIMEOUT", 30, minimum=1)
-# Threads one poll uses, within the registry's concurrency cap shared by all workers.
-TAGLEDGER_POLL_THREADS = env_int("TAGLEDGER_POLL_THREADS", 8, minimum=1)
+# At most this many of a registry's request slots (its `concurrency`, shared by all workers) for
+# one poll. By default a poll may take them all: raising a registry's concurrency is then the one
+# knob that makes its polls faster. Lower it to let polls of one registry run side by side.
+TAGLEDGER_POLL_THREADS = env_int("TAGLEDGER_POLL_THREADS", 64, minimum=1)
 # A poll sends no new request after this many seconds; the tags it did not reach are reported
 # unchecked (a partial poll) and the next poll carries on. Bounds how long a registry that answers
 # slowly, or drips its bytes, can hold a worker and the repository's lease.

@@ -1,6 +1,7 @@
 """Registry authentication: WWW-Authenticate challenges, docker config.json credentials, token cache."""
 
 import base64
+import hashlib
 import json
 import math
 import re
@@ -26,6 +27,8 @@ MAX_TOKEN_LIFETIME = 3600.0
 # narrower). A CR/LF, a space or a non-latin-1 letter could not be sent; servers refuse headers
 # much past 16 KiB anyway.
 _TOKEN = re.compile(r"[!-~]{1,16384}")
+# Tokens kept per registry (one per repository scope): a token is at most 16 KiB.
+MAX_SCOPES = 4096
 
 
 @dataclass(frozen=True)
@@ -189,10 +192,69 @@ class TokenCache:
     def put(self, scope: str, token: Token) -> None:
         with self._lock:
             self._tokens[scope] = token
+            if len(self._tokens) > MAX_SCOPES:  # kept across polls (AuthMemory): expired ones go
+                self._tokens = {key: kept for key, kept in self._tokens.items() if kept.fresh}
+                _bound(self._tokens, MAX_SCOPES)
 
     def drop(self, scope: str) -> None:
         with self._lock:
             self._tokens.pop(scope, None)
+
+
+class AuthMemory:
+    """What one process has learnt of each registry's auth, kept from one poll to the next: the
+    challenge its /v2/ ping answered and the Bearer tokens it issued, per set of credentials.
+
+    A poll's client starts from it instead of a ping and a token request: two round trips per
+    poll, which for a registry 50-150 ms away is what a small repository's poll mostly waits on.
+    Safe to trust because nothing here decides access: a token past its lifetime is never sent
+    (TokenCache), and a registry that changed its mind answers 401, after which the client
+    authenticates anew (and tells the memory). A challenge is trusted for CHALLENGE_SECONDS.
+    """
+
+    CHALLENGE_SECONDS = 600.0
+    MAX_REGISTRIES = 1024  # (registry, credentials) pairs; the oldest is forgotten first
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._challenges: dict[tuple[str, str], tuple[Challenge | None, float]] = {}
+        self._tokens: dict[tuple[str, str], TokenCache] = {}
+
+    @staticmethod
+    def key(base_url: str, credentials: Credentials | None) -> tuple[str, str]:
+        """(registry, a digest of the credentials): a token is never reused for other credentials."""
+        secret = (
+            ""
+            if credentials is None
+            else "\0".join((credentials.username, credentials.password, credentials.identity_token))
+        )
+        return base_url, hashlib.sha256(secret.encode()).hexdigest()
+
+    def challenge(self, key: tuple[str, str]) -> tuple[bool, Challenge | None]:
+        """(known, the challenge): known is False when no recent ping or 401 taught one."""
+        with self._lock:
+            remembered = self._challenges.get(key)
+        if remembered is None or time.monotonic() > remembered[1]:
+            return False, None
+        return True, remembered[0]
+
+    def learn(self, key: tuple[str, str], challenge: Challenge | None) -> None:
+        with self._lock:
+            self._challenges.pop(key, None)
+            self._challenges[key] = challenge, time.monotonic() + self.CHALLENGE_SECONDS
+            _bound(self._challenges, self.MAX_REGISTRIES)
+
+    def tokens(self, key: tuple[str, str]) -> "TokenCache":
+        with self._lock:
+            if key not in self._tokens:
+                self._tokens[key] = TokenCache()
+                _bound(self._tokens, self.MAX_REGISTRIES)
+            return self._tokens[key]
+
+
+def _bound(entries: dict, size: int) -> None:
+    while len(entries) > size:
+        del entries[next(iter(entries))]
 
 
 def basic_header(credentials: Credentials) -> str:

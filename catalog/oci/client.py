@@ -21,6 +21,7 @@ from catalog.text import printable
 from . import mediatypes, transport
 from .auth import (
     DOCKER_HUB,
+    AuthMemory,
     Challenge,
     Credentials,
     TokenCache,
@@ -198,6 +199,7 @@ class RegistryClient:
         max_attempts: int = 5,
         backoff: float = 0.5,
         max_backoff: float = 60.0,
+        memory: AuthMemory | None = None,
     ):
         self.registry = canonical_registry(registry)
         self.base_url = endpoint(self.registry, insecure=insecure)
@@ -211,9 +213,12 @@ class RegistryClient:
         self.max_backoff = max_backoff
         self.rate_limit: RateLimit | None = None
         self.stats: Counter[str] = Counter()
-        self._tokens = TokenCache()
-        self._challenge: Challenge | None = None
-        self._pinged = False
+        # With a memory (kept by the process across polls), what an earlier client learnt of the
+        # registry's auth saves this one its ping and its token requests; see AuthMemory.
+        self._memory = memory
+        self._memory_key = AuthMemory.key(self.base_url, credentials)
+        self._tokens = memory.tokens(self._memory_key) if memory else TokenCache()
+        self._pinged, self._challenge = memory.challenge(self._memory_key) if memory else (False, None)
         self._registry_kinds: frozenset[str] | None = None
         self._lock = threading.Lock()
         self._auth_lock = threading.Lock()
@@ -250,6 +255,7 @@ class RegistryClient:
         if response.status_code not in (200, 401):
             # A 404 here means "not a registry API", never that some tag or repository is missing.
             self._raise_for(response, body, "the /v2/ endpoint", missing=BadResponse)
+        self._learn(self._challenge)
         return self._challenge
 
     def list_tags(self, repository: str) -> TagList:
@@ -491,6 +497,7 @@ class RegistryClient:
             if challenge is not None and self.credentials is not None:
                 with self._lock:
                     self._challenge = challenge  # the registry asked for Basic; send it next time
+                self._learn(challenge)
                 return ""
             raise AccessDenied(
                 f"{self.registry} requires credentials; add them to $DOCKER_CONFIG/config.json"
@@ -503,7 +510,12 @@ class RegistryClient:
             self._tokens.put(scope, token)
             with self._lock:
                 self._challenge = challenge
+            self._learn(challenge)
             return token.value
+
+    def _learn(self, challenge: Challenge | None) -> None:
+        if self._memory is not None:
+            self._memory.learn(self._memory_key, challenge)
 
     def _fetch_token(self, challenge: Challenge, scope: str):
         """A Bearer token from the realm: the one place credentials go that is not the registry."""

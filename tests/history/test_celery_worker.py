@@ -124,8 +124,8 @@ def test_a_dispatched_poll_runs_on_a_worker_and_records_the_registrys_digests(
 def test_concurrent_dispatches_and_two_workers_poll_each_due_repository_once(
     workers, broker, registry, pusher, make_repo_name
 ):
-    # Each poll takes up to TAGLEDGER_POLL_THREADS (8) of its registry's request slots; with the
-    # default concurrency of 8 these polls would take turns and bounce with RegistryBusy instead.
+    # Room for several polls: one that finds every slot taken waits for those a running poll
+    # gives back (polling.SLOT_WAIT); more room only makes that rarer.
     Registry.objects.create(host=registry.host, concurrency=5 * 8)
     repositories = []
     for seed in range(5):
