@@ -26,8 +26,8 @@ class Side:
 def compare(request):
     # The version page's ticked boxes arrive here already as `a` (older) and `b` (newer), through
     # builds.version_compare: `a` and `b` are compared in the order the reader gave them.
-    sides = [_side(name, next(iter(request.GET.getlist(name)), "")) for name in "ab"]
-    a, b = sides
+    a, b = _side("a", request.GET.get("a", "")), _side("b", request.GET.get("b", ""))
+    sides = [a, b]
     comparison = compare_builds(a.build, b.build) if a.build and b.build else None
     return render(
         request,
