@@ -28,6 +28,7 @@ from django.utils import timezone
 from catalog.models import Tag
 from catalog.oci.reference import is_valid_tag
 from catalog.tags import Kind
+from catalog.text import quoted
 
 from . import digests, params
 from .keyset import Cursor, InvalidCursor, RowBefore
@@ -178,22 +179,21 @@ def page(changelog: ChangelogFilter, cursor: Cursor | None = None, size: int = P
 def _tag(raw: str) -> str:
     if not is_valid_tag(raw):
         raise ValueError(
-            f"{params.quoted(raw)} is not a tag name "
-            "(up to 128 letters, digits, _ . -, not starting with . or -)"
+            f"{quoted(raw)} is not a tag name (up to 128 letters, digits, _ . -, not starting with . or -)"
         )
     return raw
 
 
 def _kind(raw: str) -> str:
     if raw not in TagEvent.Kind.values:
-        raise ValueError(f"{params.quoted(raw)} is not an event kind ({', '.join(TagEvent.Kind.values)})")
+        raise ValueError(f"{quoted(raw)} is not an event kind ({', '.join(TagEvent.Kind.values)})")
     return raw
 
 
 def _search_text(raw: str) -> str:
     if len(raw) > MAX_SEARCH or not _SEARCH_RE.fullmatch(raw):
         raise ValueError(
-            f"{params.quoted(raw)}: search for part of a tag name or a digest prefix "
+            f"{quoted(raw)}: search for part of a tag name or a digest prefix "
             f"(up to {MAX_SEARCH} letters, digits and _ . : -)"
         )
     _digest_matcher(raw)  # `sha256:xyz` is a bad digest here as in search: say so rather than find nothing

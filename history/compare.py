@@ -14,11 +14,12 @@ from typing import Literal
 from django.db.models import Prefetch, prefetch_related_objects
 
 from catalog.oci.reference import InvalidReference, parse
+from catalog.text import quoted
 
 from . import digests
 from .digests import BUILD, CONFIG, PLATFORM, image_id
 from .models import Build, HeldTag, Platform, TagEvent, TagState
-from .search import PLATFORM_ORDER, quote
+from .search import PLATFORM_ORDER
 from .wording import plural
 
 MAX_TEXT = 1024  # longer than any digest or reference; hostile input stays cheap
@@ -83,11 +84,11 @@ def _by_digest(text: str, fragment: digests.Fragment) -> Build:
     near = list(_builds().matching(matcher, PLATFORM, CONFIG)[:MAX_CANDIDATES])
     if near:
         raise CompareError(
-            f"no build digest starts with {quote(text)}, but a platform manifest or image ID of "
+            f"no build digest starts with {quoted(text)}, but a platform manifest or image ID of "
             f"{plural(len(near), 'build')} does: pick the build",
             near,
         )
-    raise CompareError(f"no recorded build has a digest starting with {quote(text)}")
+    raise CompareError(f"no recorded build has a digest starting with {quoted(text)}")
 
 
 def _by_reference(text: str) -> Build:
@@ -95,7 +96,7 @@ def _by_reference(text: str) -> Build:
         reference = parse(text)
     except InvalidReference as error:
         raise CompareError(
-            f"{quote(text)} is neither a digest, a digest prefix (at least 4 hex digits) "
+            f"{quoted(text)} is neither a digest, a digest prefix (at least 4 hex digits) "
             f"nor a reference such as name@sha256:…: {error}"
         ) from None
     builds = _builds().filter(
@@ -107,7 +108,7 @@ def _by_reference(text: str) -> Build:
             raise CompareError(f"{reference.name} has no recorded build {reference.digest}")
         return found
     if reference.tag is None:
-        raise CompareError(f"{quote(text)} names a repository, not a build: add @digest or :tag")
+        raise CompareError(f"{quoted(text)} names a repository, not a build: add @digest or :tag")
     found = builds.filter(
         pk__in=TagState.objects.filter(
             tag__repository__registry__host=reference.registry,
@@ -125,7 +126,7 @@ def _ambiguous(text: str, found: list[Build]) -> str:
     shown = found[:MAX_CANDIDATES]
     listed = "; ".join(f"{build.digest} in {build.repository.reference}" for build in shown)
     more = " (and more)" if len(found) > MAX_CANDIDATES else ""
-    return f"{quote(text)} matches {len(shown)} builds{more}: {listed}. Give more of the digest"
+    return f"{quoted(text)} matches {len(shown)} builds{more}: {listed}. Give more of the digest"
 
 
 # --- the diff -----------------------------------------------------------------------------------

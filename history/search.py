@@ -26,8 +26,9 @@ from django.db.models import Case, Count, IntegerField, Prefetch, Q, Value, When
 
 from catalog.models import Repository, Tag, Version
 from catalog.oci.reference import ImageReference, InvalidReference, parse
+from catalog.text import quoted
 
-from . import digests, params
+from . import digests
 from .digests import ATTESTATION, BUILD, PLATFORM, Exact, Itself, image_id
 from .models import Attestation, Build, HeldTag, Platform, TagEvent, TagState
 
@@ -40,7 +41,6 @@ PLATFORM_DIGESTS = PLATFORM_ORDER.defer("layers", "config")
 Kind = Literal["fragment", "digest", "reference", "name"]
 Matched = Literal["index", "platform", "config", "attestation"]
 
-quote = params.quoted  # compare.py quotes with it too
 # Characters of references, tags and versions; anything else cannot match a name anyway.
 _NAME_CHARS_RE = re.compile(r"[A-Za-z0-9._/:@-]+")
 
@@ -119,7 +119,7 @@ def search_names(text: str, *, limit: int = 50) -> NameResults:
     text = _clean(text)
     if not _NAME_CHARS_RE.fullmatch(text):
         raise InvalidQuery(
-            f"{quote(text)} is not a digest, digest fragment, reference or name "
+            f"{quoted(text)} is not a digest, digest fragment, reference or name "
             "(names use letters, digits and . _ / : @ -)"
         )
     repository_q = Q(name__icontains=text)
@@ -229,7 +229,7 @@ def _reference(text: str) -> ImageReference:
     try:
         return parse(text)
     except InvalidReference as error:
-        raise InvalidQuery(f"{quote(text)} is not a valid reference: {error}") from None
+        raise InvalidQuery(f"{quoted(text)} is not a valid reference: {error}") from None
 
 
 def _find_reference(text: str, reference: ImageReference, *, limit: int) -> LookupResult:
