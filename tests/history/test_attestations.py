@@ -413,7 +413,7 @@ def test_compare_sees_only_the_platform_images(buildx, pusher):
 def test_the_builds_api_lists_attestations_beside_platforms(buildx, client):
     polled(buildx.repository)
 
-    [build] = client.get(f"{API}/repositories/{buildx.repository.pk}/versions/1.0/builds").json()
+    [build] = client.get(f"{API}/repositories/{buildx.repository.pk}/versions/1.0/builds").json()["items"]
 
     assert [platform["architecture"] for platform in build["platforms"]] == ["amd64", "arm64"]
     amd64_image, _ = buildx.pushed.child_digests
