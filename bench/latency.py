@@ -1,4 +1,4 @@
-"""Polls where the network is slow: 600 tags through a proxy that adds 50 ms to every request.
+"""Polls where the network is slow: 600 tags through a relay that adds 50 ms to every request.
 
 Loopback answers in a fraction of a millisecond and hides what real registries (20-150 ms away)
 make of a poll: every request that waits on another (the /v2/ ping, a token, the tag list, the
@@ -10,18 +10,18 @@ request slots idle. This measures how close a poll comes to keeping every slot b
     python -m bench.latency --concurrency 8,32 --rtt 0.05
 
 For each concurrency (the registry's `concurrency`, the request slots a poll may take): a first
-poll on an emptied database, then an unchanged re-poll, both through tests/support/faultproxy
-with `latency=RTT`. Reported per poll: requests (the proxy's count), seconds (the poll's own
-wall time, `history.polling.poll`), and the efficiency = achieved requests/s / (concurrency / RTT),
-1.0 being every slot busy for the whole poll; and the ratio to a `skopeo list-tags` + `skopeo
-inspect --raw` loop over the same tags through the same proxy (a sample, extrapolated).
+poll on an emptied database, then an unchanged re-poll, both through tests/support/slownet (a
+relay in its own process that holds every request RTT seconds). Reported per poll: requests (the
+poll's own count, PollRun.requests), seconds (its wall time, `history.polling.poll`), and the
+efficiency = achieved requests/s / (concurrency / RTT), 1.0 being every slot busy for the whole
+poll; and the ratio to a `skopeo list-tags` + `skopeo inspect --raw` loop over the same tags
+through the same relay (a sample, extrapolated).
 Results: a summary on stdout and var/bench/latency[-quick].json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -52,54 +52,75 @@ def log(message: str) -> None:
     print(f"[bench.latency {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-class Proxy:
-    """tests/support/faultproxy in a process of its own: in this one, its threads would share the
-    interpreter lock with the poll's and slow both (a cost no real registry puts on a poll)."""
+class SlowNetwork:
+    """tests/support/slownet in a process of its own, in front of the registry: every request
+    held RTT seconds on its way, as a network would (and no interpreter lock shared with the poll)."""
 
-    def __init__(self, upstream: str, latency: float):
+    def __init__(self, upstream: str, rtt: float):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.faultproxy", upstream, "--latency", str(latency)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "tests.support.slownet", upstream, "--delay", str(rtt)],
+            stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.host = self.process.stdout.readline().strip()
-
-    def counts(self) -> dict:
-        """The requests it saw since the last call (requests, max_concurrent, by_kind)."""
-        self.process.stdin.write("\n")
-        self.process.stdin.flush()
-        return json.loads(self.process.stdout.readline())
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.process.stdin.close()
+        self.process.terminate()
         self.process.wait(timeout=10)
 
 
-def measured_poll(repository, proxy: Proxy, concurrency: int, rtt: float) -> dict:
-    proxy.counts()
+class Exchanges:
+    """When each request of the client was on the wire (one attempt: sent, answered, read), so
+    the loss splits in two: slots left idle (the poll's pipeline) and requests taking longer than
+    the RTT (the registry's own time, and a client that waits for a CPU on a busy machine)."""
+
+    def __init__(self) -> None:
+        from catalog.oci import client
+
+        self.spans: list[float] = []
+        original = client.RegistryClient._exchange
+        spans = self.spans
+
+        def exchange(self, *args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                spans.append(time.perf_counter() - started)  # list.append is atomic
+
+        client.RegistryClient._exchange = exchange
+
+
+def measured_poll(repository, concurrency: int, rtt: float, exchanges: Exchanges) -> dict:
+    exchanges.spans.clear()
     timed = timed_poll(repository)
-    seen = proxy.counts()
-    ideal = seen["requests"] * rtt / concurrency  # every slot busy from the poll's start to its end
+    run = timed.run
+    busy = sum(exchanges.spans)
+    ideal = run.requests * rtt / concurrency  # every slot busy from the poll's start to its end
     return {
-        **seen,
         "seconds": timed.seconds,
-        "client_requests": timed.run.requests,
+        "requests": run.requests,
+        "by_kind": {"HEAD manifest": run.heads, "GET manifest": run.gets, "GET blob": run.blob_gets,
+                    "other (ping, token, tag list)": run.requests - run.heads - run.gets - run.blob_gets},
         "ideal_seconds": ideal,
         "efficiency": ideal / timed.seconds,
-        "changes": timed.run.changes,
-    }
+        # efficiency = slots_busy x RTT / mean_request
+        "slots_busy": busy / (concurrency * timed.seconds),
+        "mean_request": busy / max(1, len(exchanges.spans)),
+        "changes": run.changes,
+    }  # fmt: skip
 
 
-def run_round(registry, proxy: Proxy, tags: list[str], concurrency: int, rtt: float) -> dict:
+def run_round(proxy: SlowNetwork, concurrency: int, rtt: float, exchanges: Exchanges) -> dict:
     from catalog.models import Registry
 
     fresh_database()
     Registry.objects.create(host=proxy.host, concurrency=concurrency)
     repository = watch(proxy.host, REPOSITORY)
-    first = measured_poll(repository, proxy, concurrency, rtt)
-    repoll = measured_poll(repository, proxy, concurrency, rtt)
+    first = measured_poll(repository, concurrency, rtt, exchanges)
+    repoll = measured_poll(repository, concurrency, rtt, exchanges)
     if repoll["changes"]:
         raise RuntimeError(f"the unchanged re-poll recorded {repoll['changes']} changes")
     return {"first": first, "repoll": repoll}
@@ -108,7 +129,7 @@ def run_round(registry, proxy: Proxy, tags: list[str], concurrency: int, rtt: fl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="100 tags, one round, a small skopeo sample")
-    parser.add_argument("--rtt", type=float, default=0.05, help="seconds the proxy adds per request")
+    parser.add_argument("--rtt", type=float, default=0.05, help="seconds the relay adds per request")
     parser.add_argument(
         "--concurrency", default="8,32", help="comma-separated Registry.concurrency values to poll with"
     )
@@ -120,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     sample = 5 if args.quick else 20
     concurrencies = [int(value) for value in args.concurrency.split(",") if value.strip()]
     setup_django()
+    exchanges = Exchanges()
     results: dict[str, object] = {
         "command": " ".join(["python -m bench.latency", *(argv if argv is not None else sys.argv[1:])]),
         "label": args.label, "rtt": args.rtt, "builds": builds, "tags": builds * len(TAG_SUFFIXES),
@@ -127,15 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     registry = start_registry("none")
     try:
         tags = push_repositories(registry, [REPOSITORY], builds)
-        with Proxy(registry.url, args.rtt) as proxy:
-            log(f"skopeo over {sample} of {len(tags)} tags through the proxy")
+        with SlowNetwork(registry.host, args.rtt) as proxy:
+            log(f"skopeo over {sample} of {len(tags)} tags through the relay")
             skopeo = skopeo_loop(SimpleNamespace(host=proxy.host), REPOSITORY, tags, sample, seed=1)
             results["skopeo"] = skopeo
             by_concurrency = {}
             for concurrency in concurrencies:
                 rows = []
                 for number in range(1, rounds + 1):
-                    row = run_round(registry, proxy, tags, concurrency, args.rtt)
+                    row = run_round(proxy, concurrency, args.rtt, exchanges)
                     for kind in ("first", "repoll"):
                         row[kind]["vs_skopeo"] = skopeo["extrapolated_seconds"] / row[kind]["seconds"]
                     rows.append(row)
@@ -143,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"concurrency {concurrency}, round {number}: "
                         + "; ".join(
                             f"{kind} {row[kind]['requests']} requests in {row[kind]['seconds']:.2f}s "
-                            f"({row[kind]['efficiency']:.0%} of {concurrency}/RTT, "
+                            f"({row[kind]['efficiency']:.0%} of {concurrency}/RTT, slots "
+                            f"{row[kind]['slots_busy']:.0%} busy, "
+                            f"{row[kind]['mean_request'] * 1000:.0f} ms a request, "
                             f"{row[kind]['vs_skopeo']:.1f}x skopeo)"
                             for kind in ("first", "repoll")
                         )
@@ -153,7 +177,14 @@ def main(argv: list[str] | None = None) -> int:
                     "median": {
                         kind: {
                             key: median([row[kind][key] for row in rows])
-                            for key in ("seconds", "requests", "efficiency", "vs_skopeo", "max_concurrent")
+                            for key in (
+                                "seconds",
+                                "requests",
+                                "efficiency",
+                                "slots_busy",
+                                "mean_request",
+                                "vs_skopeo",
+                            )
                         }
                         for kind in ("first", "repoll")
                     },
@@ -172,11 +203,12 @@ def main(argv: list[str] | None = None) -> int:
 def report(results: dict) -> str:
     skopeo = results["skopeo"]
     lines = [
-        f"Polls through a proxy adding {results['rtt'] * 1000:.0f} ms per request, {results['tags']} tags "
+        f"Polls through a relay adding {results['rtt'] * 1000:.0f} ms per request, {results['tags']} tags "
         f"({results['builds']} builds); skopeo loop {skopeo['extrapolated_seconds']:.1f}s "
         f"(list {skopeo['list_seconds']:.2f}s + {skopeo['per_tag_seconds']:.3f}s a tag)",
-        "| concurrency | poll | requests | seconds | ideal s | efficiency | x skopeo |",
-        "|---|---|---|---|---|---|---|",
+        "| concurrency | poll | requests | seconds | ideal s | efficiency | slots busy | mean request "
+        "| x skopeo |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for concurrency, data in results["by_concurrency"].items():
         for kind, label in (("first", "first poll"), ("repoll", "unchanged re-poll")):
@@ -184,7 +216,8 @@ def report(results: dict) -> str:
             ideal = m["requests"] * results["rtt"] / int(concurrency)
             lines.append(
                 f"| {concurrency} | {label} | {m['requests']:.0f} | {m['seconds']:.2f} | {ideal:.2f} "
-                f"| {m['efficiency']:.0%} | {m['vs_skopeo']:.1f}x |"
+                f"| {m['efficiency']:.0%} | {m['slots_busy']:.0%} | {m['mean_request'] * 1000:.0f} ms "
+                f"| {m['vs_skopeo']:.1f}x |"
             )
     return "\n".join(lines)
 

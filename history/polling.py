@@ -150,11 +150,11 @@ class _Poll:
         try:
             # Reading credentials may fail too (a broken config.json): that is this poll's failure.
             self.client = client or self.repository.registry.client()
-            names = self._list()
-            with _Workers(self.threads) as workers:
-                observation = self._heads(names, workers)
-                builds = self._builds(observation, workers)
-            changes = self._record(names, observation, builds)
+            names = self._list()  # 1. the complete tag list
+            with _Workers(self.threads) as workers:  # 2 and 3 overlap: no slot waits for a phase's end
+                observation = self._heads(names, workers)  # 2. HEAD every tag
+                builds = self._builds(observation, workers)  # 3. GET each new build a HEAD names
+            changes = self._record(names, observation, builds)  # 4. record what changed
         except RegistryError as error:
             return self._finish(PollRun.Status.FAILED, error=str(error), error_object=error)
         except Exception as error:
@@ -251,7 +251,7 @@ class _Poll:
         by the same threads while the other HEADs are still out, and stored a batch at a time.
 
         A phase that waits for the last answer of the one before leaves slots idle for a round
-        trip or more each time; across a registry 50 ms away that was a third of a first poll."""
+        trip or more each time it drains (bench/latency.py measures what a network makes of it)."""
         tags_of: dict[str, list[str]] = {}  # digest -> the tags pointing at it
         builds: dict[str, Build] = {}
         fetched: list[Fetched] = []
