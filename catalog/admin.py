@@ -6,6 +6,8 @@ from .models import Line, Registry, Repository, Tag, Version
 @admin.register(Registry)
 class RegistryAdmin(admin.ModelAdmin):
     list_display = ["host", "insecure", "concurrency"]
+    # Raised for registries that allow more (Docker Hub, GHCR, Quay): editable from the list.
+    list_editable = ["concurrency"]
 
 
 @admin.register(Repository)
