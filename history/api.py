@@ -213,12 +213,13 @@ def builds(
 def search(
     request,
     q: Annotated[str, Query(description="A digest, digest fragment, image ID, reference or name.")],
+    cursor: Annotated[str | None, Query(max_length=200, description="`next` of the previous page.")] = None,
 ):
     """What the search page finds: builds by digest, fragment, image ID or reference, newest first
-    as `items` (at most 50: `truncated` says more matched); else repositories, tags and versions
-    by name as `names`. The same body as `manage.py lookup --json`."""
+    as `items`, 50 a page (ask again with `cursor=<next>` for older ones); else repositories, tags
+    and versions by name as `names`. The same body as `manage.py lookup --json`."""
     try:
-        result = lookup(q)
+        result = lookup(q, cursor=_cursor(Cursor, cursor))
     except InvalidQuery as invalid:
         raise HttpError(400, str(invalid)) from None
     return serialize.lookup(result)

@@ -177,13 +177,9 @@ class NameMatches(Schema):
 class SearchOut(Schema):
     query: str
     kind: search.Kind = Field(description="How the query was read.")
-    truncated: bool = Field(
-        description="More builds matched than are listed (the newest 50 are): give more of the digest."
-    )
-    items: list[MatchOut] = Field(description="The builds found, newest first.")
-    next: None = Field(
-        description="Always null: a search lists at most 50 builds, and `truncated` says when more matched."
-    )
+    truncated: bool = Field(description="More builds matched than are listed: `next` continues with them.")
+    items: list[MatchOut] = Field(description="The builds found, newest first, at most 50 a page.")
+    next: str | None = Field(description="Pass as `cursor` for older matching builds; null: last page.")
     names: NameMatches = Field(description="For a name query: repositories, tags and versions by name.")
 
 

@@ -30,6 +30,7 @@ from catalog.text import quoted
 
 from . import digests
 from .digests import ATTESTATION, BUILD, PLATFORM, Exact, Itself, image_id
+from .keyset import Cursor, RowBefore
 from .models import Attestation, Build, HeldTag, Platform, TagEvent, TagState
 
 MAX_QUERY_LENGTH = 1024  # longer than any reference; hostile input stays cheap
@@ -97,20 +98,28 @@ class LookupResult:
     def found(self) -> bool:
         return bool(self.matches or self.names)
 
+    @property
+    def next_cursor(self) -> Cursor | None:
+        """Where older matching builds continue (`lookup(cursor=)`); None: none are left."""
+        last = self.matches[-1].build if self.truncated else None
+        return Cursor(last.first_seen_at, last.pk) if last else None
 
-def lookup(query: str, *, limit: int = 50) -> LookupResult:
-    """Everything `query` names, newest build first; raises InvalidQuery for what names nothing."""
+
+def lookup(query: str, *, limit: int = 50, cursor: Cursor | None = None) -> LookupResult:
+    """Everything `query` names, newest build first; raises InvalidQuery for what names nothing.
+
+    `cursor` (a result's `next_cursor`) continues with the builds older than those it listed."""
     text = _clean(query)
     try:
         fragment = digests.parse(text)
     except digests.InvalidDigest as error:
         raise InvalidQuery(str(error)) from None
     if fragment is not None:
-        return _find_digest(text, fragment, limit=limit)
+        return _find_digest(text, fragment, limit=limit, cursor=cursor)
     if "@" in text or ":" in text.rpartition("/")[2]:
         reference = _reference(text)
         if reference.digest is not None or reference.tag is not None:
-            return _find_reference(text, reference, limit=limit)
+            return _find_reference(text, reference, limit=limit, cursor=cursor)
     return LookupResult(text, "name", names=search_names(text, limit=limit))
 
 
@@ -155,16 +164,18 @@ def search_names(text: str, *, limit: int = 50) -> NameResults:
 # --- digests ------------------------------------------------------------------------------------
 
 
-def _find_digest(text: str, fragment: digests.Fragment, *, limit: int) -> LookupResult:
+def _find_digest(text: str, fragment: digests.Fragment, *, limit: int, cursor: Cursor | None) -> LookupResult:
     matcher = fragment.matcher()
-    found = _collect(text, matcher.kind, _builds(matcher), matcher, limit=limit)
+    found = _collect(text, matcher.kind, _builds(matcher), matcher, limit=limit, cursor=cursor)
     infix = fragment.infix()
     if found.matches or infix is None:
         return found
+    if cursor is not None and _builds(matcher).exists():
+        return found  # the prefix's pages are done; its first page did not fall back to infixes
     # Bare hex was a prefix first: image IDs and short digests start a digest, and an index finds
     # them in a millisecond. Only a fragment that starts none is looked for inside digests, which
     # reads a trigram index (pg_trgm on PostgreSQL, FTS5 on SQLite; without FTS5, every digest).
-    return _collect(text, infix.kind, _builds(infix), infix, limit=limit)
+    return _collect(text, infix.kind, _builds(infix), infix, limit=limit, cursor=cursor)
 
 
 def _builds(matcher: Exact):
@@ -173,8 +184,13 @@ def _builds(matcher: Exact):
     return Build.objects.filter(pk__in=matcher.build_ids(*digests.EVERYWHERE))
 
 
-def _collect(text: str, kind: Kind, builds, matcher: Exact, *, limit: int) -> LookupResult:
-    """The newest `limit` of `builds`, each with what `matcher` matched and the tags it held."""
+def _collect(
+    text: str, kind: Kind, builds, matcher: Exact, *, limit: int, cursor: Cursor | None
+) -> LookupResult:
+    """The newest `limit` of `builds` older than `cursor`, each with what `matcher` matched and
+    the tags it held."""
+    if cursor is not None:
+        builds = builds.filter(RowBefore(cursor, ("first_seen_at", "pk")))
     found = list(
         builds.select_related("repository__registry", "version")
         .prefetch_related(Prefetch("platforms", queryset=PLATFORM_DIGESTS))
@@ -232,7 +248,9 @@ def _reference(text: str) -> ImageReference:
         raise InvalidQuery(f"{quoted(text)} is not a valid reference: {error}") from None
 
 
-def _find_reference(text: str, reference: ImageReference, *, limit: int) -> LookupResult:
+def _find_reference(
+    text: str, reference: ImageReference, *, limit: int, cursor: Cursor | None
+) -> LookupResult:
     in_repository = Build.objects.filter(
         repository__registry__host=reference.registry, repository__name=reference.repository
     )
@@ -250,7 +268,7 @@ def _find_reference(text: str, reference: ImageReference, *, limit: int) -> Look
                 present=True,
             ).values("build")
         )
-    return _collect(text, "reference", builds, matcher, limit=limit)
+    return _collect(text, "reference", builds, matcher, limit=limit, cursor=cursor)
 
 
 # --- helpers ------------------------------------------------------------------------------------

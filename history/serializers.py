@@ -165,8 +165,8 @@ def attestation(attestation: Attestation, platforms: list[Platform]) -> dict:
 
 def lookup(result: LookupResult) -> dict:
     """What a search found: the API's `search` body and `lookup --json`'s output, one query more
-    than the lookup (the builds' last sightings). Not keyset-paged: `truncated` says the newest
-    `limit` of more matching builds are listed, and a longer fragment narrows them."""
+    than the lookup (the builds' last sightings). Builds are a keyset page (`truncated`: more
+    matched, and `next` continues with them); names are not paged (a longer name narrows them)."""
     builds = [match.build for match in result.matches]
     last_seen = Build.objects.filter(pk__in=[build.pk for build in builds]).last_seen()
     return {
@@ -174,7 +174,7 @@ def lookup(result: LookupResult) -> dict:
         "kind": result.kind,
         "truncated": result.truncated,
         "items": [match(found, last_seen[found.build.pk]) for found in result.matches],
-        "next": None,
+        "next": result.next_cursor.encode() if result.next_cursor else None,
         "names": {
             "repositories": [{"reference": found.reference} for found in result.names.repositories],
             "tags": [tag_hit(hit) for hit in result.names.tags],

@@ -503,6 +503,28 @@ def test_search_by_a_platform_digest_and_by_a_gone_build(client, story):
     assert at(story, current["last_seen"], third=third) == "third"
 
 
+def test_search_pages_through_matching_builds_newest_first(client):
+    repository = synthetic_repository("many", versions=["1.0.0"], builds_each=60)
+    prefix = f"sha256:{repository.pk:08x}"  # every build's digest starts so
+    newest_first = list(
+        Build.objects.filter(repository=repository)
+        .order_by("-first_seen_at")
+        .values_list("digest", flat=True)
+    )
+
+    first = get(client, "search", q=prefix)
+    second = get(client, "search", q=prefix, cursor=first["next"])
+
+    assert (first["truncated"], len(first["items"]), second["truncated"], second["next"]) == (
+        True,
+        50,
+        False,
+        None,
+    )
+    assert [match["digest"] for match in first["items"] + second["items"]] == newest_first
+    assert get(client, "search", 400, q=prefix, cursor="garbage")["detail"].startswith("cursor: ")
+
+
 def test_search_by_name_lists_names_and_no_builds(client, story):
     result = get(client, "search", q="3.14.4-dev")
     assert (result["kind"], result["items"], result["next"]) == ("name", [], None)
