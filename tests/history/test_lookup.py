@@ -273,6 +273,22 @@ def test_json_is_the_search_apis_body(index, client, settings):
         assert json.loads(run_lookup(query, "--json")) == client.get("/api/v1/search", {"q": query}).json()
 
 
+def test_json_pages_with_next_and_cursor_as_the_api_does(registry, pusher, make_repo_name):
+    first, pushed, _ = polled(registry, pusher, make_repo_name(), seed="shared")
+    second, _, _ = polled(registry, pusher, make_repo_name(), seed="shared")
+
+    newest = json.loads(run_lookup(pushed.digest, "--json", "--limit", "1"))
+    older = json.loads(run_lookup(pushed.digest, "--json", "--limit", "1", "--cursor", newest["next"]))
+
+    assert [match["reference"] for match in newest["items"] + older["items"]] == [
+        f"{second.reference}@{pushed.digest}",
+        f"{first.reference}@{pushed.digest}",
+    ]
+    assert (newest["truncated"], older["truncated"], older["next"]) == (True, False, None)
+    with pytest.raises(CommandError, match=r"^--cursor: this page link is damaged"):
+        run_lookup(pushed.digest, "--cursor", "garbage")
+
+
 def test_nothing_matching_exits_1_saying_so(index):
     with pytest.raises(CommandError, match=r"^no build matches 'sha256:0{64}'$") as failure:
         run_lookup("sha256:" + "0" * 64)

@@ -5,6 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from history import serializers
+from history.keyset import Cursor, InvalidCursor
 from history.search import InvalidQuery, LookupResult, Match, image_id, lookup
 from history.wording import format_time, plural
 
@@ -23,12 +24,19 @@ class Command(BaseCommand):
         parser.add_argument("query", help="sha256:..., a hex fragment, an image ID or a reference.")
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
         parser.add_argument("--limit", type=int, default=50, help="At most this many builds (default 50).")
+        parser.add_argument(
+            "--cursor", default="", help="`next` of a --json result: the builds older than it listed."
+        )
 
     def handle(self, *args, **options):
         if options["limit"] < 1:
             raise CommandError("--limit must be at least 1")
         try:
-            result = lookup(options["query"], limit=options["limit"])
+            cursor = Cursor.decode(options["cursor"]) if options["cursor"] else None
+        except InvalidCursor as error:
+            raise CommandError(f"--cursor: {error}") from None
+        try:
+            result = lookup(options["query"], limit=options["limit"], cursor=cursor)
         except InvalidQuery as error:
             raise CommandError(f"invalid query: {error}") from None
         if options["json"]:
