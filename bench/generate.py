@@ -347,17 +347,19 @@ class _SqliteLoader:
         return int(value)
 
     def drop_indexes(self) -> list[tuple[str, str]]:
+        """The secondary indexes, and the triggers that keep the FTS5 trigram tables of digests
+        (migration 0010): a row at a time they would cost the load more than a rebuild after."""
         with self.connection.cursor() as cursor:
             placeholders = ", ".join("?" * len(BULK_TABLES))
             cursor.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608
-                f"AND tbl_name IN ({placeholders})",
+                "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') "  # noqa: S608
+                f"AND sql IS NOT NULL AND tbl_name IN ({placeholders})",
                 list(BULK_TABLES),
             )
             dropped = cursor.fetchall()
-            for name, _ in dropped:
-                cursor.execute(f'DROP INDEX "{name}"')
-        return dropped
+            for kind, name, _ in dropped:
+                cursor.execute(f'DROP {kind.upper()} "{name}"')
+        return [(name, sql) for _, name, sql in dropped]
 
     def load(self, table: str, rows: list) -> None:
         columns = COLUMNS[table]
@@ -369,6 +371,10 @@ class _SqliteLoader:
         with self.connection.cursor() as cursor:
             for _, definition in dropped:
                 cursor.execute(definition)
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%USING fts5%'")
+            for (fts,) in cursor.fetchall():  # external content: the index is read from the rows again,
+                for command in ("rebuild", "optimize"):  # then merged, as migration 0010 does
+                    cursor.execute(f'INSERT INTO "{fts}" ("{fts}") VALUES (\'{command}\')')  # noqa: S608
 
     def finish(self) -> None:
         pass
