@@ -34,8 +34,8 @@ from .search import InvalidQuery, lookup
 from .versions import digest_history
 
 DEFAULT_PAGE, MAX_PAGE = 50, 200
-# Builds are tall (every tag each held, platforms, attestations): a page of 50 costs 0.85 times
-# the version page's 25 rows and timeline, 100 of them 1.35 times (BENCHMARKS.md, Pages: api_builds).
+# Builds are tall (every tag each held, platforms, attestations): a page of 50 costs 0.65 times
+# the version page's 25 rows and timeline, 100 of them about as much (BENCHMARKS.md, Pages: api_builds).
 MAX_BUILD_PAGE = 100
 # What stored tag, version and variant names are made of; anything else names nothing here.
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"
