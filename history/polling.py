@@ -77,7 +77,7 @@ class Fetched:
 @dataclass
 class Observation:
     listed: set[str] = field(default_factory=set)  # the complete tag list (of wanted tags)
-    asked: int = 0  # HEADs sent: the listed tags and the vanished ones
+    asked: list[str] = field(default_factory=list)  # HEADs sent, in order: listed, then vanished
     heads: dict[str, ManifestHead] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)  # verified unknown by a full-Accept HEAD
     failed: dict[str, str] = field(default_factory=dict)  # tag -> why nothing was recorded
@@ -206,7 +206,7 @@ class _Poll:
         ]
         for name in vanished:
             workers.submit(HEAD, name, self._head)
-        return Observation(listed=listed, asked=len(names) + len(vanished))
+        return Observation(listed=listed, asked=names + vanished)
 
     def _head(self, name: str) -> tuple[ManifestHead | str | None, datetime, datetime]:
         """A HEAD result (None when the registry verifies the tag is gone, or why it failed), when
@@ -241,7 +241,7 @@ class _Poll:
         else:
             observation.failed[name] = outcome
         if self.progress:
-            self.progress(len(observation.seen_at), observation.asked)
+            self.progress(len(observation.seen_at), len(observation.asked))
         return digest
 
     # --- 3. GET only what is new, as soon as a HEAD names it ----------------------------------
@@ -280,6 +280,11 @@ class _Poll:
                 builds.update(self._store_builds(fetched, observation, tags_of))
                 fetched = []
         builds.update(self._store_builds(fetched, observation, tags_of))
+        # Back in the order asked, as the answers arrived in any: what is recorded from them (the
+        # order of one poll's events, say) must not depend on which thread was quicker.
+        observation.heads = {
+            name: observation.heads[name] for name in observation.asked if name in observation.heads
+        }
         self.failed.update(observation.failed)
         for digest, names in tags_of.items():
             if digest not in builds:

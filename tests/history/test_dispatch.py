@@ -307,7 +307,7 @@ def test_a_poll_dropped_for_waiting_too_long_lets_the_next_dispatch_enqueue_a_fr
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_overlapping_polls_of_one_repository_record_a_new_tag_once(registry, pusher, repo_name):
+def test_two_overlapping_polls_of_one_repository_record_a_new_tag_once(registry, pusher, repo_name, settings):
     """The lease keeps polls of one repository apart until one outlives it (POLL_LEASE) or a poll
     runs beside the dispatcher's; then the database must still make a duplicate event impossible.
 
@@ -315,7 +315,8 @@ def test_two_overlapping_polls_of_one_repository_record_a_new_tag_once(registry,
     interleaving is certain rather than lucky.
     """
     pusher.push(repo_name, "1.0")
-    Registry.objects.create(host=registry.host, concurrency=16)  # slots for both polls
+    Registry.objects.create(host=registry.host, concurrency=16)
+    settings.TAGLEDGER_POLL_THREADS = 8  # slots for both polls: one may otherwise take all 16
     repository = watch(registry, repo_name)
 
     def poll() -> PollRun:
