@@ -23,7 +23,9 @@ from django.db import connection, models
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 
-from . import params
+from catalog.text import quoted
+
+from .models import Attestation, Build, Platform
 
 MIN_FRAGMENT = 4  # fewer hex digits match a sixteenth of everything or more
 MIN_INFIX = 8  # from here an infix is specific enough to mean one build
@@ -34,7 +36,6 @@ Kind = Literal["fragment", "digest"]
 
 _ALGORITHM_RE = re.compile(r"(?P<algorithm>sha[0-9]+):(?P<rest>.*)", re.DOTALL | re.IGNORECASE)
 _HEX_RE = re.compile(r"[0-9a-fA-F]+")
-quote = params.quoted
 
 
 class InvalidDigest(ValueError):
@@ -85,21 +86,23 @@ def parse(text: str) -> Fragment | None:
     if prefixed := _ALGORITHM_RE.fullmatch(text):
         algorithm, hex_part = prefixed["algorithm"].lower(), prefixed["rest"]
         if algorithm not in HEX_LENGTHS:
-            raise InvalidDigest(f"unsupported digest algorithm {quote(algorithm)} (sha256, sha384 or sha512)")
+            raise InvalidDigest(
+                f"unsupported digest algorithm {quoted(algorithm)} (sha256, sha384 or sha512)"
+            )
         if not hex_part:
-            raise InvalidDigest(f"{quote(text)} needs hex digits after the colon")
+            raise InvalidDigest(f"{quoted(text)} needs hex digits after the colon")
         if not _HEX_RE.fullmatch(hex_part):
-            raise InvalidDigest(f"{quote(text)}: after {algorithm}: only hex digits 0-9 and a-f may follow")
+            raise InvalidDigest(f"{quoted(text)}: after {algorithm}: only hex digits 0-9 and a-f may follow")
     elif not _HEX_RE.fullmatch(text):
         return None
     hex_part = hex_part.lower()
     longest = HEX_LENGTHS[algorithm] if algorithm else max(HEX_LENGTHS.values())
     if len(hex_part) < MIN_FRAGMENT:
         raise InvalidDigest(
-            f"{quote(text)} is too short: a digest fragment needs at least {MIN_FRAGMENT} hex digits"
+            f"{quoted(text)} is too short: a digest fragment needs at least {MIN_FRAGMENT} hex digits"
         )
     if len(hex_part) > longest:
-        raise InvalidDigest(f"{quote(text)} is longer than a{' ' + algorithm if algorithm else ''} digest")
+        raise InvalidDigest(f"{quoted(text)} is longer than a{' ' + algorithm if algorithm else ''} digest")
     return Fragment(algorithm, hex_part)
 
 
@@ -114,19 +117,11 @@ class Column(NamedTuple):
     digest: str
 
 
-def _columns() -> dict[str, Column]:
-    from .models import Attestation, Build, Platform  # models import this module for their verbs
-
-    return {
-        "build": Column(Build, "id", "digest"),
-        "platform": Column(Platform, "build_id", "digest"),
-        "config": Column(Platform, "build_id", "config_digest"),
-        "attestation": Column(Attestation, "build_id", "digest"),
-    }
-
-
-# The digest columns by name; `matching()` takes these names.
-BUILD, PLATFORM, CONFIG, ATTESTATION = "build", "platform", "config", "attestation"
+# Where a digest can match; `matching()` and the matchers take these.
+BUILD = Column(Build, "id", "digest")
+PLATFORM = Column(Platform, "build_id", "digest")
+CONFIG = Column(Platform, "build_id", "config_digest")
+ATTESTATION = Column(Attestation, "build_id", "digest")
 EVERYWHERE = (BUILD, PLATFORM, CONFIG, ATTESTATION)
 
 # SQLite's infix indexes (migration 0010): FTS5 trigram tables over the digest columns, by (table,
@@ -154,7 +149,7 @@ class Exact:
     def __call__(self, digest: str) -> bool:
         return digest == self.value
 
-    def build_ids(self, *where: str) -> list[int]:
+    def build_ids(self, *where: Column) -> list[int]:
         """The ids of the builds whose digest in one of the `where` columns matches.
 
         One UNION of build ids, each part answered by the index on its own column (migration
@@ -169,16 +164,15 @@ class Exact:
             cursor.execute(*self._union(where))
             return [build_id for (build_id,) in cursor.fetchall()]
 
-    def builds_in(self, *where: str, field: str = "pk") -> Q:
+    def builds_in(self, *where: Column, field: str = "pk") -> Q:
         """build_ids as a subquery of the query it filters (on `field`, a build id; every digest
         column when `where` names none): one query fewer, for callers that count queries rather
         than milliseconds."""
         union = self._union(where or EVERYWHERE)
         return Q(**{f"{field}__in": RawSQL(*union)})  # noqa: S611 - values are parameters
 
-    def _union(self, where) -> tuple[str, list[str]]:
-        columns = _columns()
-        parts = [self._part(columns[name]) for name in where if self.attestations or name != ATTESTATION]
+    def _union(self, where: tuple[Column, ...]) -> tuple[str, list[str]]:
+        parts = [self._part(column) for column in where if self.attestations or column != ATTESTATION]
         return " UNION ".join(sql for sql, _ in parts), [value for _, values in parts for value in values]
 
     def _part(self, column: Column) -> tuple[str, list[str]]:
@@ -233,17 +227,16 @@ class Contains(Exact):
     def __call__(self, digest: str) -> bool:
         return self.value in digest
 
-    def _union(self, where) -> tuple[str, list[str]]:
+    def _union(self, where: tuple[Column, ...]) -> tuple[str, list[str]]:
         if not (self.use_trigram_tables and _HEX_RE.fullmatch(self.value) and _trigram_tables_ready()):
             return super()._union(where)
         # The FTS5 table finds the few rows holding some trigrams of the fragment; the LIKE that
         # follows is the same predicate as without it, so the index only narrows, never decides.
-        columns, trigrams = _columns(), _spread_trigrams(self.value)
+        trigrams = _spread_trigrams(self.value)
         parts = []
-        for name in where:
-            if name == ATTESTATION:
+        for column in where:
+            if column == ATTESTATION:
                 continue
-            column = columns[name]
             table = column.model._meta.db_table
             fts = _quoted(TRIGRAM_TABLES[table, column.digest])
             like, values = self.sql(_quoted(column.digest))

@@ -22,7 +22,7 @@ from .supply import layer_rows, predicate_name, predicate_types
 
 
 class BuildQuerySet(models.QuerySet):
-    def matching(self, matcher, *where: str) -> "BuildQuerySet":
+    def matching(self, matcher, *where) -> "BuildQuerySet":
         """Builds with a digest `matcher` (history.digests: a digest, prefix or infix) matches, in
         the `where` columns (digests.BUILD, PLATFORM, CONFIG, ATTESTATION; all when none given)."""
         return self.filter(matcher.builds_in(*where))
