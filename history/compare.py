@@ -18,7 +18,7 @@ from catalog.text import quoted
 
 from . import digests
 from .digests import BUILD, CONFIG, PLATFORM, image_id
-from .models import Build, HeldTag, Platform, TagEvent, TagState
+from .models import Build, HeldTag, Platform, TagEvent
 from .search import PLATFORM_ORDER
 from .wording import plural
 
@@ -109,14 +109,7 @@ def _by_reference(text: str) -> Build:
         return found
     if reference.tag is None:
         raise CompareError(f"{quoted(text)} names a repository, not a build: add @digest or :tag")
-    found = builds.filter(
-        pk__in=TagState.objects.filter(
-            tag__repository__registry__host=reference.registry,
-            tag__repository__name=reference.repository,
-            tag__name=reference.tag,
-            present=True,
-        ).values("build")
-    ).first()
+    found = builds.pointed_to_by(reference).first()
     if found is None:
         raise CompareError(f"no recorded tag {reference.familiar} points to a build now")
     return found

@@ -260,14 +260,7 @@ def _find_reference(
         builds = in_repository.filter(pk__in=matcher.build_ids(BUILD, PLATFORM, ATTESTATION))
     else:
         matcher = Itself()
-        builds = in_repository.filter(
-            pk__in=TagState.objects.filter(
-                tag__repository__registry__host=reference.registry,
-                tag__repository__name=reference.repository,
-                tag__name=reference.tag,
-                present=True,
-            ).values("build")
-        )
+        builds = in_repository.pointed_to_by(reference)
     return _collect(text, "reference", builds, matcher, limit=limit, cursor=cursor)
 
 
