@@ -21,15 +21,10 @@ from history.models import Build, Platform, PollRun, TagEvent, TagState
 from tests.history.factories import during, polled, watch
 from tests.support.pusher import PushResult
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public")]
 
 API = "/api/v1"
 CREATED = "2026-11-26T12:00:00Z"
-
-
-@pytest.fixture(autouse=True)
-def _public(settings):
-    settings.TAGLEDGER_PUBLIC = True
 
 
 def get(client, path: str, status: int = 200, **params):

@@ -45,9 +45,8 @@ BOUNDED = hypothesis.settings(
 
 
 @pytest.fixture
-def app(settings, registry, pusher, repo_name):
+def app(public, registry, pusher, repo_name):
     """The WSGI app, public, over one polled repository; requests share the test's transaction."""
-    settings.TAGLEDGER_PUBLIC = True
     pusher.push(repo_name, "1.0.0", "oci-index", seed="one")
     pusher.tag(repo_name, "1.0.0", "latest")
     repository = watch(registry, repo_name)

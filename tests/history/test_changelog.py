@@ -30,15 +30,10 @@ from history.search import lookup
 from history.templatetags.tagledger import when
 from tests.history.factories import polled, watch
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public")]
 
 CHANGELOG = "/changelog"
 STAMP = "3.14.4-202611261200"
-
-
-@pytest.fixture(autouse=True)
-def _public(settings):
-    settings.TAGLEDGER_PUBLIC = True
 
 
 def shown(response) -> list[tuple[str, str]]:

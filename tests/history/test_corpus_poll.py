@@ -20,7 +20,7 @@ from tests.support import corpus
 from tests.support.pusher import OCI_MANIFEST, Pusher, image_manifest, make_config, make_layer, sha256_digest
 from tests.support.registry import RunningRegistry
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public")]
 
 API = "/api/v1"
 # Tags that name one build: an image named only by them may be an older build of its version.
@@ -58,11 +58,6 @@ def pushed(registry: RunningRegistry) -> dict[str, dict[str, corpus.Image]]:
             return dict(found)
     finally:
         pusher.close()
-
-
-@pytest.fixture(autouse=True)
-def _public(settings):
-    settings.TAGLEDGER_PUBLIC = True
 
 
 def test_real_tag_sets_read_back_as_their_publishers_mean_them(pushed, registry, client):

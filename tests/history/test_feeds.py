@@ -20,15 +20,10 @@ from history.models import Build, PollRun, TagEvent
 from history.polling import poll
 from tests.history.factories import watch
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public")]
 
 FEED = "/changelog/feed.atom"
 ATOM = "{http://www.w3.org/2005/Atom}"
-
-
-@pytest.fixture(autouse=True)
-def _public(settings):
-    settings.TAGLEDGER_PUBLIC = True
 
 
 @dataclass

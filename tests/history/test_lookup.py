@@ -265,9 +265,8 @@ def test_json_prints_the_same_as_data(index):
     assert match["tags"] == [{"tag": "3.14.4", "from": build.first_seen_at.isoformat(), "until": None}]
 
 
-def test_json_is_the_search_apis_body(index, client, settings):
+def test_json_is_the_search_apis_body(index, client, public):
     """One result, one shape: `lookup --json` prints what /api/v1/search answers."""
-    settings.TAGLEDGER_PUBLIC = True
     _, pushed, _ = index
     for query in (pushed.child_digests[1], pushed.digest[7:15], "3.14"):
         assert json.loads(run_lookup(query, "--json")) == client.get("/api/v1/search", {"q": query}).json()

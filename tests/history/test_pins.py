@@ -63,9 +63,7 @@ def test_a_pin_to_the_build_its_tag_points_to_now_is_current(history):
     assert only(f"{history.ref}:3.12.1@{history.b1}").status == "current"
 
 
-def test_a_pin_two_rebuilds_ago_is_behind_by_two_with_a_compare_link(client, settings, history):
-    settings.TAGLEDGER_PUBLIC = True
-
+def test_a_pin_two_rebuilds_ago_is_behind_by_two_with_a_compare_link(client, public, history):
     two, one = check([f"{history.ref}:3.12@{history.b1}", f"{history.ref}:3.12@{history.b2}"])
 
     assert (two.status, two.builds_behind) == ("behind", 2)

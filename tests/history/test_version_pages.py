@@ -14,8 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def version(settings):
-    settings.TAGLEDGER_PUBLIC = True
+def version(public):
     repository = Repository.objects.create(
         registry=Registry.objects.create(host="127.0.0.1:9"), name="demo/app"
     )
