@@ -15,10 +15,11 @@ from django.urls import reverse
 from catalog.models import Repository
 
 from .changelog import Page
+from .digests import image_id
 from .keyset import Cursor, NameCursor
 from .lines import Row, TagPage
 from .models import Attestation, Build, HeldTag, Platform, TagEvent
-from .search import LookupResult, Match, TagHit, image_id
+from .search import LookupResult, Match, TagHit
 from .versions import BuildRow, DigestHistory
 
 

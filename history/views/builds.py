@@ -9,9 +9,9 @@ from catalog.models import Tag, Version
 from tagledger.access import readable
 
 from .. import params
+from ..digests import image_id
 from ..keyset import Cursor, InvalidCursor
 from ..models import Attestation, Build, TagEvent
-from ..search import image_id
 from ..versions import NEWEST_FIRST, digest_history, neighbours
 
 

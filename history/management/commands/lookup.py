@@ -5,8 +5,9 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from history import serializers
+from history.digests import image_id
 from history.keyset import Cursor, InvalidCursor
-from history.search import InvalidQuery, LookupResult, Match, image_id, lookup
+from history.search import InvalidQuery, LookupResult, Match, lookup
 from history.wording import format_time, plural
 
 LABEL_WIDTH = 12
