@@ -16,13 +16,14 @@ from django.db.models import Prefetch, prefetch_related_objects
 from catalog.oci.reference import InvalidReference, parse
 from catalog.text import quoted
 
-from . import digests
+from . import digests, params
 from .digests import BUILD, CONFIG, PLATFORM, image_id
 from .models import Build, HeldTag, Platform, TagEvent
 from .search import PLATFORM_ORDER
 from .wording import plural
 
 MAX_TEXT = 1024  # longer than any digest or reference; hostile input stays cheap
+UNNAMED = "name a build: a digest, at least 4 hex digits of one, or name@digest"
 MAX_CANDIDATES = 10  # an ambiguous prefix lists this many builds to pick from
 
 KeyChangeKind = Literal["added", "removed", "changed"]
@@ -59,14 +60,10 @@ def choice(build: Build) -> str:
 
 
 def _clean(text: str) -> str:
-    if not isinstance(text, str):
-        raise CompareError(f"a build is named by text, not {type(text).__name__}")
-    if len(text) > MAX_TEXT:
-        raise CompareError(f"that is too long for a digest or reference ({len(text)} characters)")
-    text = text.strip()
-    if not text:
-        raise CompareError("name a build: a digest, at least 4 hex digits of one, or name@digest")
-    return text
+    try:
+        return params.bounded(text, max_length=MAX_TEXT, what="a build's name", empty=UNNAMED)
+    except params.InvalidParameter as invalid:
+        raise CompareError(str(invalid)) from None
 
 
 def _builds():

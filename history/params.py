@@ -102,14 +102,22 @@ def flag(raw: str) -> bool:
     return raw == "1"
 
 
-def text(raw: str, *, max_length: int, what: str = "the text") -> str:
-    """Free text, stripped (a paste's newline included): at most `max_length` characters before,
-    and no control character (NUL among them) after."""
+def bounded(raw: str, *, max_length: int, what: str = "the text", empty: str = "") -> str:
+    """`raw` stripped (a paste's newline included), if it is a string of at most `max_length`
+    characters: what a reader of anything may check before looking at the characters. `empty`:
+    the error for a blank one, if blank is not allowed."""
     if not isinstance(raw, str):
         raise InvalidParameter(f"{what} is text, not {type(raw).__name__}")
     if len(raw) > max_length:
         raise InvalidParameter(f"{what} is too long ({len(raw)} characters; at most {max_length})")
-    stripped = raw.strip()
+    if empty and not raw.strip():
+        raise InvalidParameter(empty)
+    return raw.strip()
+
+
+def text(raw: str, *, max_length: int, what: str = "the text") -> str:
+    """Free text: bounded(), and no control character (NUL among them)."""
+    stripped = bounded(raw, max_length=max_length, what=what)
     if _CONTROL_RE.search(stripped):
         raise InvalidParameter(f"{what} {quoted(stripped)} holds a control character")
     return stripped

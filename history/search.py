@@ -28,7 +28,7 @@ from catalog.models import Repository, Tag, Version
 from catalog.oci.reference import ImageReference, InvalidReference, parse
 from catalog.text import quoted
 
-from . import digests
+from . import digests, params
 from .digests import ATTESTATION, BUILD, PLATFORM, Exact, Itself, image_id
 from .keyset import Cursor, RowBefore
 from .models import Attestation, Build, HeldTag, Platform, TagEvent, TagState
@@ -44,6 +44,9 @@ Matched = Literal["index", "platform", "config", "attestation"]
 
 # Characters of references, tags and versions; anything else cannot match a name anyway.
 _NAME_CHARS_RE = re.compile(r"[A-Za-z0-9._/:@-]+")
+
+
+EMPTY = "the query is empty: give a digest, a digest fragment, a reference or a name"
 
 
 class InvalidQuery(ValueError):
@@ -268,14 +271,10 @@ def _find_reference(
 
 
 def _clean(query: str) -> str:
-    if not isinstance(query, str):
-        raise InvalidQuery(f"a query is text, not {type(query).__name__}")
-    if len(query) > MAX_QUERY_LENGTH:
-        raise InvalidQuery(f"the query is too long ({len(query)} characters; at most {MAX_QUERY_LENGTH})")
-    text = query.strip()
-    if not text:
-        raise InvalidQuery("the query is empty: give a digest, a digest fragment, a reference or a name")
-    return text
+    try:
+        return params.bounded(query, max_length=MAX_QUERY_LENGTH, what="the query", empty=EMPTY)
+    except params.InvalidParameter as invalid:
+        raise InvalidQuery(str(invalid)) from None
 
 
 def _first_if(condition: Q) -> Case:
