@@ -375,7 +375,7 @@ class TagEvent(models.Model):
         indexes = [
             # the changelog, newest first (keyset pagination on detected_at, id).
             models.Index(fields=["-detected_at", "-id"], name="event_changelog"),
-            # one tag's timeline, and the event after a given one (held_tags_of: one index seek).
+            # one tag's timeline, and the event after a given one (TagEventQuerySet.held: one index seek).
             models.Index(fields=["tag", "detected_at", "id"], name="event_tag_timeline"),
             # the tags a build held.
             models.Index(fields=["build", "detected_at"], name="event_build"),
