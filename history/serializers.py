@@ -34,7 +34,16 @@ class ExactTimes(DjangoJSONEncoder):
 
 def paged(items: list, next_cursor: Cursor | NameCursor | None) -> dict:
     """Every paged list: `{"items": [...], "next": <opaque cursor or null>}` (CONVENTIONS.md, 14)."""
-    return {"items": items, "next": next_cursor.encode() if next_cursor else None}
+    return {"items": items, "next": token(next_cursor)}
+
+
+def token(cursor: Cursor | NameCursor | None) -> str | None:
+    """The opaque `next` a reader passes back as `cursor`; None on the last page."""
+    return cursor.encode() if cursor else None
+
+
+def last_seen(builds: list[Build]) -> dict[int, datetime]:
+    return Build.objects.filter(pk__in=[build.pk for build in builds]).last_seen()
 
 
 def held_tag(held: HeldTag) -> dict:
@@ -118,7 +127,7 @@ def changelog_page(page: Page) -> dict:
     took one, kept for its readers."""
     return {
         "events": [event(found) for found in page.events],
-        "next": page.next_cursor.encode() if page.next_cursor else None,
+        "next": token(page.next_cursor),
     }
 
 
@@ -128,10 +137,10 @@ def changelog_page(page: Page) -> dict:
 def digest_history(history: DigestHistory) -> dict:
     """A page of builds: two queries more than the reader's, whatever the page size."""
     builds = [row.build for row in history.rows]
-    last_seen = Build.objects.filter(pk__in=[build.pk for build in builds]).last_seen()
+    seen = last_seen(builds)
     attestations = Attestation.objects.of_builds(builds)
     return paged(
-        [build_row(row, last_seen[row.build.pk], attestations[row.build.pk]) for row in history.rows],
+        [build_row(row, seen[row.build.pk], attestations[row.build.pk]) for row in history.rows],
         history.next_cursor,
     )
 
@@ -169,13 +178,13 @@ def lookup(result: LookupResult) -> dict:
     than the lookup (the builds' last sightings). Builds are a keyset page (`truncated`: more
     matched, and `next` continues with them); names are not paged (a longer name narrows them)."""
     builds = [match.build for match in result.matches]
-    last_seen = Build.objects.filter(pk__in=[build.pk for build in builds]).last_seen()
+    seen = last_seen(builds)
     return {
         "query": result.query,
         "kind": result.kind,
         "truncated": result.truncated,
-        "items": [match(found, last_seen[found.build.pk]) for found in result.matches],
-        "next": result.next_cursor.encode() if result.next_cursor else None,
+        "items": [match(found, seen[found.build.pk]) for found in result.matches],
+        "next": token(result.next_cursor),
         "names": {
             "repositories": [{"reference": found.reference} for found in result.names.repositories],
             "tags": [tag_hit(hit) for hit in result.names.tags],
