@@ -23,8 +23,10 @@ _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class InvalidCursor(ValueError):
-    def __init__(self, message: str = BAD_CURSOR):
-        super().__init__(message)
+    """Any token encode() did not produce; one message for every list."""
+
+    def __init__(self):
+        super().__init__(BAD_CURSOR)
 
 
 def _encode(text: str) -> str:
