@@ -364,6 +364,18 @@ class TagEvent(models.Model):
         null=True, blank=True, help_text="The last poll that saw the previous state: it changed after this."
     )
     poll = models.ForeignKey(PollRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    # A repository's first poll is its import: a first sighting of every tag it has, thousands at
+    # once, which would bury every real change. The changelog shows an import as one row: the row
+    # that carries `imported_tags`, so its collapsed form is a plain filter (changelog.collapsed).
+    # The database keeps the default too, so a worker still running the previous code can insert.
+    imported = models.BooleanField(
+        default=False, db_default=False,
+        help_text="A first sighting written by the repository's import (its first poll with tags).",
+    )  # fmt: skip
+    imported_tags = models.IntegerField(
+        null=True, blank=True,
+        help_text="On the event standing for an import in the changelog: how many tags it imported.",
+    )  # fmt: skip
 
     objects = TagEventQuerySet.as_manager()
 
@@ -384,6 +396,13 @@ class TagEvent(models.Model):
                 fields=["-detected_at", "-id"],
                 name="event_immutable_moved",
                 condition=Q(kind="immutable_moved"),
+            ),
+            # the changelog with each import as one row (home, feed, changelog): an index walk that
+            # never reads an import's other rows. Made CONCURRENTLY on PostgreSQL (migration 0011).
+            models.Index(
+                fields=["-detected_at", "-id"],
+                name="event_collapsed",
+                condition=Q(imported=False) | Q(imported_tags__isnull=False),
             ),
         ]
 
