@@ -68,6 +68,10 @@ class EventOut(Schema):
     not_before: datetime | None = Field(
         description="The last poll that saw the previous state: the change happened after this."
     )
+    imported: bool = Field(
+        description="A first sighting written by the repository's import (its first poll with tags), "
+        "which the changelog pages and feed show as one row."
+    )
 
 
 class EventPage(Schema):

@@ -8,6 +8,7 @@ Shared by the changelog pages and the Atom feed, so both read the same query par
 - `since`, `until`: dates (YYYY-MM-DD, both inclusive, in TIME_ZONE); the JSON API passes
   instants instead (`since` inclusive, `until` exclusive);
 - `q`: part of a tag name, or a digest prefix (bare hex or `sha256:…`) of either side;
+- `poll`: the events one poll wrote (an import's rows: the link its collapsed row gives);
 - `artifacts`: `1` to include artifact tags (cosign `sha256-….sig|.att|.sbom`, the referrers
   fallback `sha256-…`), left out otherwise: they belong on the build they sign (its page lists
   them), and one signing run would otherwise bury every real move of the day;
@@ -15,12 +16,20 @@ Shared by the changelog pages and the Atom feed, so both read the same query par
 
 Pages continue strictly after a (detected_at, id) position rather than skipping rows, so the
 hundredth page costs what the first does and events arriving meanwhile never shift a page.
+
+A repository's import (its first poll: a first sighting of every tag, thousands at once) is one
+row on the pages, the feed and the home page: `page(collapse_imports=True)` keeps only the one
+event of each import that carries `imported_tags`, a plain filter that the partial index
+`event_collapsed` answers in the same (detected_at, id) order, so cursors stay the same. A view
+narrowed to tags (a tag, a search, a line or version, a poll) shows each first sighting: that is
+what was asked about. The JSON API keeps every row, each with its `imported` flag.
 """
 
 import re
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
+from urllib.parse import urlencode
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -62,6 +71,7 @@ class ChangelogFilter:
     since: date | datetime | None = None
     until: date | datetime | None = None
     q: str = ""
+    poll: int | None = None
     artifacts: bool = False
 
     @classmethod
@@ -91,9 +101,20 @@ class ChangelogFilter:
             if value not in (None, "") and value is not False
         }
 
-    def events(self) -> QuerySet:
-        """The matching events, newest first, with their tags in the same query (page() adds the builds)."""
+    @property
+    def collapses_imports(self) -> bool:
+        """Whether an import may show as one row: not when the view is narrowed to some tags (a
+        tag, a search, a line or a version: the one row of an import may be none of theirs) or
+        to one poll (asked to see its rows)."""
+        return not (self.tag or self.q or self.line or self.version or self.poll)
+
+    def events(self, *, collapse_imports: bool = False) -> QuerySet:
+        """The matching events, newest first, with their tags in the same query (page() adds the
+        builds); `collapse_imports`: each import as its one row, where `collapses_imports`."""
         events = TagEvent.objects.newest_first()
+        if collapse_imports and self.collapses_imports:
+            # The index predicate of `event_collapsed`, as written there, so PostgreSQL can use it.
+            events = events.filter(Q(imported=False) | Q(imported_tags__isnull=False))
         if self.repository:
             events = events.filter(tag__repository_id=self.repository)
         if self.line:
@@ -114,6 +135,8 @@ class ChangelogFilter:
             events = events.filter(detected_at__lt=_before(self.until))
         if self.q:
             events = events.filter(_search(self.q))
+        if self.poll:
+            events = events.filter(poll_id=self.poll)
         if not self.artifacts:
             events = without_artifacts(events, self.repository)
         return events
@@ -162,15 +185,39 @@ class Page(NamedTuple):
     next_cursor: Cursor | None  # None: this is the last page
 
 
-def page(changelog: ChangelogFilter, cursor: Cursor | None = None, size: int = PAGE_SIZE) -> Page:
-    """The `size` newest matching events after `cursor` (from the newest when None), in one query."""
-    events = changelog.events()
+def page(
+    changelog: ChangelogFilter,
+    cursor: Cursor | None = None,
+    size: int = PAGE_SIZE,
+    *,
+    collapse_imports: bool = False,
+) -> Page:
+    """The `size` newest matching events after `cursor` (from the newest when None), in one query.
+
+    `collapse_imports` (the pages, the feed, home): an import is its one row, whose
+    `import_size` is the number of tags it imported (None on every other row, and on every row
+    of a page that does not collapse)."""
+    collapsed = collapse_imports and changelog.collapses_imports
+    events = changelog.events(collapse_imports=collapsed)
     if cursor is not None:
         events = events.filter(RowBefore(cursor))
     rows = list(events[: size + 1])
     more = len(rows) > size
     rows = with_builds(rows[:size])
+    for row in rows:
+        row.import_size = row.imported_tags if collapsed else None
+        if row.import_size is not None:
+            row.import_query = urlencode(imported_rows(row).as_query())
     return Page(rows, Cursor(rows[-1].detected_at, rows[-1].pk) if more else None)
+
+
+def imported_rows(event: TagEvent) -> ChangelogFilter:
+    """The filter that lists every row of the import `event` stands for: what its poll wrote,
+    artifact tags included, since its count includes them. (A poll row deleted since: the
+    repository's changelog, the nearest that is left.)"""
+    if event.poll_id is None:
+        return ChangelogFilter(repository=event.tag.repository_id)
+    return ChangelogFilter(repository=event.tag.repository_id, poll=event.poll_id, artifacts=True)
 
 
 # --- parsing ------------------------------------------------------------------------------------
@@ -209,6 +256,7 @@ _PARSERS = {
     "since": params.day,
     "until": params.day,
     "q": _search_text,
+    "poll": params.positive_id,
     "artifacts": params.flag,
 }
 

@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from catalog.models import Repository
 from tagledger.access import readable
 
-from .changelog import ChangelogFilter, InvalidFilter, page, parse
+from .changelog import ChangelogFilter, InvalidFilter, imported_rows, page, parse
 from .keyset import Cursor
 from .models import TagEvent
 
@@ -67,23 +67,31 @@ class ChangelogFeed(Feed):
         return _with_query(reverse("history:changelog_feed"), obj["changelog"].as_query())
 
     def items(self, obj) -> list[TagEvent]:
-        return page(obj["changelog"], obj["cursor"]).events
+        return page(obj["changelog"], obj["cursor"], collapse_imports=True).events
 
     def item_title(self, event: TagEvent) -> str:
         where = event.tag.repository.reference
+        if event.import_size is not None:
+            return _text(f"imported {event.import_size} {_tags(event.import_size)} in {where}")
         if event.kind == TagEvent.Kind.IMMUTABLE_MOVED:
             return _text(f"immutable tag moved: {event.tag.name} in {where}")
         return _text(f"{event.tag.name} {event.kind} in {where}")
 
     def item_link(self, event: TagEvent) -> str:
+        if event.import_size is not None:
+            return _with_query(reverse("history:changelog"), imported_rows(event).as_query())
         build_id = event.build_id or event.previous_build_id
         return reverse("history:build", args=[build_id])
 
     def item_guid(self, event: TagEvent) -> str:
-        """What the event records, not its row id: the same across restores and reimports."""
-        seen = (
-            f"{event.tag.repository.reference}:{event.tag.name}|{event.kind}|{event.detected_at.isoformat()}"
-        )
+        """What the event records, not its row id: the same across restores and reimports. An
+        import's entry is the import, not the first sighting its row also is (a feed of that tag
+        lists that one)."""
+        where, at = event.tag.repository.reference, event.detected_at.isoformat()
+        if event.import_size is not None:
+            seen = f"{where}|imported|{at}"
+        else:
+            seen = f"{where}:{event.tag.name}|{event.kind}|{at}"
         return uuid.uuid5(ENTRY_NAMESPACE, seen).urn
 
     item_guid_is_permalink = False
@@ -93,6 +101,15 @@ class ChangelogFeed(Feed):
 
     def item_description(self, event: TagEvent) -> str:
         """HTML (Atom's summary type="html"): format_html escapes, the XML writer escapes again."""
+        if event.import_size is not None:
+            return _text(
+                format_html(
+                    "<p>The first poll of <code>{}</code> saw {} {} for the first time.</p>",
+                    event.tag.repository.reference,
+                    event.import_size,
+                    _tags(event.import_size),
+                )
+            )
         old = event.previous_build.digest if event.previous_build else "none"
         new = event.build.digest if event.build else "not tracked" if event.kind == "untracked" else "deleted"
         version = (event.build and event.build.version) or (
@@ -114,6 +131,10 @@ class ChangelogFeed(Feed):
         if version:
             summary += format_html("<p>Version {}.</p>", str(version))
         return _text(summary)
+
+
+def _tags(count: int) -> str:
+    return "tag" if count == 1 else "tags"
 
 
 def _with_query(path: str, query: dict[str, str]) -> str:

@@ -463,24 +463,39 @@ class TagStateQuerySet(models.QuerySet):
             return event
 
     def record_first_sightings(
-        self, sightings: list[tuple[Tag, Build, datetime, datetime]], *, poll: PollRun | None
+        self,
+        sightings: list[tuple[Tag, Build, datetime, datetime]],
+        *,
+        poll: PollRun | None,
+        imported: bool = False,
     ) -> int:
         """`created` for many tags never seen before, as (tag, build, asked at, answered at), in one
         transaction and a few queries.
 
+        `imported`: these are the repository's import (it had no tag history before this poll).
+        Each event says so, and the newest one carries the count, to stand for the import in the
+        changelog: the newest of a real tag, since artifact tags leave the changelog by default.
+
         A first poll of a large repository would otherwise cost several queries per tag. If any
-        tag has gained a state meanwhile, fall back to `observe`, which decides per tag.
+        tag has gained a state meanwhile, fall back to `observe`, which decides per tag (and
+        writes ordinary events: another poll imported the repository first).
         """
+        events = [
+            TagEvent(
+                tag=tag, kind=TagEvent.Kind.CREATED, build=build, detected_at=at, poll=poll, imported=imported
+            )
+            for tag, build, _, at in sightings
+        ]
+        if imported and events:
+            shown = [event for event in events if event.tag.kind != TagKind.ARTIFACT] or events
+            max(reversed(shown), key=lambda event: event.detected_at).imported_tags = len(events)
         try:
             with transaction.atomic():
                 self.bulk_create(
                     TagState(tag=tag, build=build, present=True, since=at, confirmed_at=asked_at)
                     for tag, build, asked_at, at in sightings
                 )
-                TagEvent.objects.bulk_create(
-                    TagEvent(tag=tag, kind=TagEvent.Kind.CREATED, build=build, detected_at=at, poll=poll)
-                    for tag, build, _, at in sightings
-                )
+                TagEvent.objects.bulk_create(events)
             return len(sightings)
         except IntegrityError:  # another poll saw some of them first: decide per tag
             return sum(

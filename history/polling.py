@@ -502,7 +502,9 @@ class _Poll:
                 changes += 1
         tags = Tag.objects.ensure(self.repository, {name for name, *_ in first_seen})
         changes += TagState.objects.record_first_sightings(
-            [(tags[name], build, asked_at, at) for name, build, asked_at, at in first_seen], poll=self.run_row
+            [(tags[name], build, asked_at, at) for name, build, asked_at, at in first_seen],
+            poll=self.run_row,
+            imported=not states,  # no tag history yet: this is the repository's import
         )
         listed, untracked = set(names), []
         for name, state in states.items():

@@ -119,6 +119,7 @@ def event(event: TagEvent) -> dict:
         "previous_digest": event.previous_build.digest if event.previous_build else None,
         "detected_at": event.detected_at,
         "not_before": event.not_before,
+        "imported": event.imported,
     }
 
 

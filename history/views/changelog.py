@@ -38,7 +38,7 @@ def _changelog(request, repository: Repository | None):
     except InvalidFilter as invalid:
         errors = invalid.errors
     else:
-        result = page(changelog, cursor)
+        result = page(changelog, cursor, collapse_imports=True)
         query = changelog.as_query()
     # Links to this page leave out what its path already says; the feed has one path for all.
     here = {name: value for name, value in query.items() if not (repository and name == "repository")}

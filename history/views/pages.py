@@ -20,8 +20,8 @@ def home(request):
         "history/home.html",
         {
             "repositories": repositories.order_by("registry__host", "name"),
-            # The changelog's first rows, artifact tags left out as there.
-            "changes": page(ChangelogFilter(), size=LATEST_CHANGES).events,
+            # The changelog's first rows, artifact tags left out and each import one row, as there.
+            "changes": page(ChangelogFilter(), size=LATEST_CHANGES, collapse_imports=True).events,
         },
     )
 

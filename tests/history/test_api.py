@@ -174,7 +174,17 @@ def test_events_are_every_change_newest_first(client, story):
         ("3.13.9", "created", story.old.digest),
         ("main", "created", main),
     }
-    assert set(events[0]) == {"tag", "kind", "digest", "previous_digest", "detected_at", "not_before"}
+    assert set(events[0]) == {
+        "tag",
+        "kind",
+        "digest",
+        "previous_digest",
+        "detected_at",
+        "not_before",
+        "imported",
+    }
+    # Every row of the first poll (the import), each flagged, where the pages show one row for them.
+    assert [e["imported"] for e in events] == [False] * 5 + [True] * 7
 
 
 def test_events_page_through_with_cursors_without_gaps_or_repeats(client, story):

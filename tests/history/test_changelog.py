@@ -1,8 +1,8 @@
 """The changelog: every change of every tag, filtered, newest first, a keyset page at a time.
 
-Data comes from real polls of the real registry. Volume for pagination too: a repository with
-60 tags is polled, rebuilt and polled again, so 120 events share two `detected_at` values and
-pages must split ties by id.
+Data comes from real polls of the real registry. Volume for pagination too: a repository
+imported with one tag gains 59 more, then all 60 move to a rebuild, so 120 rows are listed one
+by one (a repository's import is one row: test_imports.py).
 """
 
 from __future__ import annotations
@@ -36,9 +36,13 @@ CHANGELOG = "/changelog"
 STAMP = "3.14.4-202611261200"
 
 
-def shown(response) -> list[tuple[str, str]]:
-    """(tag, kind) of each row the page shows, in order."""
-    return [(event.tag.name, event.kind) for event in response.context["events"]]
+def shown(response) -> list[tuple[str, str | int]]:
+    """(tag, kind) of each row the page shows, in order; ("imported", how many tags) for the one
+    row of a repository's import."""
+    return [
+        ("imported", event.import_size) if event.import_size is not None else (event.tag.name, event.kind)
+        for event in response.context["events"]
+    ]
 
 
 def next_link(response) -> str | None:
@@ -89,13 +93,14 @@ def test_every_change_is_listed_newest_first(client, story):
 
     assert response.status_code == 200
     events = list(response.context["events"])
-    assert sorted(shown(response)) == sorted(
-        [("1.0", "created"), ("3.13.9", "deleted"), (STAMP, "immutable_moved")]
+    assert sorted(shown(response), key=str) == sorted(
+        [("imported", 1), ("3.13.9", "deleted"), (STAMP, "immutable_moved")]
         + [(tag, "moved") for tag in ("3.14.4", "3.14", "latest")]
-        + [(tag, "created") for tag in ("3.14.4", "3.14", "latest", STAMP, "3.13.9")]
+        + [("imported", 5)],
+        key=str,
     )
-    assert shown(response)[0] == ("1.0", "created")  # the last poll
-    assert shown(response)[-5:] == [(e.tag.name, "created") for e in events[-5:]]  # day 1, three days ago
+    assert shown(response)[0] == ("imported", 1)  # the last poll: the other repository's import
+    assert shown(response)[-1] == ("imported", 5)  # day 1, three days ago
     keys = [(event.detected_at, event.pk) for event in events]
     assert keys == sorted(keys, reverse=True)
 
@@ -159,7 +164,7 @@ def test_the_immutable_shortcut_keeps_the_other_filters(client, story):
 
 
 def test_repository_filter_narrows_to_one_repository(client, story):
-    assert shown(client.get(CHANGELOG, {"repository": story.other.pk})) == [("1.0", "created")]
+    assert shown(client.get(CHANGELOG, {"repository": story.other.pk})) == [("imported", 1)]
 
 
 def test_a_repository_changelog_shows_only_that_repository(client, story):
@@ -167,7 +172,7 @@ def test_a_repository_changelog_shows_only_that_repository(client, story):
 
     response = client.get(url, {"repository": story.python.pk})  # a parameter cannot widen the path
 
-    assert shown(response) == [("1.0", "created")]
+    assert shown(response) == [("imported", 1)]
     assert f"Changelog of <code>{story.other.reference}</code>" in response.content.decode()
 
 
@@ -218,9 +223,9 @@ def test_date_range_is_inclusive_by_day(client, story):
     old = shown(client.get(CHANGELOG, {"since": three_days_ago, "until": three_days_ago}))
     between = shown(client.get(CHANGELOG, {"since": three_days_ago, "until": today.isoformat()}))
 
-    assert len(recent) == 6 and ("1.0", "created") in recent
-    assert sorted(old) == sorted((tag, "created") for tag in ("3.14.4", "3.14", "latest", STAMP, "3.13.9"))
-    assert len(between) == 11
+    assert len(recent) == 6 and ("imported", 1) in recent
+    assert old == [("imported", 5)]
+    assert len(between) == 7
 
 
 def test_search_matches_part_of_a_tag_name(client, story):
@@ -373,13 +378,18 @@ def test_htmx_history_restore_gets_the_whole_page(client, story):
 
 @pytest.fixture
 def busy(pusher, registry, repo_name) -> Repository:
-    """120 events from two real polls: 60 tags created, then all 60 moved to a rebuild."""
+    """120 events from three real polls, each a row of the changelog: the import of one tag, 59
+    tags created after it, then all 60 moved to a rebuild."""
     repository = watch(registry, repo_name)
-    for seed in ("first", "second"):
-        pusher.push(repo_name, "t0", "oci", seed=seed)
-        for index in range(1, 60):
-            pusher.tag(repo_name, "t0", f"t{index}")
-        assert polled(repository).changes == 60
+    pusher.push(repo_name, "t0", "oci", seed="first")
+    assert polled(repository).changes == 1
+    for index in range(1, 60):
+        pusher.tag(repo_name, "t0", f"t{index}")
+    assert polled(repository).changes == 59
+    pusher.push(repo_name, "t0", "oci", seed="second")
+    for index in range(1, 60):
+        pusher.tag(repo_name, "t0", f"t{index}")
+    assert polled(repository).changes == 60
     return repository
 
 

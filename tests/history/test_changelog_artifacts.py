@@ -76,15 +76,28 @@ def signed(registry, pusher, repo_name) -> Signed:
 
 
 REAL = [("1.0", "moved"), ("latest", "moved"), ("1.0", "created"), ("latest", "created")]
+# Day 1 is the repository's import: one row on the pages, the feed and home, which counts its
+# artifact tags too (its link lists them all), and which stays when they are left out.
+IMPORT = ("imported", 6)
+REAL_ROWS = [("1.0", "moved"), ("latest", "moved"), IMPORT]
 
 
-def shown(response) -> list[tuple[str, str]]:
+def shown(response) -> list[tuple[str, str | int]]:
     assert response.status_code == 200, response.content[:500]
-    return [(event.tag.name, event.kind) for event in response.context["events"]]
+    return [
+        ("imported", event.import_size) if event.import_size is not None else (event.tag.name, event.kind)
+        for event in response.context["events"]
+    ]
 
 
 def everything(signed: Signed) -> set[tuple[str, str]]:
+    """Every event, as the API lists them."""
     return {*REAL, (signed.day2_signature, "created"), *((name, "created") for name in signed.day1_artifacts)}
+
+
+def every_row(signed: Signed) -> set[tuple[str, str | int]]:
+    """Every row of the pages with artifacts: the import is one."""
+    return {*REAL_ROWS, (signed.day2_signature, "created")}
 
 
 # --- the changelog page -------------------------------------------------------------------------
@@ -94,27 +107,30 @@ def test_the_changelog_leaves_artifact_tags_out_by_default(client, signed):
     rows = shown(client.get("/changelog"))
 
     assert sorted(rows[:2]) == [("1.0", "moved"), ("latest", "moved")]  # day 2 opens with the moves
-    assert sorted(rows[2:]) == [("1.0", "created"), ("latest", "created")]
+    assert rows[2:] == [IMPORT]
 
 
 def test_the_artifacts_filter_brings_them_back_in_their_place(client, signed):
     rows = shown(client.get("/changelog", {"artifacts": "1"}))
 
-    assert set(rows) == everything(signed)
-    assert len(rows) == 9
+    assert set(rows) == every_row(signed)
+    assert len(rows) == 4
     assert set(rows[:3]) == {("1.0", "moved"), ("latest", "moved"), (signed.day2_signature, "created")}
 
 
 def test_a_repository_changelog_takes_the_filter_too(client, signed):
     path = f"/repositories/{signed.repository.pk}/changelog"
-    assert set(shown(client.get(path))) == set(REAL)
-    assert set(shown(client.get(path, {"artifacts": "1"}))) == everything(signed)
+    assert set(shown(client.get(path))) == set(REAL_ROWS)
+    assert set(shown(client.get(path, {"artifacts": "1"}))) == every_row(signed)
 
 
 def test_artifacts_0_is_the_default_and_leaves_no_trace_in_links(client, signed):
     response = client.get("/changelog", {"artifacts": "0"})
-    assert set(shown(response)) == set(REAL)
-    assert b"artifacts=" not in response.content.split(b'<div id="changelog-rows">')[1]
+    assert set(shown(response)) == set(REAL_ROWS)
+    rows = response.content.split(b'<div id="changelog-rows">')[1]
+    assert b"artifacts=0" not in rows
+    # Only the import's two links (its count, "see them") ask for artifacts: they list all it imported.
+    assert rows.count(b"artifacts=1") == 2
 
 
 def test_the_form_shows_the_filter_as_a_checkbox(client, signed):
@@ -194,10 +210,9 @@ def test_the_feed_leaves_artifact_tags_out_unless_asked(client, signed):
     default = feed_titles(client.get("/changelog/feed.atom"))
     asked = client.get("/changelog/feed.atom", {"artifacts": "1"})
 
-    assert sorted(default) == sorted(f"{tag} {kind} in {reference}" for tag, kind in REAL)
-    assert sorted(feed_titles(asked)) == sorted(
-        f"{tag} {kind} in {reference}" for tag, kind in everything(signed)
-    )
+    titles = [f"{tag} {kind} in {reference}" for tag, kind in REAL[:2]] + [f"imported 6 tags in {reference}"]
+    assert sorted(default) == sorted(titles)
+    assert sorted(feed_titles(asked)) == sorted([*titles, f"{signed.day2_signature} created in {reference}"])
     root = ET.fromstring(asked.content)  # noqa: S314 - our own response
     assert root.findtext(f"{ATOM}title") == "tagledger changelog (with artifacts)"
     self_link = next(link for link in root.iter(f"{ATOM}link") if link.get("rel") == "self")
@@ -217,7 +232,11 @@ def test_the_feed_answers_a_bad_artifacts_value_with_a_400(client, value):
 def test_home_latest_changes_leave_artifact_tags_out(client, signed):
     response = client.get("/")
     assert response.status_code == 200
-    assert sorted((event.tag.name, event.kind) for event in response.context["changes"]) == sorted(REAL)
+    rows = [
+        ("imported", event.import_size) if event.import_size is not None else (event.tag.name, event.kind)
+        for event in response.context["changes"]
+    ]
+    assert sorted(rows, key=str) == sorted(REAL_ROWS, key=str)
     assert "sha256-" not in response.content.decode()
 
 

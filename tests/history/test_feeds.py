@@ -59,11 +59,13 @@ def entries(response) -> list[Entry]:
 
 @pytest.fixture
 def moved(pusher, registry, repo_name) -> tuple[Repository, str, str]:
-    """3.14.4 and latest created, then both moved to a rebuild: real polls."""
+    """3.14.4 imported, then latest created (a change after the import: its own entry), then
+    both moved to a rebuild: real polls. (An import of many tags: test_imports.py.)"""
     repository = watch(registry, repo_name)
     first = pusher.push(repo_name, "3.14.4", "oci", seed="first")
-    pusher.tag(repo_name, "3.14.4", "latest")
     assert poll(repository).status == PollRun.Status.OK
+    pusher.tag(repo_name, "3.14.4", "latest")
+    assert poll(repository).changes == 1
     second = pusher.push(repo_name, "3.14.4", "oci", seed="second")
     pusher.tag(repo_name, "3.14.4", "latest")
     assert poll(repository).changes == 2
@@ -83,9 +85,9 @@ def test_the_feed_is_atom_with_one_entry_per_change_newest_first(client, moved):
         f"3.14.4 moved in {repository.reference}",
         f"latest moved in {repository.reference}",
     ]
-    assert sorted(entry.title for entry in found[2:]) == [
-        f"3.14.4 created in {repository.reference}",
+    assert [entry.title for entry in found[2:]] == [
         f"latest created in {repository.reference}",
+        f"imported 1 tag in {repository.reference}",
     ]
     events = TagEvent.objects.newest_first()
     assert [entry.updated for entry in found] == [event.detected_at for event in events]
@@ -123,7 +125,7 @@ def test_the_feed_takes_the_changelog_filters(client, moved, registry, pusher, m
 
     assert len(entries(client.get(FEED))) == 5
     assert [e.title for e in entries(client.get(FEED, {"repository": other.pk}))] == [
-        f"1.0 created in {other.reference}"
+        f"imported 1 tag in {other.reference}"
     ]
     assert [e.title for e in entries(client.get(FEED, {"tag": "latest", "kind": "moved"}))] == [
         f"latest moved in {repository.reference}"
