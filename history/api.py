@@ -25,6 +25,7 @@ from . import api_schemas as out
 from . import compare as diff
 from . import params
 from . import serializers as serialize
+from . import tag_history as history
 from .changelog import ChangelogFilter, InvalidFilter, page
 from .keyset import Cursor, InvalidCursor, NameCursor
 from .lines import MAX_TAG_PAGE, TAG_PAGE, parse_query, tag_page, version_rows
@@ -211,6 +212,28 @@ def builds(
         named = f"{version}-{variant}" if variant else version
         raise HttpError(404, f"{repository.reference} has no version {named}")
     return serialize.digest_history(digest_history(found, _cursor(Cursor, cursor), size=limit))
+
+
+@api.get(
+    "repositories/{id}/tags/{name}/history",
+    response={200: out.TagHistoryPage, **ERRORS},
+    url_name="tag_history",
+)
+def tag_history(
+    request,
+    id: Id,
+    name: Annotated[str, Path(min_length=1, max_length=128, pattern=NAME_PATTERN)],
+    cursor: Annotated[str | None, Query(max_length=200, description="`next` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=history.MAX_PAGE), _strictly(params.number)] = history.PAGE_SIZE,
+):
+    """Every digest a tag held, newest first, a keyset page at a time (the tag page's): from when
+    until when, and the window in which each move happened. A deleted or untracked period has
+    `digest` null. Ask again with `cursor=<next>` for older periods."""
+    repository = _repository_or_404(id)
+    found = history.find(repository, name)
+    if found is None:
+        raise HttpError(404, f"{repository.reference} has no tag {name}")
+    return serialize.tag_history(history.tag_history(found, _cursor(Cursor, cursor), size=limit))
 
 
 @api.get("search", response={200: out.SearchOut, **ERRORS})

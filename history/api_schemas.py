@@ -139,6 +139,33 @@ class BuildPage(Schema):
     next: str | None = Field(description="Pass as `cursor` for the next (older) page; null: last page.")
 
 
+class PeriodOut(Schema):
+    digest: str | None = Field(description="Where the tag pointed; null while deleted or untracked.")
+    from_: datetime = Field(alias="from", description="The poll that saw it point here (detected_at).")
+    until: datetime | None = Field(description="The poll that saw its next change; null: it still does.")
+    not_before: datetime | None = Field(
+        description="The last poll that saw the previous state: the change happened after this and before "
+        "`from`. Null on the first sighting."
+    )
+    version: str | None = Field(description="The build's version (3.14.4, 3.14.4-slim); null: none.")
+    timestamp_tag: str | None = Field(
+        description="A timestamp tag of the build (3.14.4-202611261200), if any."
+    )
+    kind: EventKind = Field(description="The change that began it: created (first seen), moved, deleted, ...")
+    build: int | None = Field(description="The build's id; null with `digest`.")
+    previous_digest: str | None = Field(
+        description="Where the tag pointed before; null on the first sighting."
+    )
+    pin: str | None = Field(
+        description="registry/name:tag@digest: pulls exactly this build; null with `digest`."
+    )
+
+
+class TagHistoryPage(Schema):
+    items: list[PeriodOut] = Field(description="At most `limit` periods, newest first.")
+    next: str | None = Field(description="Pass as `cursor` for the next (older) page; null: last page.")
+
+
 class MatchOut(Schema):
     digest: str = Field(description="The build's own digest: what its tags point to.")
     matched: search.Matched

@@ -1,7 +1,8 @@
 """One JSON shape per result, whichever door shows it: the API's bodies and `manage.py lookup --json`.
 
 Each function takes what a reader returns (lines.TagPage and Row, changelog.Page,
-versions.DigestHistory, search.LookupResult) and gives plain values, described by the schemas
+versions.DigestHistory, search.LookupResult,
+tag_history.TagHistory) and gives plain values, described by the schemas
 in api_schemas.py. Times stay datetimes, written with all their digits by `ExactTimes`. Where a
 shape shows more than the reader loaded (a build's last sighting, its attestations), it is read
 here for the whole page in one query, so every door pays the same and no door can differ.
@@ -20,6 +21,7 @@ from .keyset import Cursor, NameCursor
 from .lines import Row, TagPage
 from .models import Attestation, Build, HeldTag, Platform, TagEvent
 from .search import LookupResult, Match, TagHit
+from .tag_history import Period, TagHistory
 from .versions import BuildRow, DigestHistory
 
 
@@ -168,6 +170,30 @@ def attestation(attestation: Attestation, platforms: list[Platform]) -> dict:
         "subject": attestation.subject or None,
         "platform": str(described) if described else None,
         "predicate_types": attestation.predicate_types,
+    }
+
+
+# --- a tag's history ------------------------------------------------------------------------------
+
+
+def tag_history(history: TagHistory) -> dict:
+    """A page of a tag's periods: the reader's queries and no more."""
+    return paged([period(row) for row in history.rows], history.next_cursor)
+
+
+def period(row: Period) -> dict:
+    build = row.build
+    return {
+        "digest": build.digest if build else None,
+        "from": row.since,
+        "until": row.until,
+        "not_before": row.not_before,
+        "version": str(build.version) if build and build.version else None,
+        "timestamp_tag": row.timestamp_tag or None,
+        "kind": row.kind,
+        "build": build.pk if build else None,
+        "previous_digest": row.event.previous_build.digest if row.event.previous_build else None,
+        "pin": row.pin or None,
     }
 
 

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from . import feeds
-from .views import builds, changelog, compare, pages, pins, repositories, staff
+from .views import builds, changelog, compare, pages, pins, repositories, staff, tags
 
 app_name = "history"
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("changelog/feed.atom", feeds.changelog_feed, name="changelog_feed"),
     path("repositories/<int:pk>/changelog", changelog.repository_changelog, name="repository_changelog"),
     path("repositories/<int:pk>/", repositories.repository, name="repository"),
+    path("repositories/<int:pk>/tags/<path:name>", tags.tag, name="tag"),
     path("versions/<int:pk>/", builds.version, name="version"),
     path("versions/<int:pk>/compare", builds.version_compare, name="version_compare"),
     path("builds/<int:pk>/", builds.build, name="build"),

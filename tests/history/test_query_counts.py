@@ -15,6 +15,7 @@ from catalog.models import Line, Registry, Repository, Tag, Version
 from catalog.tags import classify
 from history.changelog import ChangelogFilter, page
 from history.models import Build, Platform, TagState
+from history.tag_history import tag_history
 from history.versions import digest_history
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public")]
@@ -180,5 +181,23 @@ def test_api_digest_history_deep_page(client, history):
         third = digest_history(version, size=3).next_cursor.encode()
         path = f"/api/v1/repositories/{version.repository_id}/versions/{version.name}/builds"
         return f"{path}?limit=2&cursor={third}"
+
+    assert_same_count_when_ten_times_larger(client, history, url)
+
+
+def test_tag_page(client, history):
+    """`latest` moved with every build: a page of its history costs the same at 6 moves as at 60."""
+
+    def url():
+        return f"/repositories/{history.repositories[0].pk}/tags/latest"
+
+    assert_same_count_when_ten_times_larger(client, history, url)
+
+
+def test_api_tag_history_deep_page(client, history):
+    def url():
+        tag = Tag.objects.get(repository=history.repositories[0], name="latest")
+        second = tag_history(tag, size=2).next_cursor.encode()
+        return f"/api/v1/repositories/{tag.repository_id}/tags/latest/history?limit=3&cursor={second}"
 
     assert_same_count_when_ten_times_larger(client, history, url)
