@@ -28,7 +28,7 @@ from . import serializers as serialize
 from . import tag_history as history
 from .changelog import ChangelogFilter, InvalidFilter, page
 from .keyset import Cursor, InvalidCursor, NameCursor
-from .lines import MAX_TAG_PAGE, TAG_PAGE, parse_query, tag_page, version_rows
+from .lines import MAX_TAG_PAGE, TAG_CURSORS, TAG_PAGE, parse_query, tag_page, version_rows
 from .models import with_poll_health
 from .pins import PinError, check
 from .search import InvalidQuery, lookup
@@ -138,17 +138,27 @@ def tags(
     request,
     id: Id,
     q: Annotated[str, Query(max_length=200, description="Part of the tag name.")] = "",
-    cursor: Annotated[str | None, Query(max_length=200, description="`next` of the previous page.")] = None,
+    sort: Annotated[
+        out.TagSort,
+        Query(
+            description="`name`; `changed`: the tag that moved last first; `kind`: latest, channels, "
+            "versions, minors, majors, timestamps, the rest, each by name."
+        ),
+    ] = "name",
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next` of the previous page, in the same `sort`.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_TAG_PAGE), _strictly(params.number)] = TAG_PAGE,
 ):
-    """The tags present now and the build each points to, by name, a keyset page at a time (the
-    repository page's list): ask again with `cursor=<next>`. Signatures and other artifacts left out."""
+    """The tags present now and the build each points to, by name unless sorted otherwise, a keyset
+    page at a time (the repository page's list): ask again with `cursor=<next>`. Signatures and other
+    artifacts left out."""
     repository = _repository_or_404(id)
     try:
         query = parse_query(q)
     except InvalidFilter as invalid:
         raise HttpError(400, str(invalid)) from None
-    found = tag_page(repository, q=query, cursor=_cursor(NameCursor, cursor), size=limit)
+    found = tag_page(repository, q=query, sort=sort, cursor=_cursor(TAG_CURSORS[sort], cursor), size=limit)
     return serialize.tag_page(found)
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from catalog.tags import Kind
 
 from . import compare, pins, search
+from .lines import TAG_SORTS
 from .models import PollRun, TagEvent
 
 
@@ -20,6 +21,7 @@ EventKind = one_of(TagEvent.Kind.values)
 # The tag lists leave artifact tags out; a name search finds them too.
 ListedTagKind = one_of(kind for kind in Kind if kind is not Kind.ARTIFACT)
 TagKind = one_of(Kind)
+TagSort = one_of(TAG_SORTS)
 PollStatus = one_of(PollRun.Status.values)
 
 

@@ -23,11 +23,11 @@ from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, Out
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from catalog.models import Repository, Version
+from catalog.models import Repository, Tag, Version
 from catalog.tags import FLOATING_KINDS, Kind, classify, is_prerelease, version_key
 
 from .changelog import InvalidFilter
-from .keyset import NameCursor
+from .keyset import Cursor, NameCursor, RowBefore
 from .models import Build, TagEvent, TagState
 from .versions import NEWEST_FIRST
 
@@ -428,37 +428,108 @@ class TagRow:
     since: datetime | None
     build_id: int
     version_id: int | None = None  # the build's version, if it has one
+    tag_id: int | None = None  # the position of a page sorted by when tags changed
 
 
-# Tags page by name, not by when they last moved: the `unique_tag` index (repository, name) holds
-# them in that order, so a page is an index range scan (0.1 ms at 10 000 tags); ordering by `since`
-# sorted every tag of the repository for each page (12 ms; BENCHMARKS.md, Pages).
+# How the tags list can be sorted (`?sort=`), and what the page calls each order.
+TAG_SORTS = {"name": "name", "changed": "last changed first", "kind": "kind, then name"}
+# A page ends at a tag name when sorted by name or kind (the kind is the tag's own), and at
+# (since, tag id) when sorted by change: a name says nothing about when its tag moved.
+TAG_CURSORS: dict[str, type[Cursor] | type[NameCursor]] = {
+    "name": NameCursor, "changed": Cursor, "kind": NameCursor,
+}  # fmt: skip
+# The kinds in the order the kind sort lists them: KIND_ORDER, as the tags on a row read.
+_LISTED_KINDS = sorted(KIND_ORDER, key=KIND_ORDER.__getitem__)
+_TAG_COLUMNS = (
+    "tag__name", "tag__kind", "tag__version", "tag__variant", "build__digest", "since", "build_id",
+    "build__version_id", "tag_id",
+)  # fmt: skip
+
+
+def parse_sort(raw: str | None) -> str:
+    """The tags list's `?sort=`: name (the default), changed or kind. Raises InvalidFilter otherwise."""
+    sort = raw or "name"
+    if sort not in TAG_SORTS:
+        raise InvalidFilter({"sort": "sort tags by name, changed or kind"})
+    return sort
+
+
+def decode_tag_cursor(token: str | None, sort: str) -> Cursor | NameCursor | None:
+    """The position a `next` of a page in `sort` order names; InvalidCursor for anything else,
+    including the `next` of a page in another order."""
+    return TAG_CURSORS[sort].decode(token) if token else None
+
+
+# Pages by name and by kind are walks of an index: `unique_tag` (repository, name) and
+# `tag_repository_kind` (repository, kind, name), so a page is an index range scan (0.1 ms at
+# 10 000 tags) wherever it starts. By change there is no such index (TagState has no repository
+# to put one on): each page sorts the repository's present tags, a bounded top-N sort (12 ms at
+# 10 000 tags; BENCHMARKS.md, Pages), which is why it is not the default.
 
 
 @dataclass
 class TagPage:
     items: list[TagRow]
-    next: NameCursor | None  # where the next page starts; None: this is the last
+    next: NameCursor | Cursor | None  # where the next page starts; None: this is the last
 
 
 def tag_page(
-    repository: Repository, *, q: str = "", cursor: NameCursor | None = None, size: int | None = None
+    repository: Repository,
+    *,
+    q: str = "",
+    sort: str = "name",
+    cursor: NameCursor | Cursor | None = None,
+    size: int | None = None,
 ) -> TagPage:
-    """The tags present now (artifacts left out), by name, a keyset page at a time from `cursor`
-    (`next` of the page before); `q`: part of the name. One query."""
-    found = TagState.objects.present_in(repository).order_by("tag__name")
+    """The tags present now (artifacts left out) in `sort` order (TAG_SORTS), a keyset page at a
+    time from `cursor` (`next` of the page before, in the same order); `q`: part of the name.
+    One query by name or change; by kind, one per kind the page reaches, and one to find where
+    the cursor's tag is."""
+    found = TagState.objects.present_in(repository)
     if q:
         found = found.filter(tag__name__icontains=q)
-    if cursor is not None:
-        found = found.filter(tag__name__gt=cursor.name)
     size = size or TAG_PAGE
-    # By name with a limit, PostgreSQL walks `unique_tag` and looks up each row's state and build.
-    rows = [
-        TagRow(*values)
-        for values in found.values_list(
-            "tag__name", "tag__kind", "tag__version", "tag__variant", "build__digest", "since", "build_id",
-            "build__version_id",
-        )[: size + 1]
-    ]  # fmt: skip
+    if sort == "kind":
+        return _by_kind(repository, found, cursor, size)
+    if sort == "changed":
+        found = found.order_by("-since", "-tag_id")
+        if cursor is not None:
+            found = found.filter(RowBefore(cursor, ("since", "tag_id")))
+    else:
+        # By name with a limit, PostgreSQL walks `unique_tag` and looks up each row's state and build.
+        found = found.order_by("tag__name")
+        if cursor is not None:
+            found = found.filter(tag__name__gt=cursor.name)
+    rows = _read(found, size + 1)
+    items = rows[:size]
+    if len(rows) <= size:
+        return TagPage(items, None)
+    last = items[-1]
+    return TagPage(items, Cursor(last.since, last.tag_id) if sort == "changed" else NameCursor(last.name))
+
+
+def _read(found, limit: int) -> list[TagRow]:
+    return [TagRow(*values) for values in found.values_list(*_TAG_COLUMNS)[:limit]]
+
+
+def _by_kind(repository: Repository, found, cursor: NameCursor | None, size: int) -> TagPage:
+    """A page by kind then name: each kind's tags by name from `tag_repository_kind`, kind after
+    kind until the page is full. A PostgreSQL CASE over the kinds would sort every tag instead."""
+    start, after = 0, None
+    if cursor is not None:
+        # The kind the cursor's tag has (as stored); a name that is no tag here, its kind by the grammar.
+        stored = Tag.objects.filter(repository=repository, name=cursor.name).values_list("kind", flat=True)
+        kind = stored.first() or classify(cursor.name).kind.value
+        if kind not in KIND_ORDER:
+            return TagPage([], None)  # an artifact's name: it ends no page of this list
+        start, after = _LISTED_KINDS.index(kind), cursor.name
+    rows: list[TagRow] = []
+    for kind in _LISTED_KINDS[start:]:
+        these = found.filter(tag__kind=kind).order_by("tag__name")
+        if after is not None and kind == _LISTED_KINDS[start]:
+            these = these.filter(tag__name__gt=after)
+        rows += _read(these, size + 1 - len(rows))
+        if len(rows) > size:
+            break
     items = rows[:size]
     return TagPage(items, NameCursor(items[-1].name) if len(rows) > size else None)

@@ -10,8 +10,8 @@ from tagledger.access import readable
 
 from .. import params
 from ..changelog import InvalidFilter
-from ..keyset import InvalidCursor, NameCursor
-from ..lines import MAX_QUERY, overview, parse_query, tag_page
+from ..keyset import InvalidCursor
+from ..lines import MAX_QUERY, TAG_SORTS, decode_tag_cursor, overview, parse_query, parse_sort, tag_page
 
 
 @readable
@@ -31,16 +31,23 @@ def repository(request, pk: int):
     except InvalidFilter as invalid:
         q, errors = "", invalid.errors
     try:
-        cursor = NameCursor.decode(token) if token else None
+        sort = parse_sort(request.GET.get("sort"))
+    except InvalidFilter as invalid:
+        sort, errors = "name", {**errors, **invalid.errors}
+    try:
+        cursor = decode_tag_cursor(token, sort)
     except InvalidCursor as invalid:
         cursor, errors = None, {**errors, "cursor": str(invalid)}
+    kept = {"q": q, "sort": sort if sort != "name" else ""}  # what every link of the page carries on
     context = {
         "repository": repository,
         "poll": repository.polls.order_by("-started_at").first(),
         "q": q if not errors else request.GET.get("q", "")[:200],
+        "sort": sort,
+        "sorts": TAG_SORTS.items(),
         "errors": errors,
         # Not `query`: base.html fills the header's search box with that.
-        "filter_query": urlencode({"q": q}) if q else "",
+        "filter_query": urlencode({name: value for name, value in kept.items() if value}),
     }
     # htmx asks for one line when it is opened; history restores want the whole page.
     if line and request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request"):
@@ -53,8 +60,8 @@ def repository(request, pk: int):
         asked = {name: request.GET.get(name) == "1" for name in ("others", "tags")}
         found = overview(repository, q=q, line=line, inactive=inactive, others=asked["others"] or None)
         context["overview"] = found
-        if q or cursor or asked["tags"] or found.is_small:
-            context["tags"] = tag_page(repository, q=q, cursor=cursor)
+        if q or cursor or asked["tags"] or sort != "name" or found.is_small:
+            context["tags"] = tag_page(repository, q=q, sort=sort, cursor=cursor)
         context["cursor"] = token if cursor else ""
         response = render(request, "history/repository.html", context, status=400 if errors else 200)
     patch_vary_headers(response, ["HX-Request"])

@@ -11,7 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from catalog.models import Tag, Version
-from history.lines import OTHERS_SHOWN, ROW_BUDGET, SMALL, TAG_PAGE, version_rows
+from history.keyset import BAD_CURSOR, Cursor, NameCursor
+from history.lines import KIND_ORDER, OTHERS_SHOWN, ROW_BUDGET, SMALL, TAG_PAGE, version_rows
 from history.models import Build, TagState, with_activity
 from tests.history.factories import Image
 
@@ -240,7 +241,10 @@ def test_the_filter_keeps_the_rows_and_tags_containing_it_and_marks_them(client,
     assert sorted(re.findall(r'class="tag" href="[^"]+">([^<]+)<', tags)) == [
         "3.14-alpine", "3.14.4-alpine", "alpine",
     ]  # fmt: skip
-    assert content.count('value="alpine"') == 1, "the filter box keeps it; the header's search box does not"
+    # The page's filter box and the tags list's (one `q`) keep it; the header's search box does not.
+    boxes = re.findall(r'id="([^"]+)" type="search" name="q" value="alpine"', content)
+    assert boxes == ["tag-filter", "tags-filter"]
+    assert content.count('value="alpine"') == 2
 
 
 def test_a_filter_that_is_not_part_of_a_tag_name_is_a_400_saying_why(client, python):
@@ -355,7 +359,9 @@ def count_queries(client, url: str, **headers) -> int:
         "/repositories/{id}/?q=flavour01",
         "/repositories/{id}/?line=8.7",
         "/repositories/{id}/?others=1&tags=1",
+        "/repositories/{id}/?tags=1&sort=changed",
         f"{API}/repositories/{{id}}/tags",
+        f"{API}/repositories/{{id}}/tags?sort=changed",
         f"{API}/repositories/{{id}}/versions",
     ],
 )
@@ -399,6 +405,126 @@ def test_the_page_lists_the_same_tags_as_the_api_and_pages_with_its_cursor(clien
     assert re.findall(r'class="tag" href="[^"]+">([^<]+)<', second[second.index('id="tags"') :]) == [
         tag["name"] for tag in following["items"]
     ]
+
+
+@pytest.mark.parametrize("limit", [1, 5, 200])
+def test_a_page_by_kind_costs_one_query_per_kind_at_most_whatever_the_number_of_tags(client, mixed, limit):
+    """Each kind's tags are an index range of `tag_repository_kind`; a page reads kind after kind
+    until it is full, and a cursor costs one query more to find its tag's kind."""
+    for image in (mixed, php_like(lines=2, patches=3, variants=4)):
+        url = f"{API}/repositories/{image.repository.pk}/tags?sort=kind&limit={limit}"
+        by_name = count_queries(client, f"{API}/repositories/{image.repository.pk}/tags?limit={limit}")
+        assert by_name <= count_queries(client, url) <= by_name - 1 + len(KIND_ORDER)
+        if following := client.get(url).json()["next"]:
+            assert count_queries(client, f"{url}&cursor={following}") <= by_name + len(KIND_ORDER)
+
+
+def api_tags(client, image: Image, **params) -> list[str]:
+    """Every tag name the API lists, page after page with its cursor."""
+    seen, cursor = [], None
+    while True:
+        asked = {**params, **({"cursor": cursor} if cursor else {})}
+        response = client.get(f"{API}/repositories/{image.repository.pk}/tags", asked)
+        assert response.status_code == 200, response.content
+        body = response.json()
+        seen += [tag["name"] for tag in body["items"]]
+        if (cursor := body["next"]) is None:
+            return seen
+
+
+def page_tags(client, image: Image, **params) -> list[str]:
+    """Every tag name the page lists, following its "Next tags" links."""
+    seen, url = [], f"/repositories/{image.repository.pk}/?" + "&".join(f"{k}={v}" for k, v in params.items())
+    while url:
+        content = client.get(url.replace("&amp;", "&")).content.decode()
+        tags = content[content.index('<section id="tags"') :]
+        seen += re.findall(r'class="tag" href="[^"]+">([^<]+)<', tags)
+        url = (re.search(r'<a href="([^"]+)#tags" rel="next">', tags) or re.search("()", "")).group(1)
+    return seen
+
+
+def by_rule(image: Image, sort: str, q: str = "") -> list[str]:
+    """The order each sort promises, worked out from the stored rows rather than by the reader."""
+    states = TagState.objects.filter(tag__repository=image.repository, present=True, tag__name__icontains=q)
+    listed = states.exclude(tag__kind="artifact")
+    found = list(listed.values_list("tag__name", "tag__kind", "since", "tag_id"))
+    if sort == "changed":
+        found.sort(key=lambda tag: (tag[2], tag[3]), reverse=True)
+    else:
+        found.sort(key=lambda tag: (KIND_ORDER[tag[1]], tag[0]) if sort == "kind" else tag[0])
+    return [name for name, *_ in found]
+
+
+@pytest.fixture
+def mixed():
+    """Tags of every listed kind, moved at different times, several on one build (one `since`),
+    and a signature, which no order lists."""
+    image = Image("acme/mixed")
+    older = image.release("1.2.3", "", "1.2.3", "1.2", "1", "stable", "1.2.3-202601010000", at=days_ago(9))
+    image.release("1.2.4", "", "1.2.4", "1.2.4-r1", "1.2", "1", "latest", at=days_ago(2))
+    for index in range(7):
+        image.tag(f"sha-{index:03x}", older, at=days_ago(5 - index / 2))
+    image.tag(f"sha256-{'a' * 64}.sig", older, at=days_ago(1))
+    return image
+
+
+@pytest.mark.parametrize("sort", ["name", "changed", "kind"])
+@pytest.mark.parametrize("q", ["", "1.2", "sha"])
+@pytest.mark.parametrize("limit", [1, 3, 50])
+def test_the_tags_list_sorts_by_name_change_or_kind_and_pages_without_gaps_or_repeats(
+    client, mixed, sort, q, limit
+):
+    assert api_tags(client, mixed, sort=sort, q=q, limit=limit) == by_rule(mixed, sort, q)
+
+
+@pytest.mark.parametrize("sort", ["name", "changed", "kind"])
+def test_the_page_pages_through_the_same_order_as_the_api(client, mixed, sort, monkeypatch):
+    monkeypatch.setattr("history.lines.TAG_PAGE", 4)
+    assert page_tags(client, mixed, tags=1, sort=sort) == by_rule(mixed, sort)
+    content = page(client, mixed, tags=1, sort=sort).content.decode()
+    assert f'<option value="{sort}" selected>' in content
+    # The sort rides along on the page's other links, and the page's filter keeps it.
+    if sort != "name":
+        assert f"sort={sort}&amp;cursor=" in content and f'name="sort" value="{sort}">' in content
+
+
+def test_a_page_by_kind_continues_after_a_tag_the_next_poll_deleted(client, mixed):
+    first = client.get(f"{API}/repositories/{mixed.repository.pk}/tags", {"sort": "kind", "limit": 3}).json()
+    assert [tag["name"] for tag in first["items"]] == ["latest", "stable", "1.2.3"]
+    Tag.objects.filter(repository=mixed.repository, name="1.2.3").delete()
+    rest = client.get(
+        f"{API}/repositories/{mixed.repository.pk}/tags", {"sort": "kind", "cursor": first["next"]}
+    ).json()
+    assert [tag["name"] for tag in rest["items"]] == by_rule(mixed, "kind")[2:]
+
+
+@pytest.mark.parametrize(
+    "params, error",
+    [
+        ({"sort": "since"}, "sort"),
+        ({"sort": "<script>"}, "sort"),
+        ({"sort": "name\x00"}, "sort"),
+        ({"sort": "changed", "cursor": NameCursor("latest").encode()}, "cursor"),  # a page by name's next
+        ({"sort": "kind", "cursor": Cursor(NOW, 1).encode()}, "cursor"),
+        ({"sort": "changed", "cursor": "MjAyNi0xMS0yNnwx"}, "cursor"),  # no time zone: not encode()'s
+        ({"sort": "kind", "cursor": NameCursor("../../x").encode()}, "cursor"),
+    ],
+)
+def test_a_sort_or_cursor_the_list_does_not_know_is_a_400_saying_why(client, mixed, params, error):
+    api = client.get(f"{API}/repositories/{mixed.repository.pk}/tags", params)
+    assert api.status_code == 400 and api.json()["detail"].startswith(f"{error}: "), api.content
+    response = client.get(f"/repositories/{mixed.repository.pk}/", params)
+    assert response.status_code == 400
+    content = response.content.decode()
+    assert f"{error}: " in text(content) and "<script>" not in content
+    if error == "cursor":
+        assert BAD_CURSOR in text(content)
+
+
+def test_an_unknown_sort_on_the_api_names_the_three_it_takes(client, mixed):
+    response = client.get(f"{API}/repositories/{mixed.repository.pk}/tags", {"sort": "since"})
+    assert response.status_code == 400
+    assert all(sort in response.json()["detail"] for sort in ("name", "changed", "kind"))
 
 
 @pytest.mark.parametrize("cursor", ["garbage", "MjAyNi0xMS0yNnwx" + "x", "!!", "a" * 150])
