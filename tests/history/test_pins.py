@@ -3,6 +3,10 @@
 History comes from real pushes to the real registry, recorded by real polls.
 """
 
+import json
+from datetime import UTC, datetime, timedelta
+from hashlib import sha256
+from html import escape
 from urllib.parse import urlencode
 
 import pytest
@@ -12,13 +16,15 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from catalog.models import Registry, Repository, Tag
-from history.models import Build, TagState
+from history.models import Attestation, Build, Platform, TagEvent, TagState
 from history.pins import MAX_INPUT, MAX_REFERENCES, PinError, check
-from tests.history.factories import polled, watch
+from history.wording import format_time
+from tests.history.factories import Image, polled, watch
 
 pytestmark = pytest.mark.django_db
 
 ZERO = "sha256:" + "0" * 64
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 class History:
@@ -44,6 +50,15 @@ def history(registry, pusher, repo_name) -> History:
     return History(registry, pusher, repo_name)
 
 
+def moved_away(history, tag: str, digest: str):
+    """When `tag` last left `digest`: the event after the last one that pointed it there."""
+    events = TagEvent.objects.filter(tag__repository=history.repository, tag__name=tag).order_by(
+        "detected_at"
+    )
+    last = events.filter(build__digest=digest).last()
+    return events.filter(detected_at__gt=last.detected_at).first().detected_at
+
+
 def only(text):
     (result,) = check(text)
     return result
@@ -57,7 +72,7 @@ def test_a_pin_to_the_build_its_tag_points_to_now_is_current(history):
 
     assert (result.status, result.builds_behind, result.compare_url) == ("current", None, None)
     assert result.current_reference == f"{history.ref}:3.12@{history.b3}"
-    assert result.message == "the tag 3.12 points to this build now"
+    assert result.message == "The tag 3.12 points to this build now."
     state = TagState.objects.get(tag__repository=history.repository, tag__name="3.12")
     assert result.confirmed_at == state.confirmed_at
     assert only(f"{history.ref}:3.12.1@{history.b1}").status == "current"
@@ -68,9 +83,12 @@ def test_a_pin_two_rebuilds_ago_is_behind_by_two_with_a_compare_link(client, pub
 
     assert (two.status, two.builds_behind) == ("behind", 2)
     assert (one.status, one.builds_behind) == ("behind", 1)
+    assert (two.known_from, one.known_from) == ("tag", "tag")
+    assert two.message.startswith("An older build of version 3.12.1 (first seen ")
     assert (
-        two.message == f"the tag 3.12 moved on: 2 builds since this one; it points to {history.b3[7:19]} now"
-    )
+        f": the tag 3.12 pointed to it until {format_time(moved_away(history, '3.12', history.b1))}; "
+        f"it has moved through 2 builds since. Pin to {history.ref}:3.12@{history.b3[:19]}… now."
+    ) in two.message
     assert two.current_reference == f"{history.ref}:3.12@{history.b3}"
     assert two.compare_url == "/compare?" + urlencode(
         {"a": f"{history.ref}@{history.b1}", "b": f"{history.ref}@{history.b3}"}
@@ -104,8 +122,9 @@ def test_a_digest_the_tag_never_held_is_not_a_build_of_it(history):
     # Both moved to it in one poll: each is recorded when its own answer arrived, so their order
     # is the order the registry answered in.
     assert sorted(result.held_by) == ["3.12", "3.12.3"]
-    assert "the tag 3.12.1 never pointed to this build" in result.message
-    assert f"tags that did: {', '.join(result.held_by)}" in result.message
+    assert result.message.startswith("Not a build of the tag 3.12.1: the tag never pointed to it")
+    assert result.what_it_is == f"build {history.b3[7:19]} of version 3.12.3 (tags 3.12.3, 3.12)"
+    assert f"It is {result.what_it_is}." in result.message
     assert result.current_reference == f"{history.ref}:3.12.1@{history.b1}"
 
 
@@ -117,8 +136,8 @@ def test_an_unwatched_repository_is_unknown_after_normalising_its_name(history):
         "docker.io/library/python", f"docker.io/library/python:3.12@{history.b1}",
     )  # fmt: skip
     assert result.message == (
-        f"docker.io/library/python is not watched: tagledger has no history of it; "
-        f"the digest is a build of {history.ref}"
+        "docker.io/library/python is not watched: tagledger has no history of it. "
+        f"The digest is build {history.b1[7:19]} of version 3.12.1 in {history.ref} (tags 3.12.1, 3.12)."
     )
     assert result.current_reference is None
 
@@ -128,7 +147,8 @@ def test_a_digest_never_seen_is_unknown_and_says_where_the_tag_points(history):
 
     assert (result.status, result.unknown) == ("unknown", "digest")
     assert result.message == (
-        f"000000000000 was never seen in {history.ref}; the tag 3.12 points to {history.b3[7:19]} now"
+        f"000000000000 was never seen in {history.ref} nor anywhere else tagledger watches; "
+        f"the tag 3.12 points to {history.b3[7:19]} now. Pin to {history.ref}:3.12@{history.b3[:19]}… now."
     )
     assert result.current_reference == f"{history.ref}:3.12@{history.b3}"
 
@@ -137,7 +157,7 @@ def test_a_tag_never_seen_is_unknown(history):
     result = only(f"{history.ref}:nope@{ZERO}")
 
     assert (result.status, result.unknown) == ("unknown", "tag")
-    assert result.message == f"{history.ref} has no recorded tag nope, nor the digest 000000000000"
+    assert result.message == f"{history.ref} has no recorded tag nope, nor the digest 000000000000."
     # with a digest of the repository, it is a build of other tags
     wrong = only(f"{history.ref}:nope@{history.b2}")
     assert (wrong.status, wrong.held_by) == ("not_a_build_of_tag", ("3.12",))
@@ -155,7 +175,7 @@ def test_a_deleted_tag_is_unknown_and_says_where_it_pointed(registry, pusher, re
     assert (result.status, result.unknown, result.current_reference) == ("unknown", "tag", None)
     assert (
         result.message
-        == f"the tag gone was deleted from {repository.reference}; it last pointed to {pushed.digest[7:19]}"
+        == f"The tag gone was deleted from {repository.reference}; it last pointed to {pushed.digest[7:19]}."
     )
 
 
@@ -171,7 +191,7 @@ def test_an_untracked_tag_is_unknown_and_not_called_deleted(registry, pusher, re
 
     assert (result.status, result.unknown, result.current_reference) == ("unknown", "tag", None)
     where = f"in {repository.reference}; it last pointed to {pushed.digest[7:19]}"
-    assert result.message == f"the tag 3.13 is not tracked any more {where}"
+    assert result.message == f"The tag 3.13 is not tracked any more {where}."
 
 
 @pytest.mark.parametrize("tag", ["a" * 127 + "-", "3.13"])
@@ -191,8 +211,9 @@ def test_a_tag_without_a_digest_says_which_digest_to_pin(history):
 
     assert result.status == "no_digest"
     assert result.current_reference == f"{history.ref}:3.12@{history.b3}"
-    assert (
-        result.message == f"not pinned: the tag 3.12 points to {history.b3[7:19]} now; pin it to that digest"
+    assert result.message == (
+        f"Not pinned: the tag 3.12 points to {history.b3[7:19]} now. "
+        f"Pin to {history.ref}:3.12@{history.b3[:19]}… now."
     )
 
 
@@ -202,7 +223,10 @@ def test_a_digest_without_a_tag_is_current_when_a_tag_points_to_it(history):
     assert (now.status, now.held_by) == ("current", ("3.12", "3.12.3"))
     assert now.current_reference == f"{history.ref}:3.12@{history.b3}"
     assert (before.status, before.held_by) == ("not_a_build_of_tag", ("3.12",))
-    assert "pinned by digest alone, and no tag points to it now" in before.message
+    assert before.message == (
+        "Pinned by digest alone, and no tag points to it now: "
+        f"it is build {history.b2[7:19]} of version 3.12 (tag 3.12)."
+    )
 
 
 def test_a_pinned_platform_image_counts_as_its_build(history):
@@ -211,7 +235,7 @@ def test_a_pinned_platform_image_counts_as_its_build(history):
     result = only(f"{history.ref}:3.12@{arm64}")
 
     assert (result.status, result.platform, result.build_digest) == ("current", "linux/arm64/v8", history.b3)
-    assert result.message == "the tag 3.12 points to this build (its linux/arm64/v8 image) now"
+    assert result.message == "The tag 3.12 points to this build (its linux/arm64/v8 image) now."
     old = only(f"{history.ref}:3.12@{history.pushed[0].child_digests[0]}")
     assert (old.status, old.builds_behind, old.platform) == ("behind", 2, "linux/amd64")
 
@@ -341,15 +365,13 @@ def test_the_query_count_does_not_grow_with_the_lines(history):
         assert len(results) == len(lines)
         counts.append(len(queries))
 
-    assert counts[0] == counts[1] <= 8
+    assert counts[0] == counts[1] <= 11
     assert {result.status for result in check(statuses)} == {
         "current", "behind", "not_a_build_of_tag", "no_digest", "unknown", "invalid",
     }  # fmt: skip
 
 
 def test_as_dict_is_plain_json(history):
-    import json
-
     result = only(f"{history.ref}:3.12@{history.b1}")
 
     as_dict = result.as_dict()
@@ -360,6 +382,9 @@ def test_as_dict_is_plain_json(history):
         "digest": history.b1, "build_digest": history.b1, "platform": None, "current_digest": history.b3,
         "current_reference": f"{history.ref}:3.12@{history.b3}", "builds_behind": 2, "held_by": [],
         "unknown": None, "confirmed_at": None, "compare_url": result.compare_url,
+        "newer_builds": 0, "known_from": "tag", "version": "3.12.1", "built_at": None,
+        "first_seen_at": history.build(history.b1).first_seen_at.isoformat(), "what_it_is": None,
+        "version_inactive": False,
     }  # fmt: skip
 
 
@@ -488,3 +513,315 @@ def test_an_empty_form_shows_no_results(client, public):
     assert response.status_code == 200
     assert response.context["results"] is None
     assert client.post("/pins", {"refs": "  \n\n"}).context["results"] is None
+
+
+# --- what a pinned digest is: a table over rows written as polls write them ---------------------
+
+DAY = timedelta(days=1)
+NOV_20 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+class Scene:
+    """docker.io/library/python as a vendor publishes it, one row at a time:
+
+    - 3.14.4: `backfilled` (11-20, known only from its timestamp tag), `observed` (11-21: 3.14.4,
+      3.14, 3 and latest pointed to it), `current` (11-22: they all moved there), `ahead` (11-23,
+      its timestamp tag only: the tags have not moved to it);
+    - 3.14.3: one build (11-10) with its own tags; the floating 3.14 was never seen on it;
+    - 3.13.1: one build with 3.13.1 and 3.13, and an arm64 image;
+    - 3.12.9: one build from January, its own tag only: an inactive version;
+    - the current build's platforms (amd64 with an SBOM attestation, arm64) and a cosign signature;
+    - other/app in the same registry: a build of 1.0.
+    """
+
+    def __init__(self):
+        image = self.image = Image("library/python", host="docker.io")
+        v3144 = image.version("3.14.4")
+        floating = ("3.14.4", "3.14", "3", "latest")
+        self.backfilled = self._release(v3144, NOV_20, "3.14.4-202611201200")
+        self.observed = self._release(v3144, NOV_20 + DAY, "3.14.4-202611211200", *floating)
+        self.current = self._release(v3144, NOV_20 + 2 * DAY, "3.14.4-202611221200", *floating)
+        self.ahead = self._release(v3144, NOV_20 + 3 * DAY, "3.14.4-202611231200")
+        self.b3143 = self._release(
+            image.version("3.14.3"), NOV_20 - 10 * DAY, "3.14.3", "3.14.3-202611101200"
+        )
+        self.b3131 = self._release(image.version("3.13.1"), NOV_20 - 15 * DAY, "3.13.1", "3.13")
+        self.b3129 = self._release(image.version("3.12.9"), datetime(2026, 1, 5, tzinfo=UTC), "3.12.9")
+        self.amd64 = self._platform(self.current, "amd64")
+        self.arm64 = self._platform(self.current, "arm64")
+        self.old_arm64 = self._platform(self.b3131, "arm64")
+        self.sbom = Attestation.objects.create(
+            build=self.current, digest=digest_of("sbom"), media_type=MANIFEST,
+            subject=self.amd64.digest, platform=self.amd64, predicate_types=["https://spdx.dev/Document"],
+        )  # fmt: skip
+        self.signature = image.build(at=NOV_20 + 2 * DAY)
+        self.signature_tag = f"sha256-{self.current.digest[7:]}.sig"
+        image.tag(self.signature_tag, self.signature)
+        other = Image("other/app", host="docker.io")
+        self.elsewhere = other.build(other.version("1.0"), at=NOV_20)
+        other.tag("1.0", self.elsewhere)
+
+    def _release(self, version, at, *tags) -> Build:
+        built = self.image.build(version, at=at, built_at=at)
+        for name in tags:
+            self.image.tag(name, built, at=at)
+        return built
+
+    def _platform(self, build: Build, architecture: str) -> Platform:
+        return Platform.objects.create(
+            build=build, os="linux", architecture=architecture, media_type=MANIFEST,
+            digest=digest_of(f"{build.pk} {architecture}"),
+            config_digest=digest_of(f"{build.pk} {architecture} config"),
+        )  # fmt: skip
+
+
+def digest_of(text: str) -> str:
+    return "sha256:" + sha256(text.encode()).hexdigest()
+
+
+@pytest.fixture
+def scene() -> Scene:
+    return Scene()
+
+
+def short_of(build: Build) -> str:
+    return build.digest[7:19]
+
+
+# (name, pin, status, known_from, builds_behind, newer_builds, what_it_is, in the message)
+CASES = [
+    ("current", "3.14.4@{current}", "current", None, None, None, None,
+     "The tag 3.14.4 points to this build now."),
+    ("current platform image", "3.14.4@{amd64}", "current", None, None, None, None,
+     "The tag 3.14.4 points to this build (its linux/amd64 image) now."),
+    ("older, observed", "3.14.4@{observed}", "behind", "tag", 2, 2, None,
+     "An older build of version 3.14.4 (built 2026-11-21 12:00:00 UTC): the tag 3.14.4 pointed to it until"
+     " 2026-11-22 12:00:00 UTC; 2 newer builds since. Pin to python:3.14.4@{current_digest19}… now."),
+    ("older, backfilled from its timestamp tag", "3.14.4@{backfilled}", "behind", "version", 3, 3, None,
+     "An older build of version 3.14.4 (built 2026-11-20 12:00:00 UTC), 3 newer builds since. The tag 3.14.4"
+     " never pointed to it: tagledger knows it from its version's history (its timestamp tag"
+     " 3.14.4-202611201200). Pin to python:3.14.4@{current_digest19}… now."),
+    ("older, observed on a floating tag", "latest@{observed}", "behind", "tag", 1, 2, None,
+     "the tag latest pointed to it until 2026-11-22 12:00:00 UTC; it has moved through 1 build since."),
+    ("older build of the line, via a floating tag", "3.14@{b3143}", "behind", "line", 4, 0, None,
+     "An older build of version 3.14.3 (built 2026-11-10 12:00:00 UTC), the line it follows has 4 newer"
+     " builds since. The tag 3.14 never pointed to it: tagledger knows it from the history of the line's"
+     " versions (its timestamp tag 3.14.3-202611101200)."),
+    ("a build the line's major tag never held", "3@{b3131}", "behind", "line", 5, 0, None,
+     "the line it follows has 5 newer builds since"),
+    ("newer than the tag", "3.14.4@{ahead}", "ahead", "version", 0, 0, None,
+     "A build of version 3.14.4 (built 2026-11-23 12:00:00 UTC) newer than the one the tag 3.14.4 points to"
+     " (built 2026-11-22 12:00:00 UTC): the tag has not pointed to it"),
+    ("a build of another version", "3.14.4@{b3131}", "not_a_build_of_tag", None, None, None,
+     "build {b3131_short} of version 3.13.1 (tags 3.13.1, 3.13)",
+     "Not a build of the tag 3.14.4: the tag never pointed to it, and it belongs to neither the tag's"
+     " version nor its line. It is build {b3131_short} of version 3.13.1 (tags 3.13.1, 3.13)."),
+    ("a platform image of another version", "3.14.4@{old_arm64}", "not_a_build_of_tag", None, None, None,
+     "the linux/arm64 image of build {b3131_short} of version 3.13.1 (tags 3.13.1, 3.13)",
+     "It is the linux/arm64"),
+    ("a config digest (image ID)", "3.14.4@{amd64_config}", "not_a_build_of_tag", None, None, None,
+     "the image ID (config) of the linux/amd64 image of build {current_short} of version 3.14.4,"
+     " where the tag points now",
+     "Not a build of the tag 3.14.4: the digest is the image ID (config)"),
+    ("an attestation", "3.14.4@{sbom}", "not_a_build_of_tag", None, None, None,
+     "an attestation (SBOM (SPDX)) of the linux/amd64 image of build {current_short} of version 3.14.4,"
+     " where the tag points now", "the digest is an attestation"),
+    ("a signature", "3.14.4@{signature}", "not_a_build_of_tag", None, None, None,
+     "a signature of build {current_short} of version 3.14.4 (tag {signature_tag})", "It is a signature"),
+    ("a build of another repository", "3.14.4@{elsewhere}", "not_a_build_of_tag", None, None, None,
+     "build {elsewhere_short} of version 1.0 in docker.io/other/app (tag 1.0)", "the digest is build"),
+    ("an unknown digest", "3.14.4@" + ZERO, "unknown", None, None, None, None,
+     "000000000000 was never seen in docker.io/library/python nor anywhere else tagledger watches"),
+    ("an unknown tag", "nope@" + ZERO, "unknown", None, None, None, None,
+     "docker.io/library/python has no recorded tag nope, nor the digest 000000000000."),
+    ("an unknown tag, a known digest", "nope@{b3131}", "not_a_build_of_tag", None, None, None,
+     "build {b3131_short} of version 3.13.1 (tags 3.13.1, 3.13)", "has no recorded tag nope; the digest is"),
+    ("an inactive version", "3.12.9@{b3129}", "current", None, None, None, None,
+     "The tag 3.12.9 points to this build now. Version 3.12.9 is inactive: no new build since"
+     " 2026-01-05 00:00:00 UTC, and no floating tag points to it."),
+]  # fmt: skip
+
+
+def values(scene: Scene) -> dict[str, str]:
+    digests = {
+        name: getattr(scene, name).digest
+        for name in ("current", "amd64", "observed", "backfilled", "ahead", "b3143", "b3131", "b3129",
+                     "old_arm64", "sbom", "signature", "elsewhere")
+    }  # fmt: skip
+    return digests | {
+        "amd64_config": scene.amd64.config_digest, "current_digest19": scene.current.digest[:19],
+        "current_short": short_of(scene.current), "b3131_short": short_of(scene.b3131),
+        "elsewhere_short": short_of(scene.elsewhere), "signature_tag": scene.signature_tag,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("pin", "status", "known_from", "behind", "newer", "what", "says"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_what_each_pinned_digest_is(scene, pin, status, known_from, behind, newer, what, says):
+    given = values(scene)
+    result = only("python:" + pin.format(**given))
+
+    assert (result.status, result.known_from, result.builds_behind, result.newer_builds) == (
+        status, known_from, behind, newer,
+    )  # fmt: skip
+    assert result.what_it_is == (what.format(**given) if what else None)
+    assert says.format(**given) in result.message
+    if status in {"current", "behind", "ahead"} or (status == "not_a_build_of_tag" and "nope" not in pin):
+        assert result.current_reference.startswith("docker.io/library/python:")
+    if status in {"behind", "ahead"}:
+        assert result.compare_url == "/compare?" + urlencode(
+            {
+                "a": f"docker.io/library/python@{result.build_digest}",
+                "b": f"{result.repository}@{result.current_digest}",
+            }
+        )
+
+
+def test_behind_and_ahead_agree_with_the_version_page(client, public, scene):
+    """The version page lists the 3.14.4 builds newest first; a pin's newer builds are those above it."""
+    rows = client.get(f"/versions/{scene.current.version_id}/").context["history"].rows
+    listed = [row.build.pk for row in rows]
+    assert listed == [scene.ahead.pk, scene.current.pk, scene.observed.pk, scene.backfilled.pk]
+
+    for build in (scene.backfilled, scene.observed, scene.ahead):
+        result = only(f"python:3.14.4@{build.digest}")
+        assert result.newer_builds == listed.index(build.pk), build
+
+
+def test_the_version_the_tag_names_counts_when_its_current_build_has_none(scene):
+    """An exact tag whose current build no version claims (versions are derived, and re-derived by
+    the next poll): its pins to builds of the version it names are still its builds."""
+    Build.objects.filter(pk=scene.current.pk).update(version=None)
+
+    result = only(f"python:3.14.4@{scene.backfilled.digest}")
+
+    # newer: observed and ahead, as the version page now lists them
+    assert (result.status, result.known_from, result.builds_behind) == ("behind", "version", 2)
+
+
+def test_a_variant_is_a_line_of_its_own(scene):
+    slim = scene.image.version("3.14.5", "slim")
+    build = scene.image.build(slim, at=NOV_20, built_at=NOV_20)
+    scene.image.tag("3.14.5-slim", build)
+
+    result = only(f"python:3.14@{build.digest}")
+
+    assert result.status == "not_a_build_of_tag"
+    assert result.what_it_is == f"build {short_of(build)} of version 3.14.5-slim (tag 3.14.5-slim)"
+
+
+def test_a_platform_image_shared_by_builds_names_the_one_of_the_tag(scene):
+    """An unchanged arm64 image in two rebuilds: the pin is the tag's build, not the newest one."""
+    shared = Platform.objects.create(
+        build=scene.b3131, os="linux", architecture="s390x", digest=digest_of("shared"),
+        media_type="application/vnd.oci.image.manifest.v1+json",
+    )  # fmt: skip
+    Platform.objects.create(
+        build=scene.observed,
+        os="linux",
+        architecture="s390x",
+        digest=shared.digest,
+        media_type=shared.media_type,
+    )
+
+    result = only(f"python:3.14.4@{shared.digest}")
+
+    assert (result.status, result.build_digest, result.platform) == (
+        "behind",
+        scene.observed.digest,
+        "linux/s390x",
+    )
+
+
+def test_a_digest_only_pin_says_what_a_config_digest_is(scene):
+    result = only(f"python@{scene.arm64.config_digest}")
+
+    assert result.status == "not_a_build_of_tag"
+    assert result.message == (
+        "Pinned by digest alone, to no build of docker.io/library/python: the digest is the image ID (config)"
+        f" of the linux/arm64 image of build {short_of(scene.current)} of version 3.14.4"
+        " (tags 3.14.4, 3.14, 3, latest and 1 more)."
+    )
+
+
+def test_an_unwatched_repository_says_what_the_digest_is_where_it_is_watched(scene):
+    result = only(f"127.0.0.1:9/nobody/app:1@{scene.amd64.digest}")
+
+    assert (result.status, result.unknown) == ("unknown", "repository")
+    assert result.what_it_is == (
+        f"the linux/amd64 image of build {short_of(scene.current)} of version 3.14.4 in"
+        " docker.io/library/python (tags 3.14.4, 3.14, 3, latest and 1 more)"
+    )
+
+
+def test_the_page_shows_every_verdict_and_what_each_digest_is(client, public, scene):
+    given = values(scene)
+    lines = ["python:" + case[1].format(**given) for case in CASES]
+
+    response = client.post("/pins", {"refs": "\n".join(lines)})
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    results = response.context["results"]
+    assert [result.status for result in results] == [case[2] for case in CASES]
+    for result in results:
+        assert f'<tr class="pins-row pins-row-{result.status}">' in html
+        assert escape(result.message) in html, result.line
+    assert "behind 3</span>" in html and "newer than the tag</span>" in html
+    pin = f"docker.io/library/python:3.14.4@{scene.current.digest}"
+    assert f'<button type="button" class="copy" data-copy="{pin}">Copy</button>' in html
+
+
+def test_the_api_answers_the_same_results(client, public, scene):
+    given = values(scene)
+    refs = ["python:" + case[1].format(**given) for case in CASES]
+
+    response = client.get("/api/v1/pins", {"ref": refs})
+
+    assert response.status_code == 200
+    assert response.json() == [json.loads(json.dumps(result.as_dict())) for result in check(refs)]
+
+
+def test_a_hostile_version_name_from_a_label_is_text_everywhere(client, public, scene):
+    """Versions of builds no tag names come from the image's version label: text from outside."""
+    hostile = scene.image.version('<img src=x onerror=alert(1)>"', line="x")
+    build = scene.image.build(hostile, at=NOV_20)
+
+    response = client.post("/pins", {"refs": f"python:3.14.4@{build.digest}"})
+
+    html = response.content.decode()
+    (result,) = response.context["results"]
+    assert (
+        result.what_it_is == f'build {short_of(build)} of version <img src=x onerror=alert(1)>"'
+        " (no recorded tag ever pointed to it)"
+    )
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;&quot;" in html
+    api = client.get("/api/v1/pins", {"ref": f"python:3.14.4@{build.digest}"}).json()
+    assert api[0]["what_it_is"] == result.what_it_is
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["python:3.14.4@sha256:" + "g" * 64, "python:3.14.4@sha256:" + "a" * 63,
+     "python:" + "a" * 200 + "@" + ZERO, "python:3.14.4@sha512:" + "a" * 128, "\x00python",
+     "python:3.14.4@" + ZERO.upper(), "\uff50\uff59thon:3.14"],
+)  # fmt: skip
+def test_garbage_pins_are_invalid_or_unknown_and_never_an_error(client, public, scene, line):
+    result = only(line)
+    assert result.status in {"invalid", "unknown"}
+    assert client.post("/pins", {"refs": line}).status_code == 200
+    assert client.get("/api/v1/pins", {"ref": line}).status_code == 200
+
+
+def test_the_table_costs_a_fixed_number_of_queries(scene, django_assert_max_num_queries):
+    given = values(scene)
+    lines = ["python:" + case[1].format(**given) for case in CASES]
+    with CaptureQueriesContext(connection) as once:
+        check(lines)
+
+    with django_assert_max_num_queries(len(once)):
+        assert len(check(lines * 10)) == len(lines) * 10  # 180 lines, a Dockerfile of many stages
+    assert len(once) <= 11
