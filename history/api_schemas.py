@@ -330,8 +330,12 @@ class CompareOut(Schema):
 class PinOut(Schema):
     line: int = Field(description="1-based, counting every line given, so it can be found again.")
     text: str
-    status: pins.Status
-    message: str
+    status: pins.Status = Field(
+        description="current; behind (an older build of the tag, its version or, for a floating tag, its "
+        "line); ahead (a newer build of the tag's version or line than the tag points to); "
+        "not_a_build_of_tag (what it is instead: `what_it_is`); unknown (see `unknown`); invalid; no_digest."
+    )
+    message: str = Field(description="The verdict in plain sentences, with the pin to use now.")
     reference: str | None
     repository: str | None
     tag: str | None
@@ -340,7 +344,30 @@ class PinOut(Schema):
     platform: str | None = Field(description="The pinned digest is this platform's image of that build.")
     current_digest: str | None = Field(description="Where the tag points now.")
     current_reference: str | None = Field(description="What to pin instead.")
-    builds_behind: int | None
+    builds_behind: int | None = Field(
+        description="How far behind, by the measure `known_from` names: `tag`, the builds the tag moved "
+        "through since it last left the pin (for a tag naming a version, that version's newer builds); "
+        "`version`, the version's builds newer than the pin; `line`, the newer builds of the floating "
+        "tag's line."
+    )
+    newer_builds: int | None = Field(
+        description="Builds of the pinned build's version newer than it, in the version page's order."
+    )
+    known_from: pins.KnownFrom | None = Field(
+        description="Behind or ahead: `tag` (the tag was seen on the build), `version` (a build of the tag's "
+        "version, known from its history, e.g. its timestamp tag) or `line` (of a version the floating tag's "
+        "line covers)."
+    )
+    version: str | None = Field(description="The pinned build's version.")
+    built_at: datetime | None = Field(description="The pinned build's time, from its timestamp tag.")
+    first_seen_at: datetime | None = Field(description="When a poll first saw the pinned build.")
+    what_it_is: str | None = Field(
+        description="When the digest is no build of the tag: what tagledger knows it as (another version's "
+        "build, a platform image, an image ID, an attestation, a signature, or in another repository)."
+    )
+    version_inactive: bool = Field(
+        description="The version the tag points into now gets no new builds and no floating tag points to it."
+    )
     held_by: list[str]
     unknown: pins.Unknown | None
     confirmed_at: datetime | None = Field(description="The last poll that saw the tag where it points now.")
