@@ -290,7 +290,8 @@ def pins(
         Query(description="A pinned reference (name:tag@digest), or a Dockerfile/compose line; repeatable."),
     ],
 ):
-    """Whether each pinned reference is its tag's current build, behind it, or no build of it at all."""
+    """Whether each pinned reference is its tag's current build, an older (or newer) build of the tag,
+    its version or its line, or no build of it, and then what the digest is (`what_it_is`)."""
     try:
         results = check(ref)
     except PinError as error:
