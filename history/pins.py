@@ -316,6 +316,11 @@ _TAG_ORDER = {Kind.EXACT: 0, Kind.REVISION: 1, Kind.MINOR: 2, Kind.MAJOR: 3, Kin
 MAX_TAGS_NAMED = 4  # a build held by dozens of tags: its description names a few
 
 
+# A timestamp tag names one build forever, and a cosign tag the one artifact: no other build of
+# their version is theirs.
+_ONE_BUILD_KINDS = frozenset({Kind.TIMESTAMP, Kind.ARTIFACT})
+
+
 def _rank(sighting: _Sighting) -> int:
     return EVERYWHERE.index(sighting.column)
 
@@ -329,10 +334,11 @@ def _scope(tag: Tag, current: Build | None, pinned: Build) -> Scope | None:
 
     "version": a build of the version the tag's current build belongs to, or of the version an
     exact tag names (backfilled from its timestamp tag, say). "line": for a floating tag (`3.14`,
-    `3`, `latest`, `stable`), a build of any version of its variant that its name covers.
+    `3`, `latest`, `stable`), a build of any version of its variant that its name covers. None for
+    a tag that names one build (a timestamp tag), whatever version that build belongs to.
     """
     version = pinned.version
-    if version is None:
+    if version is None or tag.kind in _ONE_BUILD_KINDS:
         return None
     if current is not None and current.version_id == version.pk:
         return "version"

@@ -612,6 +612,9 @@ CASES = [
     ("newer than the tag", "3.14.4@{ahead}", "ahead", "version", 0, 0, None,
      "A build of version 3.14.4 (built 2026-11-23 12:00:00 UTC) newer than the one the tag 3.14.4 points to"
      " (built 2026-11-22 12:00:00 UTC): the tag has not pointed to it"),
+    ("another build of a timestamp tag's version", "3.14.4-202611201200@{current}", "not_a_build_of_tag",
+     None, None, None, "build {current_short} of version 3.14.4 (tags 3.14.4, 3.14, 3, latest and 1 more)",
+     "Not a build of the tag 3.14.4-202611201200: the tag never pointed to it"),
     ("a build of another version", "3.14.4@{b3131}", "not_a_build_of_tag", None, None, None,
      "build {b3131_short} of version 3.13.1 (tags 3.13.1, 3.13)",
      "Not a build of the tag 3.14.4: the tag never pointed to it, and it belongs to neither the tag's"
