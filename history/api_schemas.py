@@ -44,7 +44,14 @@ class RepositoryOut(Schema):
     name: str
     last_poll_at: datetime | None = Field(description="When the latest poll started; null: never polled.")
     last_poll_status: PollStatus | None
-    tag_count: int = Field(description="Tags present now (signatures and other artifacts included).")
+    tag_count: int = Field(
+        description="Tags present now, as many as `/repositories/{id}/tags` lists: signatures and other "
+        "artifact tags are not counted here but in `artifact_count`."
+    )
+    artifact_count: int = Field(
+        description="Artifact tags present now: cosign signatures, attestations and SBOMs "
+        "(`sha256-<hex>.sig`, `.att`, `.sbom`) and OCI referrers fallback tags (`sha256-<hex>`)."
+    )
 
 
 class TagOut(Schema):

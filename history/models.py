@@ -413,7 +413,9 @@ class TagEvent(models.Model):
 class TagStateQuerySet(models.QuerySet):
     def present_in(self, repository) -> "TagStateQuerySet":
         """The tags of `repository` present now, artifact tags (signatures, attestations, SBOMs:
-        they belong on the build they describe) left out: what its page and the API list."""
+        they belong on the build they describe) left out: what its page and the API list, and
+        what `with_poll_health` counts as its `tag_count` (tests/history/test_home.py holds the two
+        to one rule)."""
         return self.filter(present=True, tag__repository=repository).exclude(tag__kind=TagKind.ARTIFACT)
 
     def observe(
@@ -580,10 +582,15 @@ def _transition(state: TagState | None, build: Build | None, immutable: bool) ->
 
 
 def with_poll_health(repositories: models.QuerySet) -> models.QuerySet:
-    """Repositories annotated with current tag count and their latest poll, in one query."""
+    """Repositories annotated with their latest poll and, in the same one query, `tag_count`:
+    the tags present now that the repository lists (`TagState.objects.present_in`: its page and
+    the API's `tags`), and `artifact_count`: the signatures, attestations and SBOMs present now,
+    which that list leaves to the build they describe."""
     latest = PollRun.objects.filter(repository=models.OuterRef("pk")).order_by("-started_at")
+    present, artifact = Q(tags__state__present=True), Q(tags__kind=TagKind.ARTIFACT)
     return repositories.annotate(
-        tag_count=models.Count("tags", filter=Q(tags__state__present=True)),
+        tag_count=models.Count("tags", filter=present & ~artifact),
+        artifact_count=models.Count("tags", filter=present & artifact),
         last_poll_status=models.Subquery(latest.values("status")[:1]),
         last_poll_at=models.Subquery(latest.values("started_at")[:1]),
         last_poll_error=models.Subquery(latest.values("error")[:1]),

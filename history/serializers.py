@@ -76,6 +76,7 @@ def repository(repository: Repository) -> dict:
         "last_poll_at": repository.last_poll_at,
         "last_poll_status": repository.last_poll_status,
         "tag_count": repository.tag_count,
+        "artifact_count": repository.artifact_count,
     }
 
 

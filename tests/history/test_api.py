@@ -105,7 +105,8 @@ def test_repositories_lists_each_with_its_latest_poll_and_tag_count(client, stor
             "name": story.repository.name,
             "last_poll_at": story.second.started_at.isoformat(),
             "last_poll_status": "ok",
-            "tag_count": 8,  # main is gone; the signature tag counts, as on the home page
+            "tag_count": 7,  # main is gone; as many as the tags endpoint lists, so no signature
+            "artifact_count": 1,
         },
         {
             "id": never.pk,
@@ -115,6 +116,7 @@ def test_repositories_lists_each_with_its_latest_poll_and_tag_count(client, stor
             "last_poll_at": None,
             "last_poll_status": None,
             "tag_count": 0,
+            "artifact_count": 0,
         },
     ]
 

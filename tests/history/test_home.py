@@ -1,12 +1,14 @@
 """The home page answers, and readers need a login unless the instance is public."""
 
+import re
+
 import pytest
 from django.utils import timezone
 
 from catalog.models import Registry, Repository
-from history.models import PollRun
+from history.models import PollRun, TagState
 from history.polling import poll
-from tests.history.factories import watch
+from tests.history.factories import Image, watch
 
 
 @pytest.mark.django_db
@@ -56,3 +58,36 @@ def test_home_query_count_does_not_grow_with_repositories(client, public, django
         Repository.objects.create(registry=host, name=f"r/{index}")
     with django_assert_max_num_queries(3):
         assert client.get("/").status_code == 200
+
+
+def tags_cell(content: str, repository: Repository) -> str:
+    """The visible text of a repository's Tags cell on the home page."""
+    row = re.search(rf'href="/repositories/{repository.pk}/".*?</tr>', content, re.S).group(0)
+    cell = re.findall(r"<td>(.*?)</td>", row, re.S)[0]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", cell)).strip()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "artifacts, shown",
+    [
+        ([], "3"),
+        ([f"sha256-{'a' * 64}.sig"], "3 (+1 signature or attestation)"),
+        ([f"sha256-{'a' * 64}.sig", f"sha256-{'a' * 64}.att", f"sha256-{'b' * 64}.sbom",
+          f"sha256-{'c' * 64}"], "3 (+4 signatures and attestations)"),
+    ],
+)  # fmt: skip
+def test_home_counts_the_tags_the_api_lists_and_says_how_many_signatures_besides(
+    client, public, artifacts, shown
+):
+    image = Image("acme/signed")
+    build = image.release("1.0.0", "", "1.0.0", "1.0", "latest")
+    for name in artifacts:
+        image.tag(name, image.build())
+    gone = image.tag("gone", build)
+    TagState.objects.observe(gone, None, at=timezone.now(), poll=None, immutable=False)  # counted nowhere
+    listed = client.get(f"/api/v1/repositories/{image.repository.pk}/tags").json()["items"]
+    assert len(listed) == 3
+    assert tags_cell(client.get("/").content.decode(), image.repository) == shown
+    [summary] = [r for r in client.get("/api/v1/repositories").json() if r["id"] == image.repository.pk]
+    assert (summary["tag_count"], summary["artifact_count"]) == (len(listed), len(artifacts))
