@@ -1,5 +1,6 @@
 """The pin check's verdicts, in a real browser, on data from real polls: a pin the version page
-lists is never called "not a build of this tag", and one that is no build of it says what it is.
+lists is never called "not a build of this tag", one that is no build of it says what it is, and
+the page fits a phone and passes axe.
 
 Beside tests/browser/test_flows.py's current-or-behind check; every test fails on a console
 error, a CSP violation or a dialog (see conftest.py) and saves screenshots to tests/artifacts/.
@@ -8,6 +9,7 @@ error, a CSP violation or a dialog (see conftest.py) and saves screenshots to te
 import re
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from history.models import Build
@@ -77,6 +79,13 @@ def test_the_pin_check_names_each_verdict_and_what_a_wrong_digest_is(page: Page,
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), page.evaluate(
         "[document.documentElement.scrollWidth, innerWidth]"
     )
+    violations = Axe().run(page).response["violations"]
+    serious = [
+        (v["id"], [n["target"] for n in v["nodes"]][:3])
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == []
 
     # the version page lists the pinned build, and compare goes from it to the tag's build now
     backfilled_row.get_by_role("link", name="compare pinned → current").click()
