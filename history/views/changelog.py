@@ -55,6 +55,8 @@ def _changelog(request, repository: Repository | None):
         "feed_query": urlencode(query),
         "immutable_query": urlencode({**here, "kind": IMMUTABLE_MOVED}),
         "artifacts_query": urlencode({**here, "artifacts": "1"}),
+        # The rows of one poll (an import's link) lead back to every poll's, the other filters kept.
+        "every_poll_query": urlencode({name: value for name, value in here.items() if name != "poll"}),
         "is_immutable_only": query.get("kind") == IMMUTABLE_MOVED,
     }
     # htmx asks for the rows alone, except when restoring history: then it wants the whole page.

@@ -126,8 +126,11 @@ def test_the_changelog_shows_an_import_as_one_row_linking_to_its_tags(client, im
         "poll": [str(imported.run.pk)],
         "artifacts": ["1"],
     }
-    every = shown(client.get(link))  # a view of one poll lists its rows
-    assert sorted(every) == sorted((f"1.{n}", "created") for n in range(TAGS))
+    one_poll = client.get(link)  # a view of one poll lists its rows
+    assert sorted(shown(one_poll)) == sorted((f"1.{n}", "created") for n in range(TAGS))
+    back = re.search(r'<a href="([^"]+)">Every poll</a>', one_poll.content.decode())[1].replace("&amp;", "&")
+    assert parse_qs(urlsplit(back).query) == {"repository": [str(imported.repository.pk)], "artifacts": ["1"]}
+    assert shown(client.get(back)) == [("imported", TAGS)]
 
 
 def test_the_repository_changelog_shows_an_import_as_one_row(client, imported):
