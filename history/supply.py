@@ -6,13 +6,16 @@ platform into the index, with platform `unknown/unknown` and two annotations on 
 platform image it describes>`. Its layers are in-toto statements, each annotated with its
 predicate type (`https://spdx.dev/Document`, `https://slsa.dev/provenance/v1`, ...).
 
-Everything here is pure: it reads parsed descriptors and stored values, and is shared by the
-poll (what to store), the pages and the API (what to call it).
+Everything but the two readers at the end is pure: it reads parsed descriptors and stored values,
+and is shared by the poll (what to store), the pages and the API (what to call it). The readers
+link artifact tags (cosign's `sha256-<hex>.sig`, …) and the builds they describe, both ways.
 """
 
 import re
+from dataclasses import dataclass
 
 from catalog.oci.manifest import Descriptor, is_digest
+from catalog.tags import Kind, classify
 
 REFERENCE_TYPE = "vnd.docker.reference.type"
 REFERENCE_DIGEST = "vnd.docker.reference.digest"
@@ -89,3 +92,70 @@ def predicate_name(value: str) -> str:
     if _CYCLONEDX.fullmatch(value):
         return "SBOM (CycloneDX)"
     return value
+
+
+# --- artifact tags: signatures, attestations and SBOMs pushed beside the build they describe -----
+#
+# cosign pushes a signature of the build `sha256:<hex>` as the tag `sha256-<hex>.sig` (`.att` for
+# attestations, `.sbom` for SBOMs) in the same repository, and registries without the referrers
+# API get the OCI referrers index as `sha256-<hex>`; catalog.tags reads the subject digest from the
+# name. The poll records such a manifest as a build like any other (its config may even be an
+# image config with no platform), so the build pages link the two ends here.
+
+WHAT = {
+    "signature": "cosign signature",
+    "attestation": "cosign attestation",
+    "sbom": "SBOM",
+    "referrers": "referrers index",
+}
+# A build has a handful of these (one of each kind, re-pushed in place); more is a registry's noise.
+MAX_ARTIFACT_LINKS = 50
+
+
+@dataclass(frozen=True)
+class ArtifactLink:
+    """An artifact tag that pointed at an artifact build, and the build it describes."""
+
+    tag: str
+    what: str  # WHAT: "cosign signature", …
+    digest: str  # of the build described
+    build_id: int | None  # that build, if recorded in this repository
+
+
+def what_artifact(tag: str) -> str:
+    """What an artifact tag's name says it holds: `cosign signature` for `sha256-….sig`, …"""
+    return WHAT.get(classify(tag).artifact, "artifact")
+
+
+def subjects_of(build) -> list[ArtifactLink]:
+    """What an artifact build describes: for each artifact tag that ever pointed at it, the build
+    its name gives, in the same repository. Two queries; [] for a build no artifact tag named."""
+    # models imports this module for the attestation names, so its models come in here.
+    from catalog.models import Tag
+
+    from .models import Build
+
+    tags = list(
+        Tag.objects.filter(repository=build.repository_id, kind=Kind.ARTIFACT, events__build=build)
+        .values_list("name", "subject_digest")
+        .distinct()
+        .order_by("name")[:MAX_ARTIFACT_LINKS]
+    )
+    ids = dict(
+        Build.objects.filter(repository=build.repository_id, digest__in={digest for _, digest in tags})
+        .values_list("digest", "pk")
+    )  # fmt: skip
+    return [ArtifactLink(name, what_artifact(name), digest, ids.get(digest)) for name, digest in tags]
+
+
+def artifact_tags(build):
+    """The artifact tags naming `build` (its signatures, attestations, SBOMs), by name, each with
+    where it points (`state.build`), at most MAX_ARTIFACT_LINKS. One query, a range of the
+    `tag_repository_kind` index rather than a pass over every tag of the repository."""
+    from catalog.models import Tag
+
+    return (
+        Tag.objects.filter(repository=build.repository_id, kind=Kind.ARTIFACT, subject_digest=build.digest)
+        .select_related("state__build")
+        .order_by("name")[:MAX_ARTIFACT_LINKS]
+    )

@@ -5,10 +5,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from catalog.models import Tag, Version
+from catalog.models import Version
 from tagledger.access import readable
 
-from .. import params
+from .. import params, supply
 from ..digests import image_id
 from ..keyset import Cursor, InvalidCursor
 from ..models import Attestation, Build, TagEvent
@@ -53,6 +53,10 @@ def version_compare(request, pk: int):
 def build(request, pk: int):
     build = get_object_or_404(Build.objects.select_related("repository__registry", "version"), pk=pk)
     platforms = list(build.platforms.order_by("os", "architecture", "variant"))
+    subjects = supply.subjects_of(build)
+    if subjects:
+        # cosign's signature manifests carry an image config naming no platform: not an image to run.
+        platforms = [platform for platform in platforms if platform.os or platform.architecture]
     attestations = Attestation.objects.of_builds([build])[build.pk]
     held = TagEvent.objects.held([build])[build.pk]
     newer, older = neighbours(build)
@@ -72,9 +76,8 @@ def build(request, pk: int):
         "references": [
             f"{build.repository.reference}:{tag}@{build.digest}" for tag in sorted({h.tag for h in held})
         ],
-        "artifacts": Tag.objects.filter(repository=build.repository, subject_digest=build.digest)
-        .select_related("state__build")
-        .order_by("name"),
+        "artifacts": supply.artifact_tags(build),
+        "artifact_of": subjects,
         "newer": newer,
         "older": older,
     }
