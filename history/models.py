@@ -308,11 +308,11 @@ class TagEventQuerySet(models.QuerySet):
             self.filter(build__in=ids)
             .annotate(until=Subquery(later.order_by("detected_at", "pk").values("detected_at")[:1]))
             .order_by("detected_at", "tag__name", "pk")
-            .values_list("build_id", "tag__name", "detected_at", "until")
+            .values_list("build_id", "tag__name", "detected_at", "until", "not_before")
         )
         held: dict[int, list[HeldTag]] = {build_id: [] for build_id in ids}
-        for build_id, tag, since, until in rows:
-            held[build_id].append(HeldTag(tag, since, until))
+        for build_id, tag, since, until, not_before in rows:
+            held[build_id].append(HeldTag(tag, since, until, not_before))
         return held
 
 
@@ -322,6 +322,9 @@ class HeldTag(NamedTuple):
     tag: str
     since: datetime
     until: datetime | None  # None: it still does
+    # The last poll that saw the tag elsewhere: the move happened after it. None: the event is
+    # the tag's first sighting, so it pointed here for an unknown time before `since`.
+    not_before: datetime | None = None
 
 
 def with_builds(events: list["TagEvent"]) -> list["TagEvent"]:

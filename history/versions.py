@@ -17,7 +17,7 @@ from catalog.tags import Kind, classify
 
 from .keyset import Cursor, RowAfter, RowBefore
 from .models import Build, HeldTag, Platform, TagEvent
-from .timeline import Timeline, layout
+from .timeline import Timeline, TimelineBuild, layout
 
 # The order of a digest history and the keyset its pages continue from; the
 # `build_version_newest` index (migration 0003) holds builds in exactly this order.
@@ -55,6 +55,11 @@ class BuildRow:
         if not held or any(h.until is None for h in held):
             return None
         return max(h.until for h in held)
+
+    @cached_property
+    def is_current(self) -> bool:
+        """A tag points to it now; its own timestamp tag, which always does, does not count."""
+        return any(h.until is None and not _is_timestamp(h.tag) for h in self.held)
 
     @property
     def platforms(self) -> list[Platform]:
@@ -101,9 +106,19 @@ class DigestHistory:
 
     @cached_property
     def timeline(self) -> Timeline | None:
-        """The timestamp tags of the builds on this page, oldest first."""
+        """Which tag pointed to which build of this page, and when (history.timeline)."""
         return layout(
-            {row.build.pk: row.held for row in self.rows}, [row.build.pk for row in reversed(self.rows)]
+            [
+                TimelineBuild(
+                    row.build.pk,
+                    row.build.digest,
+                    row.build.built_at,
+                    row.build.created,
+                    current=row.is_current,
+                    held=row.held,
+                )
+                for row in reversed(self.rows)  # oldest first: the palette follows the history
+            ]
         )
 
     @cached_property

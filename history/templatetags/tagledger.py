@@ -74,13 +74,46 @@ def timeline_bars(row) -> str:
     over ~125 bars took a third of the version page's render time."""
     build_path = _path("history:build", get_script_prefix())
     y = row.y + 3
-    markup = '<a href="{}"><rect x="{}" y="{}" width="{}" height="16" rx="3" class="build-{}"><title>{}</title></rect></a>'  # noqa: E501
+    # tabindex -1: a pointer follows a bar to its build, but a keyboard need not stop at ~125 bars;
+    # the table under the picture has the same links.
+    markup = '<a href="{}" tabindex="-1"><rect x="{}" y="{}" width="{}" height="16" rx="3" class="{}"><title>{}</title></rect></a>'  # noqa: E501
     return format_html_join(
         "",
         markup,
         (
-            (build_path.format(int(bar.build_id)), coord(bar.x), y, coord(bar.width), bar.colour, bar.title)
+            (
+                build_path.format(int(bar.build_id)),
+                coord(bar.x),
+                y,
+                coord(bar.width),
+                f"build-{bar.colour} claimed" if bar.claimed else f"build-{bar.colour}",
+                bar.title,
+            )
             for bar in row.bars
+        ),
+    )
+
+
+@register.filter
+def timeline_table(timeline) -> str:
+    """The timeline's facts as table rows (timeline.Span): tag, build, from, until, and how the
+    start is known; what a screen reader or a narrow screen gets instead of the picture."""
+    build_path = _path("history:build", get_script_prefix())
+    return format_html_join(
+        "",
+        '<tr><th scope="row"><span class="tag">{}</span></th><td><a href="{}"><code>{}</code></a>{}</td>'
+        "<td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                span.tag,
+                build_path.format(int(span.build_id)),
+                short_digest(span.digest),
+                CURRENT if span.current else "",
+                when(span.start),
+                when(span.until) if span.until else "now",
+                span.how,
+            )
+            for span in timeline.spans
         ),
     )
 
@@ -164,6 +197,7 @@ def tag_chips(tags: list) -> str:
 
 
 NO_TAG = '<span class="muted">no tag now</span>'
+CURRENT = mark_safe(' <span class="current">current</span>')
 
 
 def _text(value: str) -> str:

@@ -10,14 +10,21 @@ document.addEventListener("click", (event) => {
 });
 
 // Compare: at most two builds checked; the button says what it will do.
+function updateCompareSubmit(form) {
+  const submit = form.querySelector("[data-compare-submit]");
+  if (submit) submit.disabled = form.querySelectorAll("input[data-compare]:checked").length !== 2;
+}
 document.addEventListener("change", (event) => {
   const box = event.target.closest("input[data-compare]");
   if (!box) return;
   const form = box.form;
   const checked = [...form.querySelectorAll("input[data-compare]:checked")];
   if (checked.length > 2) checked.filter((other) => other !== box)[0].checked = false;
-  const submit = form.querySelector("[data-compare-submit]");
-  if (submit) submit.disabled = form.querySelectorAll("input[data-compare]:checked").length !== 2;
+  updateCompareSubmit(form);
+});
+// Until two are ticked the button waits (a reload may keep the boxes ticked: count them).
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("form:has([data-compare-submit])").forEach(updateCompareSubmit);
 });
 
 // A link to one platform of a build (from search) opens that platform's details.
