@@ -10,18 +10,25 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from datetime import timedelta
+from itertools import count
 from urllib.parse import parse_qs, urlsplit
 
+import hypothesis
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import strategies as st
 
-from catalog.models import Repository
+from catalog.models import Registry, Repository, Tag
 from history.changelog import ChangelogFilter, page
 from history.keyset import Cursor
-from history.models import PollRun, TagEvent
+from history.models import PollRun, TagEvent, TagState
+from tests.history import factories
 from tests.history.factories import polled, watch
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public")]
@@ -232,6 +239,67 @@ def test_pages_walk_every_row_once_across_imports(two_imports, size):
         if not (cursor := found.next_cursor):
             break
     assert seen == two_imports
+
+
+@pytest.mark.django_db
+def test_any_mix_of_imports_and_changes_pages_without_loss_or_repeat(db):
+    """Imports (some with artifact tags, some all artifacts) and ordinary first sightings, many at
+    the same instant, paged at any size: each import one row counting all its tags, shown where
+    it has a real tag, every other row once, in the changelog's order."""
+    registry = Registry.objects.create(host="registry.example")
+    base = timezone.now()
+    repositories = count()
+
+    @hypothesis.settings(
+        deadline=None, database=None, max_examples=60, suppress_health_check=list(HealthCheck)
+    )
+    @given(
+        steps=st.lists(
+            st.tuples(st.booleans(), st.lists(st.booleans(), min_size=1, max_size=5), st.integers(0, 3)),
+            min_size=1,
+            max_size=8,
+        ),
+        size=st.integers(1, 5),
+    )
+    def check(steps, size):
+        with transaction.atomic():
+            imports = {}
+            for imported, artifacts, minute in steps:
+                repository = Repository.objects.create(
+                    registry=registry, name=f"team/app{next(repositories)}"
+                )
+                build = factories.build(repository)
+                tags = [
+                    Tag.objects.create(
+                        repository=repository, name=f"sha256-{n:064x}.sig" if artifact else f"1.{n}",
+                        kind="artifact" if artifact else "exact",
+                    )
+                    for n, artifact in enumerate(artifacts)
+                ]  # fmt: skip
+                at = base + timedelta(minutes=minute)  # few instants: ties everywhere
+                TagState.objects.record_first_sightings(
+                    [(tag, build, at, at) for tag in tags], poll=None, imported=imported
+                )
+                if imported and not all(artifacts):
+                    imports[repository.pk] = len(artifacts)
+            real = TagEvent.objects.exclude(tag__kind="artifact").order_by("-detected_at", "-id")
+            expected = [event.pk for event in real if not event.imported or event.imported_tags is not None]
+            seen, cursor = [], None
+            while True:
+                found = page(ChangelogFilter(), cursor, size=size, collapse_imports=True)
+                seen += found.events
+                if not (cursor := found.next_cursor):
+                    break
+            assert [event.pk for event in seen] == expected
+            shown_imports = {e.tag.repository_id: e.import_size for e in seen if e.import_size is not None}
+            assert shown_imports == imports
+            ordinary = sum(
+                not artifact for imported, artifacts, _ in steps if not imported for artifact in artifacts
+            )
+            assert len(seen) == ordinary + len(imports)
+            transaction.set_rollback(True)
+
+    check()
 
 
 def test_a_cursor_taken_inside_an_import_continues_after_it(two_imports, imported):
