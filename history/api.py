@@ -249,7 +249,14 @@ def tag_history(
 @api.get("search", response={200: out.SearchOut, **ERRORS})
 def search(
     request,
-    q: Annotated[str, Query(description="A digest, digest fragment, image ID, reference or name.")],
+    q: Annotated[
+        str,
+        Query(
+            description="A digest (a build's, platform's, config's or layer's), its first 4+ hex or 8+ from "
+            "inside it, an image ID, a reference (name:tag, name@digest, with or without registry host and "
+            "library/), or a name."
+        ),
+    ],
     cursor: Annotated[str | None, Query(max_length=200, description="`next` of the previous page.")] = None,
 ):
     """What the search page finds: builds by digest, fragment, image ID or reference, newest first
@@ -266,20 +273,37 @@ def search(
 def compare(
     request,
     a: Annotated[
-        str, Query(max_length=diff.MAX_TEXT, description="The older build: digest, prefix or reference.")
+        str,
+        Query(
+            max_length=diff.MAX_TEXT,
+            description="The older build: a digest or its first 4+ hex, a reference (name:tag, name@digest, "
+            "name:tag@digest, with or without registry host), or a tag or version alone.",
+        ),
     ],
     b: Annotated[str, Query(max_length=diff.MAX_TEXT, description="The newer build, named the same ways.")],
+    a_at: Annotated[
+        str,
+        Query(
+            max_length=40,
+            description="With a tag in `a`: the build it held then. A date (the end of that day, UTC) "
+            "or an ISO 8601 date and time (UTC unless it has an offset).",
+        ),
+    ] = "",
+    b_at: Annotated[str, Query(max_length=40, description="The same for `b`.")] = "",
+    repository: Annotated[
+        str,
+        Query(max_length=diff.MAX_TEXT, description="Where a tag or version given alone is looked for."),
+    ] = "",
 ):
     """What changed from build `a` to build `b`: platforms, layers, config, env, labels, annotations."""
-    builds = []
-    for side, text in (("a", a), ("b", b)):
-        try:
-            builds.append(diff.resolve(text))
-        except diff.CompareError as error:
-            candidates = [diff.choice(build) for build in error.candidates]
-            body = {"detail": f"{side}: {error}", "candidates": candidates}
+    a_side, b_side = diff.sides(a, b, a_at=a_at, b_at=b_at, repository=repository)
+    for side in (a_side, b_side):
+        if side.build is None:
+            error = side.error or diff.UNNAMED
+            candidates = [value for value, _ in side.choices]
+            body = {"detail": f"{side.name}: {error}", "candidates": candidates}
             return api.create_response(request, body, status=400)
-    return diff.compare(*builds).as_dict()
+    return diff.compare(a_side.build, b_side.build).as_dict()
 
 
 @api.get("pins", response={200: list[out.PinOut], **ERRORS})

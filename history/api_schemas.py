@@ -183,6 +183,9 @@ class MatchOut(Schema):
     )
     platform: str | None = Field(description="os/architecture[/variant] of the platform that matched.")
     image_id: str | None = Field(description="That platform's image ID, when a platform or config matched.")
+    layer_platforms: list[str] = Field(
+        description='matched "layer": the platforms (os/architecture[/variant]) that contain the layer.'
+    )
     repository: str
     reference: str = Field(description="name@digest: the build, pinned.")
     media_type: str
@@ -226,6 +229,10 @@ class SearchOut(Schema):
     query: str
     kind: search.Kind = Field(description="How the query was read.")
     truncated: bool = Field(description="More builds matched than are listed: `next` continues with them.")
+    note: str | None = Field(
+        description="How a reference's name was read when that was not plain: several watched repositories "
+        "end in it (the builds of each are listed), or none does."
+    )
     items: list[MatchOut] = Field(description="The builds found, newest first, at most 50 a page.")
     next: str | None = Field(description="Pass as `cursor` for older matching builds; null: last page.")
     names: NameMatches = Field(description="For a name query: repositories, tags and versions by name.")

@@ -8,22 +8,24 @@ queries, whatever their size. Nothing here asks a registry.
 import difflib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, time
 from typing import Literal
 
 from django.db.models import Prefetch, prefetch_related_objects
 
-from catalog.oci.reference import InvalidReference, parse
+from catalog.models import Repository, Tag, Version
+from catalog.tags import version_key
 from catalog.text import quoted
 
-from . import digests, params
+from . import digests, params, references
 from .digests import BUILD, CONFIG, PLATFORM, image_id
 from .models import Build, HeldTag, Platform, TagEvent
 from .search import PLATFORM_ORDER
-from .wording import plural
+from .versions import NEWEST_FIRST
+from .wording import format_time, plural
 
 MAX_TEXT = 1024  # longer than any digest or reference; hostile input stays cheap
-UNNAMED = "name a build: a digest, at least 4 hex digits of one, or name@digest"
+UNNAMED = "name a build: a digest, at least 4 hex digits of one, name:tag, name@digest, or a tag"
 MAX_CANDIDATES = 10  # an ambiguous prefix lists this many builds to pick from
 
 KeyChangeKind = Literal["added", "removed", "changed"]
@@ -42,16 +44,25 @@ class CompareError(ValueError):
 # --- resolving what a person pasted -------------------------------------------------------------
 
 
-def resolve(text: str) -> Build:
-    """The one build `text` names: a full digest, a unique prefix (4+ hex), `name@digest` or `name:tag`."""
+def resolve(text: str, *, at: datetime | None = None, within: list[Repository] | None = None) -> Build:
+    """The one build `text` names: a full digest, a unique prefix (4+ hex), a reference
+    (`name:tag`, `name@digest`, `name:tag@digest`, read by history.references), or a bare tag or
+    version (`3.14.4`): in `within` when given, else in the one watched repository that has it.
+    With `at`, a tag names the build it held at that instant (from its recorded history)."""
     text = _clean(text)
     try:
         fragment = digests.parse(text)
     except digests.InvalidDigest as error:
         raise CompareError(str(error)) from None
     if fragment is not None:
+        if at is not None:
+            raise CompareError(
+                f"{quoted(text)} is a digest, which names one build at any time: a date goes with a tag"
+            )
         return _by_digest(text, fragment)
-    return _by_reference(text)
+    if references.is_bare_tag(text) and (within or not _names_repository(text)):
+        return _by_tag(text, text, within or None, at)
+    return _by_reference(text, at)
 
 
 def choice(build: Build) -> str:
@@ -88,28 +99,142 @@ def _by_digest(text: str, fragment: digests.Fragment) -> Build:
     raise CompareError(f"no recorded build has a digest starting with {quoted(text)}")
 
 
-def _by_reference(text: str) -> Build:
+def _names_repository(text: str) -> bool:
+    """Whether a bare word is (the end of) a watched repository's name rather than a tag."""
     try:
-        reference = parse(text)
-    except InvalidReference as error:
+        return bool(references.read(text).repositories)
+    except references.InvalidReference:
+        return False
+
+
+def _by_reference(text: str, at: datetime | None) -> Build:
+    try:
+        pasted = references.read(text)
+    except references.InvalidReference as error:
         raise CompareError(
-            f"{quoted(text)} is neither a digest, a digest prefix (at least 4 hex digits) "
-            f"nor a reference such as name@sha256:…: {error}"
+            f"{quoted(text)} is neither a digest, a digest prefix (at least 4 hex digits), a tag "
+            f"nor a reference such as name:tag or name@sha256:…: {error}"
         ) from None
-    builds = _builds().filter(
-        repository__registry__host=reference.registry, repository__name=reference.repository
+    if not pasted.repositories:
+        raise CompareError(references.unknown(pasted))
+    if pasted.digest is not None:  # as `docker pull name:tag@digest`: the digest decides
+        if at is not None:
+            raise CompareError(
+                f"{quoted(text)} names a digest, one build at any time: a date goes with a tag"
+            )
+        found = _with_digest(pasted, pasted.repositories) or _with_digest(pasted, pasted.wider)
+        if not found:
+            raise CompareError(
+                f"{pasted.describe(pasted.exact + pasted.near)} has no recorded build {pasted.digest}"
+            )
+        if len(found) > 1:
+            raise CompareError(f"{pasted.digest} is recorded in {len(found)} repositories: pick one", found)
+        return found[0]
+    if pasted.tag is None:
+        raise CompareError(
+            f"{quoted(text)} names a repository ({pasted.describe()}), not a build: add :tag or @digest"
+        )
+    if pasted.wider and not Tag.objects.filter(repository__in=pasted.repositories, name=pasted.tag).exists():
+        return _by_tag(text, pasted.tag, pasted.wider, at)
+    return _by_tag(text, pasted.tag, pasted.repositories, at)
+
+
+def _with_digest(pasted: references.Pasted, repositories: list[Repository]) -> list[Build]:
+    if not repositories:
+        return []
+    return list(_builds().filter(repository__in=repositories, digest=pasted.digest)[:MAX_CANDIDATES])
+
+
+def _by_tag(text: str, name: str, within: list[Repository] | None, at: datetime | None) -> Build:
+    """The build the tag `name` points to (or held at `at`) in the one repository of `within`
+    that has it; every watched repository when `within` is None. A version of that name stands
+    in for a missing tag (its newest build)."""
+    repositories = within if within is not None else list(Repository.objects.select_related("registry"))
+    tags = list(
+        Tag.objects.filter(repository__in=[repository.pk for repository in repositories], name=name)
+        .select_related("repository__registry")
+        .order_by("repository__registry__host", "repository__name")[: MAX_CANDIDATES + 1]
     )
-    if reference.digest is not None:  # as `docker pull name:tag@digest`: the digest decides
-        found = builds.filter(digest=reference.digest).first()
+    if not tags:
+        return _by_version(text, name, repositories, at)
+    if len(tags) > 1:
+        where = ", ".join(tag.repository.reference for tag in tags[:MAX_CANDIDATES])
+        candidates = []
+        for tag in tags[:MAX_CANDIDATES]:
+            try:
+                candidates.append(_held_by(tag, at))
+            except CompareError:
+                continue
+        raise CompareError(
+            f"the tag {quoted(name)} is in {len(tags)} watched repositories ({where}): "
+            "say which, as repository:tag, or pick the build",
+            candidates,
+        )
+    return _held_by(tags[0], at)
+
+
+def _held_by(tag: Tag, at: datetime | None) -> Build:
+    named = f"{tag.repository.reference}:{tag.name}"
+    if at is None:
+        found = _builds().tagged(tag.name, [tag.repository_id]).first()
         if found is None:
-            raise CompareError(f"{reference.name} has no recorded build {reference.digest}")
+            raise CompareError(f"{named} points to no build now (deleted or never seen)")
         return found
-    if reference.tag is None:
-        raise CompareError(f"{quoted(text)} names a repository, not a build: add @digest or :tag")
-    found = builds.pointed_to_by(reference).first()
-    if found is None:
-        raise CompareError(f"no recorded tag {reference.familiar} points to a build now")
-    return found
+    events = TagEvent.objects.filter(tag=tag).select_related("build__repository__registry", "build__version")
+    event = events.filter(detected_at__lte=at).order_by("-detected_at", "-pk").first()
+    if event is None:
+        first = events.order_by("detected_at", "pk").first()
+        since = f"first seen {format_time(first.detected_at)}" if first else "never seen"
+        raise CompareError(f"{named} is not known at {format_time(at)}: tagledger has it from its {since}")
+    if event.build is None:
+        raise CompareError(
+            f"{named} pointed to no build at {format_time(at)}: {event.kind} {format_time(event.detected_at)}"
+        )
+    after = events.filter(detected_at__gt=at).order_by("detected_at", "pk").first()
+    if (
+        after is not None
+        and after.not_before is not None
+        and after.not_before < at
+        and after.build_id != event.build_id
+    ):
+        # The poll before the change saw the old build, the one after it the new: in between,
+        # tagledger cannot say which the tag held.
+        raise CompareError(
+            f"{named} changed between {format_time(after.not_before)} and {format_time(after.detected_at)}: "
+            f"at {format_time(at)} it held one of these two builds",
+            [event.build, *([after.build] if after.build else [])],
+        )
+    return event.build
+
+
+def _by_version(text: str, name: str, repositories: list[Repository], at: datetime | None) -> Build:
+    versions = list(
+        Version.objects.filter(
+            repository__in=[repository.pk for repository in repositories], name=name, variant=""
+        ).select_related("repository__registry")[: MAX_CANDIDATES + 1]
+    )
+    where = (
+        "in " + ", ".join(repository.reference for repository in repositories)
+        if len(repositories) < 4
+        else "in any watched repository"
+    )
+    if not versions:
+        raise CompareError(f"no tag or version {quoted(name)} {where}")
+    if at is not None:
+        raise CompareError(f"{quoted(name)} is a version here, not a tag: a date goes with a tag")
+    newest = [
+        _builds().filter(version=version).order_by(*NEWEST_FIRST).first()
+        for version in versions[:MAX_CANDIDATES]
+    ]
+    newest = [build for build in newest if build is not None]
+    if len(versions) == 1 and newest:
+        return newest[0]
+    if not newest:
+        raise CompareError(f"the version {quoted(name)} has no recorded build")
+    raise CompareError(
+        f"the version {quoted(name)} is in {len(versions)} watched repositories: say which, or pick one",
+        newest,
+    )
 
 
 def _ambiguous(text: str, found: list[Build]) -> str:
@@ -117,6 +242,91 @@ def _ambiguous(text: str, found: list[Build]) -> str:
     listed = "; ".join(f"{build.digest} in {build.repository.reference}" for build in shown)
     more = " (and more)" if len(found) > MAX_CANDIDATES else ""
     return f"{quoted(text)} matches {len(shown)} builds{more}: {listed}. Give more of the digest"
+
+
+# --- two sides, as a form or the API gives them -------------------------------------------------
+
+
+@dataclass
+class Side:
+    """One side of a comparison as asked: the text, an optional instant for a tag, and the build
+    it names or why it names none (with the builds it could mean)."""
+
+    name: str  # `a` or `b`
+    text: str
+    at_text: str = ""
+    build: Build | None = None
+    error: str = ""
+    candidates: list[Build] = field(default_factory=list)
+
+    @property
+    def choices(self) -> list[tuple[str, Build]]:
+        return [(choice(build), build) for build in self.candidates]
+
+    @property
+    def bare(self) -> bool:
+        """A tag or version alone, which another side's repository may narrow."""
+        text = self.text.strip()
+        return references.is_bare_tag(text) and not _names_repository(text)
+
+
+def sides(a: str, b: str, *, a_at: str = "", b_at: str = "", repository: str = "") -> tuple[Side, Side]:
+    """Both sides resolved: a bare tag or version is looked for in `repository` (a name as people
+    paste it), else in the other side's repository, else in the one watched repository that has it."""
+    pair = Side("a", a[:MAX_TEXT], a_at[:MAX_TEXT]), Side("b", b[:MAX_TEXT], b_at[:MAX_TEXT])
+    within = None
+    if repository.strip():
+        try:
+            within = _repositories(repository)
+        except CompareError as error:
+            for side in pair:
+                side.error = f"repository: {error}"
+            return pair
+    # Named sides first: their repository then narrows a bare tag on the other side. A bare tag
+    # several repositories have is asked again once the other bare side has found its build
+    # (`a=3.14.4&b=3.14.5`: only one repository has 3.14.5).
+    for side in [*sorted(pair, key=lambda side: side.bare), *pair]:
+        if not side.text.strip() or side.build or (side.error and not side.bare):
+            continue
+        other = pair[1] if side is pair[0] else pair[0]
+        context = within
+        if context is None and side.bare and other.build:
+            context = [other.build.repository]
+        elif side.error:
+            continue  # the second round: nothing new to narrow it with
+        try:
+            side.build = resolve(side.text, at=_instant(side.at_text), within=context)
+            side.error, side.candidates = "", []
+        except CompareError as error:
+            side.error = str(error)
+            side.candidates = error.candidates
+    return pair
+
+
+def _repositories(text: str) -> list[Repository]:
+    try:
+        pasted = references.read(params.bounded(text, max_length=MAX_TEXT, what="the repository"))
+    except (references.InvalidReference, params.InvalidParameter) as error:
+        raise CompareError(f"{quoted(text)} is not a repository name: {error}") from None
+    if not pasted.repositories:
+        raise CompareError(references.unknown(pasted))
+    if len(pasted.repositories) > 1:
+        raise CompareError(f"{quoted(text)} may name {pasted.describe()}: give more of the name")
+    return pasted.repositories
+
+
+def _instant(text: str) -> datetime | None:
+    """A side's `at`: an ISO date and time (UTC unless it says), or a date: the end of that day, UTC."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        if len(text) == len("2026-11-26"):
+            day = params.day(text)
+            return datetime.combine(day, time.max, tzinfo=UTC)
+        return params.instant(text)
+    except params.InvalidParameter as error:
+        raise CompareError(f"at: {error}") from None
 
 
 # --- the diff -----------------------------------------------------------------------------------
@@ -573,3 +783,50 @@ def _platform_dict(platform: Platform | None) -> dict | None:
         "layers": len(platform.layers or []),
         "created": _iso(platform.created),
     }
+
+
+# --- the picker: repository → version → build, for a person who has nothing to paste --------------
+
+PICKER_VERSIONS = 100  # newest first; a filter box narrows a repository of thousands
+PICKER_BUILDS = 50
+
+
+@dataclass
+class Picker:
+    """One side's choices, each list filled once the step before it is chosen."""
+
+    repositories: list[Repository]
+    repository: Repository | None = None
+    versions: list[tuple[int, str]] = field(default_factory=list)  # (id, name[-variant]), newest first
+    more_versions: int = 0  # how many the filter or the bound left out
+    version_id: int | None = None
+    builds: list[Build] = field(default_factory=list)
+    filter: str = ""  # what the version list was narrowed to
+
+    @property
+    def build_choices(self) -> list[tuple[str, Build]]:
+        return [(choice(build), build) for build in self.builds]
+
+
+def picker(repository_id: int | None, version_id: int | None, version_filter: str = "") -> Picker:
+    """What to choose from: every repository; a chosen one's versions, newest version first (by
+    the tag grammar's order, names only: cheap for thousands); a chosen version's builds, newest first."""
+    repositories = list(Repository.objects.select_related("registry").order_by("registry__host", "name"))
+    chosen = next((repository for repository in repositories if repository.pk == repository_id), None)
+    found = Picker(repositories, chosen, filter=version_filter)
+    if chosen is None:
+        return found
+    rows = Version.objects.filter(repository=chosen)
+    if version_filter:
+        rows = rows.filter(name__icontains=version_filter)
+    named = [
+        (pk, f"{name}-{variant}" if variant else name, name)
+        for pk, name, variant in rows.values_list("pk", "name", "variant")
+    ]
+    named.sort(key=lambda row: (version_key(row[2]), row[1]), reverse=True)
+    found.versions = [(pk, label) for pk, label, _ in named[:PICKER_VERSIONS]]
+    found.more_versions = max(0, len(named) - PICKER_VERSIONS)
+    if version_id is not None and any(pk == version_id for pk, _, _ in named):
+        found.version_id = version_id
+        found.builds = list(_builds().filter(version_id=version_id).order_by(*NEWEST_FIRST)[:PICKER_BUILDS])
+    return found

@@ -15,6 +15,7 @@ as SQL (a UNION of build ids over the digest columns, for the database) and in P
 found build's digests matched). `Build.objects.matching(...)` is the queryset verb over it.
 """
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -270,6 +271,41 @@ class Itself(Exact):
 
     def __call__(self, digest: str) -> bool:
         return True
+
+
+class Layer:
+    """A whole layer digest inside a platform's layer list (Platform.layers: [{digest, size,
+    media_type}, ...]): the builds that contain that layer. Whole digests only: PostgreSQL answers
+    `layers @> '[{"digest": …}]'` from a GIN index (migration 0012), which holds values, not
+    prefixes; SQLite reads every platform's list with json_each."""
+
+    kind: Kind = "digest"
+
+    def __init__(self, value: str):
+        self.value = value
+
+    def build_ids(self) -> list[int]:
+        platform = _quoted(Platform._meta.db_table)
+        if connection.vendor == "postgresql":
+            sql = f"SELECT DISTINCT build_id FROM {platform} WHERE layers @> %s::jsonb"  # noqa: S608
+            values = [json.dumps([{"digest": self.value}])]
+        else:
+            sql = (
+                f"SELECT DISTINCT build_id FROM {platform} WHERE EXISTS "  # noqa: S608 - names from the models
+                f"(SELECT 1 FROM json_each({platform}.layers) AS layer "
+                # CASE: json_extract of a number or string in a hostile list is an error, not NULL.
+                "WHERE CASE WHEN layer.type = 'object' THEN json_extract(layer.value, '$.digest') END = %s)"
+            )
+            values = [self.value]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            return [build_id for (build_id,) in cursor.fetchall()]
+
+    def __call__(self, layers) -> bool:
+        """Whether a platform's stored layer list holds this digest (any JSON a registry sent)."""
+        return isinstance(layers, list) and any(
+            isinstance(layer, dict) and layer.get("digest") == self.value for layer in layers
+        )
 
 
 def _trigram_tables_ready() -> bool:

@@ -69,6 +69,14 @@ class BuildQuerySet(models.QuerySet):
             ).values("build")
         )
 
+    def tagged(self, tag: str, repositories) -> "BuildQuerySet":
+        """The builds the tag named `tag` points to now in each of `repositories` (ids or rows):
+        one per repository at most, each found by the exact name (the unique (repository, name)
+        index), never by scanning a repository's tags."""
+        ids = [getattr(repository, "pk", repository) for repository in repositories]
+        states = TagState.objects.filter(tag__repository__in=ids, tag__name=tag, present=True)
+        return self.filter(pk__in=states.values("build"))
+
 
 class Build(models.Model):
     """A top-level manifest digest ever seen in a repository: one build of an image."""

@@ -7,8 +7,12 @@ One query language for the CLI (`manage.py lookup`), the search page and the JSO
   IMAGE ID is the first 12 hex of a config digest); 8 or more bare hex that start no digest
   are then looked for anywhere inside one, since people paste a piece from the middle of a
   log line. After `sha256:` a fragment is always a prefix: the algorithm anchors it;
+- a whole layer digest that is no build's, platform's or config's: the builds one of whose
+  platforms contains that layer (history.digests.Layer);
 - `name:tag@digest` or `name@digest`: that digest in that repository (the tag is ignored, as
-  `docker pull` ignores it); `name:tag`: the build the tag points to now;
+  `docker pull` ignores it); `name:tag`: the build the tag points to now. The name is read by
+  history.references: with or without registry host and `library/`; a name several watched
+  repositories end in finds the builds of each;
 - anything else that could be a repository, tag or version name: a name search.
 
 Digests are read by history.digests, the one query language compare and the changelog read them
@@ -25,11 +29,11 @@ from typing import Literal
 from django.db.models import Case, Count, IntegerField, Prefetch, Q, Value, When
 
 from catalog.models import Repository, Tag, Version
-from catalog.oci.reference import ImageReference, InvalidReference, parse
+from catalog.oci.reference import InvalidReference, parse
 from catalog.text import quoted
 
-from . import digests, params
-from .digests import ATTESTATION, BUILD, PLATFORM, Exact, Itself, image_id
+from . import digests, params, references
+from .digests import ATTESTATION, BUILD, PLATFORM, Exact, Itself, Layer, image_id
 from .keyset import Cursor, RowBefore
 from .models import Attestation, Build, HeldTag, Platform, TagEvent, TagState
 
@@ -40,7 +44,7 @@ PLATFORM_ORDER = Platform.objects.order_by("os", "architecture", "variant", "pk"
 PLATFORM_DIGESTS = PLATFORM_ORDER.defer("layers", "config")
 
 Kind = Literal["fragment", "digest", "reference", "name"]
-Matched = Literal["index", "platform", "config", "attestation"]
+Matched = Literal["index", "platform", "config", "attestation", "layer"]
 
 # Characters of references, tags and versions; anything else cannot match a name anyway.
 _NAME_CHARS_RE = re.compile(r"[A-Za-z0-9._/:@-]+")
@@ -62,6 +66,7 @@ class Match:
     digest: str
     platform: Platform | None = None  # the platform whose digest or config matched; never an attestation's
     held: list[HeldTag] = field(default_factory=list)
+    layer_of: list[Platform] = field(default_factory=list)  # "layer": the platforms that contain it
 
     @property
     def image_id(self) -> str:
@@ -96,6 +101,7 @@ class LookupResult:
     matches: list[Match] = field(default_factory=list)
     names: NameResults = field(default_factory=NameResults)
     truncated: bool = False  # more matched than the limit; the newest are kept
+    note: str = ""  # how a reference's name was read, when that was not plain (several repositories, none)
 
     @property
     def found(self) -> bool:
@@ -120,9 +126,9 @@ def lookup(query: str, *, limit: int = 50, cursor: Cursor | None = None) -> Look
     if fragment is not None:
         return _find_digest(text, fragment, limit=limit, cursor=cursor)
     if "@" in text or ":" in text.rpartition("/")[2]:
-        reference = _reference(text)
-        if reference.digest is not None or reference.tag is not None:
-            return _find_reference(text, reference, limit=limit, cursor=cursor)
+        pasted = _reference(text)
+        if pasted.digest is not None or pasted.tag is not None:
+            return _find_reference(text, pasted, limit=limit, cursor=cursor)
     return LookupResult(text, "name", names=search_names(text, limit=limit))
 
 
@@ -170,6 +176,9 @@ def search_names(text: str, *, limit: int = 50) -> NameResults:
 def _find_digest(text: str, fragment: digests.Fragment, *, limit: int, cursor: Cursor | None) -> LookupResult:
     matcher = fragment.matcher()
     found = _collect(text, matcher.kind, _builds(matcher), matcher, limit=limit, cursor=cursor)
+    if not found.matches and type(matcher) is Exact:
+        # A whole digest that names no manifest or config: a layer, as the build page lists them.
+        return _find_layer(text, Layer(matcher.value), limit=limit, cursor=cursor)
     infix = fragment.infix()
     if found.matches or infix is None:
         return found
@@ -244,27 +253,63 @@ def _attestation_matches(builds: list[Build], matcher: Exact) -> dict[int, str]:
 # --- references ---------------------------------------------------------------------------------
 
 
-def _reference(text: str) -> ImageReference:
+def _reference(text: str) -> references.Pasted:
     try:
-        return parse(text)
-    except InvalidReference as error:
+        return references.read(text)
+    except references.InvalidReference as error:
         raise InvalidQuery(f"{quoted(text)} is not a valid reference: {error}") from None
 
 
 def _find_reference(
-    text: str, reference: ImageReference, *, limit: int, cursor: Cursor | None
+    text: str, pasted: references.Pasted, *, limit: int, cursor: Cursor | None
 ) -> LookupResult:
-    in_repository = Build.objects.filter(
-        repository__registry__host=reference.registry, repository__name=reference.repository
-    )
-    if reference.digest is not None:
+    """The builds the reference names in the repository it names exactly; when that one is not
+    watched or has none, in the watched repositories whose names end in it (all of them)."""
+    if not pasted.repositories:
+        return LookupResult(text, "reference", note=references.unknown(pasted))
+    searched = pasted.repositories
+    builds, matcher = _named_by(pasted, searched)
+    # Decided on all the builds, not a page's: every page reads the same repositories.
+    if pasted.wider and not builds.exists():
+        searched = pasted.wider
+        builds, matcher = _named_by(pasted, searched)
+    found = _collect(text, "reference", builds, matcher, limit=limit, cursor=cursor)
+    note = ""
+    if searched is pasted.wider:
+        note = f"{pasted.describe(pasted.exact)} has none; these are from {pasted.describe(searched)}"
+    elif len(searched) > 1:
+        note = f"{quoted(pasted.text)} may name {pasted.describe(searched)}: the builds of each are listed"
+    return LookupResult(text, "reference", found.matches, truncated=found.truncated, note=note)
+
+
+def _named_by(pasted: references.Pasted, repositories: list[Repository]):
+    """(The builds in `repositories` the reference's digest or tag names, what matched in each.)"""
+    in_repositories = Build.objects.filter(repository__in=[repository.pk for repository in repositories])
+    if pasted.digest is not None:
         # As `docker pull name:tag@digest` does, the digest decides and the tag is ignored.
-        matcher = Exact(reference.digest)
-        builds = in_repository.filter(pk__in=matcher.build_ids(BUILD, PLATFORM, ATTESTATION))
-    else:
-        matcher = Itself()
-        builds = in_repository.pointed_to_by(reference)
-    return _collect(text, "reference", builds, matcher, limit=limit, cursor=cursor)
+        matcher = Exact(pasted.digest)
+        return in_repositories.filter(pk__in=matcher.build_ids(BUILD, PLATFORM, ATTESTATION)), matcher
+    return in_repositories.tagged(pasted.tag, repositories), Itself()
+
+
+def _find_layer(text: str, layer: Layer, *, limit: int, cursor: Cursor | None) -> LookupResult:
+    """The builds with a platform that contains `layer`, each with those platforms."""
+    builds = Build.objects.filter(pk__in=layer.build_ids())
+    if cursor is not None:
+        builds = builds.filter(RowBefore(cursor, ("first_seen_at", "pk")))
+    found = list(
+        builds.select_related("repository__registry", "version")
+        .prefetch_related(Prefetch("platforms", queryset=PLATFORM_ORDER.defer("config")))
+        .order_by("-first_seen_at", "-pk")[: limit + 1]
+    )
+    found, truncated = found[:limit], len(found) > limit
+    held = TagEvent.objects.held(found)
+    matches = []
+    for build in found:
+        containing = [platform for platform in build.platforms.all() if layer(platform.layers)]
+        first = containing[0] if containing else None
+        matches.append(Match(build, "layer", layer.value, first, held[build.pk], containing))
+    return LookupResult(text, "digest", matches=matches, truncated=truncated)
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -211,6 +211,7 @@ def lookup(result: LookupResult) -> dict:
         "query": result.query,
         "kind": result.kind,
         "truncated": result.truncated,
+        "note": result.note or None,
         "items": [match(found, seen[found.build.pk]) for found in result.matches],
         "next": token(result.next_cursor),
         "names": {
@@ -237,6 +238,7 @@ def match(match: Match, last_seen: datetime) -> dict:
         "matched_digest": match.digest,
         "platform": str(match.platform) if match.platform else None,
         "image_id": match.image_id or None,
+        "layer_platforms": [str(found) for found in match.layer_of],
         "repository": build.repository.reference,
         "reference": f"{build.repository.reference}@{build.digest}",
         "media_type": build.media_type,

@@ -475,6 +475,7 @@ def test_search_by_image_id_finds_the_build_it_belongs_to(client, story):
         "matched_digest": config,
         "platform": "linux/arm64/v8",
         "image_id": image_id(config),
+        "layer_platforms": [],
         "repository": story.repository.reference,
         "reference": f"{story.repository.reference}@{story.day1.digest}",
         "media_type": "application/vnd.oci.image.index.v1+json",

@@ -15,15 +15,23 @@ LABEL_WIDTH = 12
 
 class Command(BaseCommand):
     help = (
-        "Find the builds a digest, digest fragment (at least 4 hex from its start; 8 or more that start "
-        "no digest are found inside one), "
-        "docker image ID or reference (name:tag, name@sha256:..., name:tag@sha256:...) belongs to, "
-        "with the tags each held and when. Exits 1 when nothing matches."
+        "Find the builds something you pasted belongs to, with the tags each held and when. "
+        "A reference finds the build its tag points to now, with or without registry host and "
+        "Docker Hub's library/: python:3.14, demo/python:3.14, 127.0.0.1:5000/demo/python:3.14; "
+        "add @sha256:... for that exact build. A digest finds its build whether it is the build's, "
+        "a platform's, an image config's or a layer's (every build containing the layer). Part of a "
+        "digest works: its first 4 or more hex digits, such as an IMAGE ID from docker images "
+        "(e24bfc0eb157), or 8 or more from inside it. Anything else is looked for in repository, tag "
+        "and version names. Exits 1 when nothing matches."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("query", help="sha256:..., a hex fragment, an image ID or a reference.")
-        parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+        parser.add_argument(
+            "query", help="python:3.14, name@sha256:..., sha256:..., e24bfc0eb157, or a name such as 3.14."
+        )
+        parser.add_argument(
+            "--json", action="store_true", help="Print the result as JSON (the API's search body)."
+        )
         parser.add_argument("--limit", type=int, default=50, help="At most this many builds (default 50).")
         parser.add_argument(
             "--cursor", default="", help="`next` of a --json result: the builds older than it listed."
@@ -50,6 +58,8 @@ class Command(BaseCommand):
             raise CommandError(f"{what} matches {result.query[:200]!r}", returncode=1)
 
     def print_result(self, result: LookupResult) -> None:
+        if result.note:
+            self.stdout.write(result.note)
         if result.kind == "name":
             self.print_names(result)
             return
@@ -111,6 +121,10 @@ def describe_match(match: Match) -> str:
         return f"{kind} {match.digest}"
     if match.matched == "platform":
         return f"platform digest {match.digest} ({match.platform})"
+    if match.matched == "layer":
+        return (
+            f"contains the layer {match.digest} ({', '.join(str(platform) for platform in match.layer_of)})"
+        )
     if match.matched == "attestation":
         return f"attestation manifest {match.digest} (SBOM, provenance: no platform image)"
     return f"image ID {match.image_id} of {match.platform} (config {match.digest})"
