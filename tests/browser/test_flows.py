@@ -222,3 +222,62 @@ def test_search_filters_and_compare_work_without_javascript(no_js_page: Page, py
     page.get_by_role("button", name="Compare the two ticked builds").click()
     page.wait_for_url(re.compile(r"/compare\?a=.+&b=.+"))
     expect(page.locator("table.compare-summary")).to_contain_text(short(build.digest))
+
+
+def test_a_short_reference_typed_in_the_header_leads_to_the_build_its_tag_points_to(page: Page, python):
+    build = Build.objects.get(repository=python, digest=python.rebuilt.digest)
+    short_name = python.name.rpartition("/")[2]  # no registry host, no namespace: as people type it
+    page.goto("/")
+    page.get_by_role("search").get_by_role("searchbox").fill(f"{short_name}:3.14")
+    page.keyboard.press("Enter")
+    results = page.locator("#results table.results")
+    expect(results.locator("tbody tr")).to_have_count(1)
+    expect(results).to_contain_text(short(build.digest))
+    shot(page, "search-reference")
+    results.get_by_role("link", name=short(build.digest)).click()
+    page.wait_for_url(f"**/builds/{build.pk}/")
+
+
+def settled(page: Page) -> None:
+    expect(page.locator(".htmx-request, .htmx-settling, .htmx-swapping, .htmx-added")).to_have_count(0)
+
+
+def pick(page: Page, side: str, repository, version: str) -> None:
+    """Choose repository, then version, on one side's picker, each loading the next step in place."""
+    picker = page.locator(f"#picker-{side}")
+    picker.locator(f"select[name={side}_repository]").select_option(str(repository.pk))
+    versions = picker.locator(f"select[name={side}_version]")
+    expect(versions).to_be_visible()
+    settled(page)  # htmx binds the new select's trigger as it settles
+    versions.select_option(label=version)
+    expect(page.locator(f"#picker-{side} select[name={side}_build]")).to_be_visible()
+
+
+def test_the_compare_picker_leads_from_repositories_to_two_builds_compared(page: Page, python):
+    newer = Build.objects.get(repository=python, digest=python.rebuilt.digest)
+    older = Build.objects.get(repository=python, digest=python.first.digest)
+    page.goto("/compare")
+    pick(page, "a", python, "3.14.4")
+    page.locator("#picker-a select[name=a_build]").select_option(f"{python.reference}@{older.digest}")
+    pick(page, "b", python, "3.14.4")
+    expect(page.locator("#picker-b select[name=b_build] option").first).to_contain_text(short(newer.digest))
+    shot(page, "compare-picker")
+    page.get_by_role("button", name="Compare", exact=True).click()
+    summary = page.locator("table.compare-summary")
+    expect(summary).to_contain_text(short(older.digest))
+    expect(summary).to_contain_text(short(newer.digest))
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+
+
+def test_the_compare_picker_works_without_javascript(no_js_page: Page, python):
+    page = no_js_page
+    newer = Build.objects.get(repository=python, digest=python.rebuilt.digest)
+    page.goto("/compare")
+    for side, version in (("a", "3.13.9"), ("b", "3.14.4")):
+        page.locator(f"select[name={side}_repository]").select_option(str(python.pk))
+        page.locator(f"#picker-{side}").get_by_role("button", name="Next").click()
+        page.locator(f"select[name={side}_version]").select_option(label=version)
+        page.locator(f"#picker-{side}").get_by_role("button", name="Next").click()
+        expect(page.locator(f"select[name={side}_build]")).to_be_visible()
+    page.get_by_role("button", name="Compare", exact=True).click()
+    expect(page.locator("table.compare-summary")).to_contain_text(short(newer.digest))
