@@ -63,7 +63,7 @@ def test_home_query_count_does_not_grow_with_repositories(client, public, django
 def tags_cell(content: str, repository: Repository) -> str:
     """The visible text of a repository's Tags cell on the home page."""
     row = re.search(rf'href="/repositories/{repository.pk}/".*?</tr>', content, re.S).group(0)
-    cell = re.findall(r"<td>(.*?)</td>", row, re.S)[0]
+    cell = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)[0]  # the cell after the repository link
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", cell)).strip()
 
 
@@ -91,3 +91,20 @@ def test_home_counts_the_tags_the_api_lists_and_says_how_many_signatures_besides
     assert tags_cell(client.get("/").content.decode(), image.repository) == shown
     [summary] = [r for r in client.get("/api/v1/repositories").json() if r["id"] == image.repository.pk]
     assert (summary["tag_count"], summary["artifact_count"]) == (len(listed), len(artifacts))
+
+
+@pytest.mark.django_db
+def test_the_document_says_what_tag_count_counts_and_how_tags_sort(client, public):
+    """The home page's count and the API's are one rule: the description says tag_count is what
+    the tags endpoint lists and where the signatures went; the tags list names its three orders."""
+    document = client.get("/api/v1/openapi.json").json()
+    repository = document["components"]["schemas"]["RepositoryOut"]["properties"]
+    assert "/repositories/{id}/tags" in repository["tag_count"]["description"]
+    assert "artifact_count" in repository["tag_count"]["description"]
+    assert "signatures" in repository["artifact_count"]["description"]
+    [sort] = [
+        parameter
+        for parameter in document["paths"]["/api/v1/repositories/{id}/tags"]["get"]["parameters"]
+        if parameter["name"] == "sort"
+    ]
+    assert sort["schema"]["enum"] == ["name", "changed", "kind"] and sort["schema"]["default"] == "name"
