@@ -21,6 +21,7 @@ from history.versions import digest_history
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public")]
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
+LAYER = "sha256:" + "1a" * 32  # a base layer every platform shares
 SMALL = 6  # builds of the one version; the large history has ten times as many, in ten repositories
 
 
@@ -56,7 +57,8 @@ class History:
             Platform.objects.create(
                 build=build, os="linux", architecture=architecture, digest=self.digest(role),
                 media_type="application/vnd.oci.image.manifest.v1+json", config_digest=self.digest(config),
-                size=1000, layers=[{"digest": self.digest("l"), "size": 900, "media_type": "tar"}],
+                size=1000, layers=[{"digest": self.digest("a"), "size": 900, "media_type": "tar"},
+                                  {"digest": LAYER, "size": 9, "media_type": "tar"}],
                 config={"env": [f"BUILD={self.builds}"], "labels": {"n": str(self.builds)}},
             )  # fmt: skip
         for name in (f"3.14.4-{at:%Y%m%d%H%M}", "3.14.4", "latest"):
@@ -152,6 +154,21 @@ def test_compare_page(client, history):
     assert_same_count_when_ten_times_larger(client, history, url)
 
 
+def test_compare_page_of_bare_tags_and_a_date(client, history):
+    url = "/compare?a=3.14.4&a_at=2026-01-01T03:00:00Z&b=latest&repository=team/app0"
+    assert_same_count_when_ten_times_larger(client, history, lambda: url)
+    assert b"<h2>Summary</h2>" in client.get(url).content  # both sides named a build
+
+
+def test_compare_picker(client, history):
+    def url():
+        version = first_version(history)
+        repository = version.repository_id
+        return f"/compare?a_repository={repository}&a_version={version.pk}&b_repository={repository}"
+
+    assert_same_count_when_ten_times_larger(client, history, url)
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -159,6 +176,11 @@ def test_compare_page(client, history):
         pytest.param(lambda: Build.objects.order_by("pk").first().digest, id="full-digest"),
         pytest.param(lambda: "beef", id="prefix-matching-every-build"),
         pytest.param(lambda: "3.14.4", id="name"),
+        pytest.param(lambda: LAYER, id="layer-in-every-build"),
+        pytest.param(lambda: "team/app0:latest", id="reference-without-host"),
+        pytest.param(
+            lambda: f"app0@{Build.objects.order_by('pk').first().digest}", id="short-name-and-digest"
+        ),
     ],
 )
 def test_search_page(client, history, query):
