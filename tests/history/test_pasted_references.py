@@ -165,6 +165,33 @@ def test_every_spelling_of_the_local_repository_finds_its_build(world, host, tag
     assert found(query) == [target.digest]
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    prefix=st.sampled_from(["", "library/", "docker.io/", "docker.io/library/", "index.docker.io/library/"]),
+    suffix=st.sampled_from([":3.14", "@hub", ":3.14@hub", ":anything@hub"]),
+)
+def test_every_spelling_of_docker_hub_s_python_finds_its_build(world, prefix, suffix):
+    target = world["b_hub"]
+    query = f"{prefix}python{suffix.replace('@hub', '@' + target.digest)}"
+    assert found(query) == [target.digest]
+    assert resolve(query) == target
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=80) | st.from_regex(r"[a-z0-9./:@_-]{1,60}", fullmatch=True))
+def test_any_text_is_a_build_a_listed_ambiguity_or_a_reason(world, text):
+    try:
+        result = lookup(text)
+    except InvalidQuery as invalid:
+        assert str(invalid)
+    else:
+        assert result.kind in ("fragment", "digest", "reference", "name")
+    try:
+        assert isinstance(resolve(text), Build)
+    except CompareError as error:
+        assert str(error) and len(str(error)) < 2000
+
+
 @pytest.mark.parametrize(
     "query",
     [
