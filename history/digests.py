@@ -10,6 +10,9 @@ is a whole digest, checked by the reference parser and looked up by equality, ma
   bare hex that start no digest anywhere inside one (`Fragment.infix`), since people paste a
   piece from the middle of a log line.
 
+A whole digest that names no manifest or config may be a layer's: `Layer` finds the builds whose
+platforms list it (search only; a GIN index on PostgreSQL, migration 0012).
+
 `parse` reads the text; its `Fragment` hands out a matcher, which says which digests match both
 as SQL (a UNION of build ids over the digest columns, for the database) and in Python (which of a
 found build's digests matched). `Build.objects.matching(...)` is the queryset verb over it.
