@@ -172,3 +172,28 @@ def test_every_parameter_at_its_edges_gets_an_answer_that_matches_the_schema(app
                     failures.append(f"{case.method} {case.formatted_path} {case.query}: {failure}"[:600])
     assert len(operations) == 8 and count > 200, (operations, count)
     assert not failures, "\n\n".join(failures)
+
+
+def operations(document: dict) -> list[dict]:
+    return [operation for operations in document["paths"].values() for operation in operations.values()]
+
+
+def test_a_public_instance_declares_no_credentials_for_reading(client, public):
+    """Swagger draws a lock on each operation that lists `security` and an Authorize button for a
+    security scheme: a public instance's reads need neither, and never answer 401."""
+    document = client.get("/api/v1/openapi.json").json()
+    assert len(operations(document)) >= 8
+    assert all("security" not in operation for operation in operations(document))
+    assert all("401" not in operation["responses"] for operation in operations(document))
+    assert "securitySchemes" not in document.get("components", {})
+    assert client.get("/api/v1/repositories").status_code == 200
+
+
+def test_a_private_instance_declares_its_session_for_every_operation(client, settings):
+    settings.TAGLEDGER_PUBLIC = False
+    document = client.get("/api/v1/openapi.json").json()
+    assert all(operation["security"] == [{"Readers": []}] for operation in operations(document))
+    assert all("401" in operation["responses"] for operation in operations(document))
+    session = {"type": "apiKey", "in": "cookie", "name": "sessionid"}
+    assert document["components"]["securitySchemes"] == {"Readers": session}
+    assert client.get("/api/v1/repositories").status_code == 401
