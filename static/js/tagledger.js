@@ -34,3 +34,20 @@ function openTargetedDetails() {
 }
 document.addEventListener("DOMContentLoaded", openTargetedDetails);
 window.addEventListener("hashchange", openTargetedDetails);
+
+// A table wider than a phone scrolls in its own box (CSS); keyboard users reach that box's hidden
+// columns only if it can take focus, which a table of plain text cannot otherwise do.
+function focusableScrollers(root) {
+  for (const table of root.querySelectorAll("table.list")) {
+    if (table.scrollWidth > table.clientWidth + 1) {
+      table.tabIndex = 0;
+      table.dataset.scrolls = "";
+    } else if ("scrolls" in table.dataset) {
+      table.removeAttribute("tabindex");
+      delete table.dataset.scrolls;
+    }
+  }
+}
+document.addEventListener("DOMContentLoaded", () => focusableScrollers(document));
+document.addEventListener("htmx:afterSettle", () => focusableScrollers(document));
+window.addEventListener("resize", () => focusableScrollers(document));
