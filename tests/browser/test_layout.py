@@ -148,6 +148,24 @@ def open_folded(page: Page) -> None:
     expect(page.locator("#tags table.tags tbody tr").first).to_be_visible()
 
 
+# Pairs of a build's config or annotation key and its value whose text boxes intersect.
+OVERLAPS = """
+[...document.querySelectorAll("dl.config > dt")].flatMap((dt) => {
+  const dd = dt.nextElementSibling;
+  const boxes = (el) => [...el.querySelectorAll("*"), el].flatMap((node) => [...node.getClientRects()]);
+  const meet = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const hit = boxes(dt).some((a) => boxes(dd).some((b) => meet(a, b)));
+  return hit ? [dt.textContent.trim().slice(0, 60)] : [];
+})
+"""
+
+
+def keys_beside_values(page: Page) -> None:
+    """The build page: each annotation and label key wraps in its column instead of running into its value."""
+    page.locator("h2", has_text="Annotations").scroll_into_view_if_needed()
+    assert page.evaluate(OVERLAPS) == []
+
+
 def visits(image: Image) -> list[Visit]:
     repository = image.repository
     older, newest = image.rebuilds[0], image.rebuilds[-1]
@@ -162,7 +180,7 @@ def visits(image: Image) -> list[Visit]:
         Visit("home", "/"),
         Visit("repository", f"/repositories/{repository.pk}/", open_folded),
         Visit("version", f"/versions/{image.version_.pk}/"),
-        Visit("build", f"/builds/{newest.pk}/"),
+        Visit("build", f"/builds/{newest.pk}/", keys_beside_values),
         Visit("changelog", "/changelog"),
         Visit("repository-changelog", f"/repositories/{repository.pk}/changelog"),
         Visit("search", "/search?" + urlencode({"q": "21.0.5_11"})),
@@ -222,7 +240,8 @@ def test_every_page_fits_the_window_and_passes_axe(page: Page, temurin, width):
 def test_every_page_links_to_the_api_docs_which_load_under_the_csp(page: Page):
     page.goto("/accounts/login/")
     footer = page.get_by_role("contentinfo")
-    expect(footer.get_by_role("link", name="OpenAPI schema")).to_have_attribute("href", "/api/v1/openapi.json")
+    schema = footer.get_by_role("link", name="OpenAPI schema")
+    expect(schema).to_have_attribute("href", "/api/v1/openapi.json")
     footer.get_by_role("link", name="API docs").click()
     page.wait_for_url("**/api/v1/docs")
     # Swagger UI renders the public instance's operations, with no lock (no security declared).
