@@ -248,3 +248,23 @@ def test_every_page_links_to_the_api_docs_which_load_under_the_csp(page: Page):
     expect(page.locator(".opblock-summary-path").first).to_be_visible()
     expect(page.locator(".authorization__btn")).to_have_count(0)
     expect(page.locator(".btn.authorize")).to_have_count(0)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_header_keeps_the_brand_and_every_link_on_one_line(page: Page, width):
+    """On a phone the search box takes the whole next line; on a desktop all three share one."""
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto("/accounts/login/")
+    brand, nav, search = (
+        page.locator(f"header.top {part}").bounding_box() for part in (".brand", "nav", "form.search")
+    )
+    assert nav["y"] < brand["y"] + brand["height"] and brand["y"] < nav["y"] + nav["height"], (brand, nav)
+    assert nav["x"] + nav["width"] <= width
+    if width < 700:
+        assert search["y"] >= nav["y"] + nav["height"] and search["width"] >= width - 40, search
+    else:
+        assert brand["x"] + brand["width"] < search["x"] < search["x"] + search["width"] < nav["x"], (
+            brand,
+            search,
+            nav,
+        )
