@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 
 from django.utils import timezone
 
@@ -82,7 +83,7 @@ class Span:
     until: datetime | None  # None: the tag still points there
     current: bool  # the tag points there now, and the build is current
 
-    @property
+    @cached_property  # asked by the bar's title and by the table
     def how(self) -> str:
         """How the start is known, in words, for the bar's title and the table."""
         if self.known is Known.MOVED and self.not_before:
@@ -238,7 +239,8 @@ def _label(tag: str) -> str:
 
 
 def _minute(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # isoformat and a slice: a page writes ~300 of these, and strftime took five times as long.
+    return f"{moment.astimezone(UTC).isoformat(' ', 'minutes')[:16]} UTC"
 
 
 # --- the axis: even steps on round instants ------------------------------------------------
@@ -263,7 +265,7 @@ def _axis(start: datetime, end: datetime) -> tuple[tuple[int, int], datetime, da
     and that widened span; widened further back when even a minute gives fewer than MIN_TICKS."""
     for step in STEPS:
         first, last = _floor(start, step), _ceil(end, step)
-        count = len(_instants(first, last, step))
+        count = _count(first, last, step)
         if count <= MAX_TICKS:
             break
     while count < MIN_TICKS:
@@ -294,6 +296,14 @@ def _advance(moment: datetime, step: tuple[int, int]) -> datetime:
         return moment + timedelta(seconds=seconds)
     index = moment.year * 12 + moment.month - 1 + months
     return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+def _count(first: datetime, last: datetime, step: tuple[int, int]) -> int:
+    """How many ticks from `first` to `last`, both on the step, without walking them."""
+    seconds, months = step
+    if seconds:
+        return (last - first) // timedelta(seconds=seconds) + 1
+    return ((last.year - first.year) * 12 + last.month - first.month) // months + 1
 
 
 def _instants(first: datetime, last: datetime, step: tuple[int, int]) -> list[datetime]:

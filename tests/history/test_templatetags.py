@@ -71,10 +71,14 @@ def test_held_intervals_show_each_tag_from_when_until_when_or_now_escaped():
 
 
 def test_timeline_bars_link_each_build_and_escape_the_title():
-    row = Row("latest", 28, [Bar(170.0, 380.25, 3, 42, 'latest: "x" <y>'), Bar(550.25, 2.0, 4, 43, "t")])
+    bars = [
+        Bar(170.0, 380.25, "3", 42, 'latest: "x" <y>', claimed=True),
+        Bar(550.25, 2.0, "current", 43, "t"),
+    ]
+    row = Row("latest", "latest", 28, bars)
     assert timeline_bars(row) == (
-        '<a href="/builds/42/"><rect x="170.0" y="31" width="380.2" height="16" rx="3" class="build-3">'
-        "<title>latest: &quot;x&quot; &lt;y&gt;</title></rect></a>"
-        '<a href="/builds/43/"><rect x="550.2" y="31" width="2.0" height="16" rx="3" class="build-4">'
-        "<title>t</title></rect></a>"
+        '<a href="/builds/42/" tabindex="-1"><rect x="170.0" y="31" width="380.2" height="16" rx="3" '
+        'class="build-3 claimed"><title>latest: &quot;x&quot; &lt;y&gt;</title></rect></a>'
+        '<a href="/builds/43/" tabindex="-1"><rect x="550.2" y="31" width="2.0" height="16" rx="3" '
+        'class="build-current"><title>t</title></rect></a>'
     )
