@@ -171,7 +171,8 @@ def _start(held: HeldTag, build: TimelineBuild) -> tuple[datetime, Known]:
 
 def layout(builds: list[TimelineBuild], now: datetime | None = None) -> Timeline | None:
     """Bars for every tag each build held, `builds` oldest first (older builds take the palette
-    in that order; builds a tag points to now are drawn in the current colour)."""
+    in that order); a bar whose tag points there now is drawn in the current colour, unless only
+    its own timestamp tag still points to that build."""
     now = now or timezone.now()
     spans = spans_of(builds)
     if not spans:
