@@ -6,6 +6,7 @@ times), so they avoid Django's slower general helpers: see BENCHMARKS.md, Pages.
 
 import html
 from functools import lru_cache
+from urllib.parse import quote
 
 from django import template
 from django.urls import get_script_prefix, reverse
@@ -56,15 +57,24 @@ def _path(viewname: str, script_prefix: str) -> str:
 
 
 @register.filter
-def held_intervals(held: list) -> str:
-    """A version page row's tags, each with when it held the build (HeldTag list).
+def held_intervals(held: list, repository_id: int) -> str:
+    """`{{ row.held|held_intervals:version.repository_id }}`: a version page row's tags, each a
+    link to its page with when it held the build (HeldTag list).
 
     Here rather than in a template loop: a page of 25 builds shows ~125 of them, and the loop's
     five tags and filters each cost a quarter of the page's render time."""
     return format_html_join(
         "",
-        '<div><span class="tag">{}</span> <span class="muted small">{} → {}</span></div>',
-        ((entry.tag, when(entry.since), when(entry.until) if entry.until else "now") for entry in held),
+        '<div><a class="tag" href="{}">{}</a> <span class="muted small">{} → {}</span></div>',
+        (
+            (
+                tag_path(repository_id, entry.tag),
+                entry.tag,
+                when(entry.since),
+                when(entry.until) if entry.until else "now",
+            )
+            for entry in held
+        ),
     )
 
 
@@ -109,24 +119,40 @@ def coord(value: float) -> str:
     return f"{value:.1f}"
 
 
-def tag_path(version_id: int | None, build_id: int) -> str:
-    """Where a tag leads: its version's digest history, else the build it points to. The one
-    place to change when tags get a history page of their own."""
-    if version_id:
-        return _path("history:version", get_script_prefix()).format(int(version_id))
-    return _path("history:build", get_script_prefix()).format(int(build_id))
+def tag_path(repository_id: int, name: str) -> str:
+    """Where a tag leads: its history page (history:tag). The one place to change how tags link.
+
+    Quoted, though a stored name is within the tag grammar and needs none: a name that is not
+    leads to a 404 rather than to another path."""
+    return _tag_prefix(get_script_prefix()).format(int(repository_id)) + quote(name, safe="")
+
+
+@lru_cache(maxsize=8)
+def _tag_prefix(script_prefix: str) -> str:
+    path = reverse("history:tag", args=[_PLACEHOLDER, "_"])
+    return path.removesuffix("_").replace("{", "{{").replace("}", "}}").replace(str(_PLACEHOLDER), "{}")
 
 
 @register.filter
-def tag_url(tag) -> str:
-    """`{{ tag|tag_url }}` of a lines.TagRow: see tag_path."""
-    return tag_path(tag.version_id, tag.build_id)
+def tag_url(name: str, repository_id: int) -> str:
+    """`{{ tag.name|tag_url:repository.pk }}`: see tag_path."""
+    return tag_path(repository_id, name)
 
 
 @register.filter
-def version_rows(rows: list, query: str = "") -> str:
-    """The repository page's rows (lines.Row, settled) as <tr>s: version, variant, tags, current
-    build, build count; tags containing `query` marked.
+def tag_link(name: str, repository_id: int | None) -> str:
+    """`{{ held.tag|tag_link:repository.pk }}`: a tag chip linking to its page; a plain chip where
+    the repository is not known."""
+    if repository_id is None or repository_id == "":
+        return mark_safe(f'<span class="tag">{_text(name)}</span>')  # noqa: S308 - escaped by _text
+    return mark_safe(f'<a class="tag" href="{tag_path(repository_id, name)}">{_text(name)}</a>')  # noqa: S308
+
+
+@register.simple_tag
+def version_rows(rows: list, query: str, repository_id: int) -> str:
+    """`{% version_rows rows q repository.pk %}`: the repository page's rows (lines.Row, settled)
+    as <tr>s: version, variant, tags (each a link to its page), current build, build count; tags
+    containing `query` marked.
 
     Here rather than in a template loop, and with the standard library's `html.escape` rather than
     `format_html`: an open line shows 200 rows of ~5 tags, and those cost 0.4 ms a row (80 ms a
@@ -134,14 +160,15 @@ def version_rows(rows: list, query: str = "") -> str:
     """
     version_path = _path("history:version", get_script_prefix())
     build_path = _path("history:build", get_script_prefix())
+    # tag_path, with the repository's part made once for every row.
+    tag_prefix = _tag_prefix(get_script_prefix()).format(int(repository_id))
     query = query.lower()
     parts, previous = [], None
     for row in rows:
         version_url = version_path.format(int(row.version_id))
-        tag_url = tag_path(row.version_id, row.build_id) if row.build_id else version_url
         tags = " ".join(
-            f'<a class="{"tag match" if query and query in name.lower() else "tag"}" href="{tag_url}">'
-            f"{_text(name)}</a>"
+            f'<a class="{"tag match" if query and query in name.lower() else "tag"}" '
+            f'href="{tag_prefix}{quote(name, safe="")}">{_text(name)}</a>'
             for name in row.tags
         )
         channels = "".join(f' <span class="channel">{_text(channel)}</span>' for channel in row.channels)
@@ -171,13 +198,11 @@ def version_rows(rows: list, query: str = "") -> str:
 
 
 @register.filter
-def tag_chips(tags: list) -> str:
-    """lines.TagRow chips, each a link (`tag_path`), space-separated: a template loop over the
-    repository page's 200 not-understood tags took 8 ms."""
+def tag_chips(tags: list, repository_id: int) -> str:
+    """`{{ tags|tag_chips:repository.pk }}`: lines.TagRow chips, each a link (`tag_path`),
+    space-separated: a template loop over the repository page's 200 not-understood tags took 8 ms."""
     return mark_safe(  # noqa: S308 - names go through _text, paths are ours
-        " ".join(
-            f'<a class="tag" href="{tag_path(t.version_id, t.build_id)}">{_text(t.name)}</a>' for t in tags
-        )
+        " ".join(f'<a class="tag" href="{tag_path(repository_id, t.name)}">{_text(t.name)}</a>' for t in tags)
     )
 
 

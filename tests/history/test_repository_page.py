@@ -109,12 +109,15 @@ def test_each_version_and_variant_is_one_row_with_its_tags_current_build_and_bui
     ]
 
 
-def test_every_tag_and_version_name_links_to_the_version_history(client, python):
+def test_each_tag_links_to_its_history_and_the_version_name_to_the_version_history(client, python):
     version = Version.objects.get(repository=python.repository, name="3.14.4", variant="slim")
     build = Build.objects.get(version=version)
     content = page(client, python).content.decode()
     row = next(row for row in re.findall(r'<tr class="row[^"]*">.*?</tr>', content) if ">slim<" in row)
-    assert re.findall(r'href="([^"]+)"', row) == [f"/versions/{version.pk}/"] * 5 + [
+    tags = f"/repositories/{python.repository.pk}/tags/"
+    assert re.findall(r'href="([^"]+)"', row) == [
+        f"/versions/{version.pk}/",
+        *(tags + name for name in ("stable-slim", "3.14.4-slim", "3.14-slim", "slim")),
         f"/builds/{build.pk}/",
         f"/versions/{version.pk}/",
     ]
@@ -209,11 +212,10 @@ def test_tags_not_understood_are_listed_by_name_and_make_no_rows(client):
     response = page(client, image)
     content = response.content.decode()
     section = content[content.index('class="not-understood"') : content.index('id="tags"')]
+    tags = f"/repositories/{image.repository.pk}/tags/"
     assert re.findall(r'<a class="tag" href="([^"]+)">([^<]+)</a>', section) == [
-        (f"/versions/{build.version_id}/", "bookworm"),
-        (f"/versions/{build.version_id}/", "bookworm-slim"),
-        (f"/builds/{loose.pk}/", "pr-10"),  # on no version: its build
-        (f"/builds/{loose.pk}/", "pr-9"),  # by name, as the tags list is
+        (tags + name, name)
+        for name in ("bookworm", "bookworm-slim", "pr-10", "pr-9")  # by name, as the list
     ]
     assert [row.split()[0] for row in rows(response)] == ["12.8"]
 

@@ -8,7 +8,16 @@ from django.urls import clear_script_prefix, reverse, set_script_prefix
 from django.utils import translation
 
 from history.models import HeldTag
-from history.templatetags.tagledger import coord, held_intervals, link, timeline_bars, when
+from history.templatetags.tagledger import (
+    coord,
+    held_intervals,
+    link,
+    tag_link,
+    tag_path,
+    tag_url,
+    timeline_bars,
+    when,
+)
 from history.timeline import Bar, Row
 
 MOMENT = datetime(2026, 11, 26, 12, 0, 5, tzinfo=UTC)
@@ -58,16 +67,51 @@ def test_coord_is_never_localised():
         assert coord(170) == "170.0"
 
 
-def test_held_intervals_show_each_tag_from_when_until_when_or_now_escaped():
+def test_held_intervals_link_each_tag_to_its_page_from_when_until_when_or_now_escaped():
     later = MOMENT.replace(day=27)
-    html = held_intervals([HeldTag("3.14", MOMENT, later), HeldTag("<b>latest</b>", later, None)])
+    html = held_intervals([HeldTag("3.14", MOMENT, later), HeldTag("<b>latest</b>", later, None)], 7)
     assert html == (
-        f'<div><span class="tag">3.14</span> <span class="muted small">{when(MOMENT)} → {when(later)}</span>'
-        "</div>"
-        '<div><span class="tag">&lt;b&gt;latest&lt;/b&gt;</span> '
+        '<div><a class="tag" href="/repositories/7/tags/3.14">3.14</a> '
+        f'<span class="muted small">{when(MOMENT)} → {when(later)}</span></div>'
+        '<div><a class="tag" href="/repositories/7/tags/%3Cb%3Elatest%3C%2Fb%3E">'
+        "&lt;b&gt;latest&lt;/b&gt;</a> "
         f'<span class="muted small">{when(later)} → now</span></div>'
     )
-    assert held_intervals([]) == ""
+    assert held_intervals([], 7) == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [
+        ("3.14", "/repositories/3/tags/3.14"),
+        ("latest", "/repositories/3/tags/latest"),
+        # Outside the tag grammar (never stored: the client refuses such names), still one segment.
+        ("../../admin", "/repositories/3/tags/..%2F..%2Fadmin"),
+        ('"><script>', "/repositories/3/tags/%22%3E%3Cscript%3E"),
+        ("é?#", "/repositories/3/tags/%C3%A9%3F%23"),
+    ],
+)
+def test_a_tag_links_to_its_history_page_as_one_quoted_path_segment(name, path):
+    assert tag_path(3, name) == path
+    assert tag_url(name, 3) == path
+    chip = tag_link(name, 3)
+    assert chip.startswith(f'<a class="tag" href="{path}">') and "<script>" not in chip
+
+
+def test_a_tag_whose_repository_is_unknown_is_a_plain_chip():
+    assert tag_link("<b>", None) == '<span class="tag">&lt;b&gt;</span>'
+
+
+def test_a_tag_link_follows_the_script_prefix_and_matches_the_url_it_reverses_to():
+    set_script_prefix("/tagledger/")
+    try:
+        assert (
+            tag_path(7, "3.14")
+            == reverse("history:tag", args=[7, "3.14"])
+            == "/tagledger/repositories/7/tags/3.14"
+        )
+    finally:
+        clear_script_prefix()
 
 
 def test_timeline_bars_link_each_build_and_escape_the_title():
