@@ -652,9 +652,9 @@ def test_openapi_schema_and_docs_load_nothing_from_elsewhere(client, settings):
     assert sorted(schema["paths"]) == sorted(
         f"{API}/{path}"
         for path in (
-            "repositories", "repositories/{id}/tags", "repositories/{id}/events",
-            "repositories/{id}/versions", "repositories/{id}/versions/{version}/builds", "search",
-            "compare", "pins",
+            "repositories", "repositories/{id}/tags", "repositories/{id}/tags/{name}/history",
+            "repositories/{id}/events", "repositories/{id}/versions",
+            "repositories/{id}/versions/{version}/builds", "search", "compare", "pins",
         )
     )  # fmt: skip
     docs = client.get(f"{API}/docs")
