@@ -210,9 +210,9 @@ def test_hostile_tag_names_are_escaped_on_the_changelog_page(client, hostile):
     html = client.get("/changelog").content.decode()
 
     assert "<script>alert" not in html
-    assert (
-        '<span class="tag">&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;</span>' in html
-    )
+    # a chip linking to the tag's page: the name is text in the link and percent-encoded in its path
+    assert '">&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;</a>' in html
+    assert "/tags/%3Cscript%3Ealert%28%22x%22%29%3C%2Fscript%3E%20%26%20%3Cb%3E" in html
 
 
 # --- access -------------------------------------------------------------------------------------
