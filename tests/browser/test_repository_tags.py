@@ -48,6 +48,10 @@ def test_the_tags_list_filters_as_one_types_and_sorts_in_place(page: Page, busy,
     page.set_viewport_size({"width": width, "height": 900})
     page.goto(f"/repositories/{busy.repository.pk}/")
     page.locator("#tags summary").click()
+    # The list arrives by htmx, which binds the filter box's trigger once the swap has settled:
+    # typing before then is lost with the box it was typed in.
+    expect(page.locator("#tags table.tags tbody tr").first).to_be_visible()
+    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
     expect(page.locator("#tags-filter")).to_be_visible()
 
     page.locator("#tags-filter").fill("sha-000000")

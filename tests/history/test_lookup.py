@@ -231,9 +231,10 @@ def test_held_tags_end_at_the_next_event_of_that_tag_even_a_deletion():
     assert TagEvent.objects.held([one])[one.pk] == [
         HeldTag("3.14.4", hour[0], hour[2]),
         HeldTag("latest", hour[0], hour[1]),
-        HeldTag("3.14.4", hour[3], None),
+        # a restore: the tag was seen gone at hour 2, so it came back between then and hour 3
+        HeldTag("3.14.4", hour[3], None, not_before=hour[2]),
     ]
-    assert TagEvent.objects.held([two])[two.pk] == [HeldTag("latest", hour[1], None)]
+    assert TagEvent.objects.held([two])[two.pk] == [HeldTag("latest", hour[1], None, not_before=hour[0])]
 
 
 def test_a_build_no_tag_ever_pointed_at_says_so(registry, pusher, repo_name):
