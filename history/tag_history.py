@@ -17,7 +17,7 @@ from catalog.tags import Kind, classify
 
 from .keyset import Cursor, RowAfter, RowBefore
 from .models import Build, TagEvent, TagState, with_builds
-from .versions import _is_timestamp
+from .versions import is_timestamp
 
 # A row is short (a digest, two times, a version): 50 a page, as the other lists.
 PAGE_SIZE = 50
@@ -139,6 +139,6 @@ def _timestamp_tags(build_ids: set[int]) -> dict[int, str]:
         .distinct()
     )
     for build_id, name in pairs:
-        if build_id not in found and _is_timestamp(name):
+        if build_id not in found and is_timestamp(name):
             found[build_id] = name
     return found

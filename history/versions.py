@@ -30,7 +30,7 @@ PAGE_SIZE = 25
 
 
 @lru_cache(maxsize=4096)
-def _is_timestamp(tag: str) -> bool:
+def is_timestamp(tag: str) -> bool:
     """Rows ask this of every tag they held, and the same floating tags recur on every row."""
     return classify(tag).kind is Kind.TIMESTAMP
 
@@ -43,7 +43,7 @@ class BuildRow:
 
     @cached_property
     def timestamp_tag(self) -> str:
-        return next((held.tag for held in self.held if _is_timestamp(held.tag)), "")
+        return next((held.tag for held in self.held if is_timestamp(held.tag)), "")
 
     @cached_property
     def last_held(self) -> datetime | None:
@@ -51,7 +51,7 @@ class BuildRow:
 
         Its own timestamp tag holds a build forever by design, so it only counts when it is all there is.
         """
-        held = [h for h in self.held if not _is_timestamp(h.tag)] or self.held
+        held = [h for h in self.held if not is_timestamp(h.tag)] or self.held
         if not held or any(h.until is None for h in held):
             return None
         return max(h.until for h in held)
@@ -59,7 +59,7 @@ class BuildRow:
     @cached_property
     def is_current(self) -> bool:
         """A tag points to it now; its own timestamp tag, which always does, does not count."""
-        return any(h.until is None and not _is_timestamp(h.tag) for h in self.held)
+        return any(h.until is None and not is_timestamp(h.tag) for h in self.held)
 
     @property
     def platforms(self) -> list[Platform]:
