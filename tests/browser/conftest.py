@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Dialog, Page, sync_playwright
 
 from history.polling import poll
@@ -147,3 +148,15 @@ def python(registry, pusher, repo_name):
     poll(repository)
     repository.first, repository.rebuilt = first, rebuilt
     return repository
+
+
+def serious_violations(page: Page) -> list[str]:
+    """What axe-core (bundled by axe-playwright-python: no network) finds serious or critical on
+    `page`, each with up to three of the elements, so a failure says where to look."""
+    return [
+        f"{violation['impact']} {violation['id']}: {violation['help']} ("
+        + "; ".join(" ".join(node["target"]) for node in violation["nodes"][:3])
+        + ")"
+        for violation in Axe().run(page).response["violations"]
+        if violation["impact"] in ("serious", "critical")
+    ]

@@ -15,21 +15,19 @@ from hashlib import sha256
 from urllib.parse import urlencode
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from catalog.oci.mediatypes import OCI_MANIFEST
 from history.models import Build, Platform
-from tests.browser.conftest import shot
+from tests.browser.conftest import serious_violations, shot
 from tests.history.factories import Image
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 WIDTHS = (390, 1400)
 # axe-core's impact levels: "minor" and "moderate" are reported by axe but do not fail the page.
-FAILING_IMPACTS = {"serious", "critical"}
 HOSTILE = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
 
 # eclipse-temurin publishes each release in ~26 variants, some with long names.
@@ -204,10 +202,7 @@ def problems_of(page: Page, width: int) -> list[str]:
     if scroll > inner:
         wide = page.evaluate(WIDEST)
         problems.append(f"scrolls sideways: {scroll} px wide in {inner} px; widest: {wide}")
-    for violation in Axe().run(page).response["violations"]:
-        if violation["impact"] in FAILING_IMPACTS:
-            nodes = "; ".join(" ".join(node["target"]) for node in violation["nodes"][:3])
-            problems.append(f"axe {violation['impact']} {violation['id']}: {violation['help']} ({nodes})")
+    problems += [f"axe {violation}" for violation in serious_violations(page)]
     return problems
 
 

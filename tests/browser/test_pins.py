@@ -9,12 +9,11 @@ error, a CSP violation or a dialog (see conftest.py) and saves screenshots to te
 import re
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from history.models import Build
 from history.polling import poll
-from tests.browser.conftest import shot
+from tests.browser.conftest import serious_violations, shot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,13 +78,7 @@ def test_the_pin_check_names_each_verdict_and_what_a_wrong_digest_is(page: Page,
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), page.evaluate(
         "[document.documentElement.scrollWidth, innerWidth]"
     )
-    violations = Axe().run(page).response["violations"]
-    serious = [
-        (v["id"], [n["target"] for n in v["nodes"]][:3])
-        for v in violations
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert serious == []
+    assert serious_violations(page) == []
 
     # the version page lists the pinned build, and compare goes from it to the tag's build now
     backfilled_row.get_by_role("link", name="compare pinned → current").click()

@@ -4,11 +4,10 @@ without JavaScript, on a phone and a desktop, and axe finds nothing serious in i
 from datetime import timedelta
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import shot
+from tests.browser.conftest import serious_violations, shot
 from tests.history.factories import Image
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,15 +31,6 @@ def busy():
 
 def names(page: Page) -> list[str]:
     return page.locator("#tags table.tags tbody a.tag").all_inner_texts()
-
-
-def serious(page: Page) -> list:
-    violations = Axe().run(page).response["violations"]
-    return [
-        (v["id"], [n["target"] for n in v["nodes"]][:3])
-        for v in violations
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 @pytest.mark.parametrize("width", [390, 1400])
@@ -72,7 +62,7 @@ def test_the_tags_list_filters_as_one_types_and_sorts_in_place(page: Page, busy,
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), page.evaluate(
         "[document.documentElement.scrollWidth, innerWidth]"
     )
-    assert serious(page) == []
+    assert serious_violations(page) == []
 
 
 def test_without_javascript_the_form_filters_sorts_and_pages(no_js_page: Page, busy, monkeypatch):

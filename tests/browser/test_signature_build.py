@@ -3,10 +3,9 @@ widths: each links the other, the 77-character tag names wrap instead of scrolli
 sideways, and axe finds nothing serious."""
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import shot
+from tests.browser.conftest import serious_violations, shot
 from tests.history.factories import Image
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,5 +34,4 @@ def test_a_signature_and_its_build_link_each_other_and_fit(page: Page, signed, w
     expect(page.get_by_role("heading", name="Signatures, attestations and SBOMs")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
     shot(page, f"build-signed-{width}")
-    violations = Axe().run(page).response["violations"]
-    assert [v["id"] for v in violations if v["impact"] in ("serious", "critical")] == []
+    assert serious_violations(page) == []

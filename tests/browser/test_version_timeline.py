@@ -4,11 +4,10 @@ fits), nothing of it makes the page scroll sideways, its table opens, and axe fi
 from datetime import timedelta
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import ARTIFACTS, shot
+from tests.browser.conftest import ARTIFACTS, serious_violations, shot
 from tests.history.factories import Image
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -74,13 +73,7 @@ def test_the_timeline_fits_and_the_page_never_scrolls_sideways(page: Page, night
         }"""
     )
     assert outside == []
-    results = Axe().run(page)
-    serious = [
-        (violation["id"], [node["target"] for node in violation["nodes"]][:3])
-        for violation in results.response["violations"]
-        if violation["impact"] in ("serious", "critical")
-    ]
-    assert serious == []
+    assert serious_violations(page) == []
 
 
 def test_the_compare_button_waits_for_two_ticked_builds(page: Page, nightly):
