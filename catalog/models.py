@@ -40,6 +40,11 @@ class Registry(models.Model):
         help_text="Requests in flight at once, across all workers; a poll may use them all. "
         "Raise it for registries that allow more (Docker Hub, GHCR, Quay).",
     )  # fmt: skip
+    # Whether the registry answers the OCI 1.1 referrers API (None: not asked yet). One without it
+    # keeps referrers as `sha256-<hex>` tags, already in the tag list: asking it again would cost
+    # every poll a request, so the answer is kept and asked again only after a day.
+    referrers_api = models.BooleanField(null=True, blank=True)
+    referrers_api_checked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "registries"

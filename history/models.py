@@ -7,7 +7,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models.functions import Coalesce, Greatest, Lower
 from django.utils import timezone
 
 from catalog.models import Repository, Tag, Version
@@ -239,6 +239,113 @@ class Attestation(models.Model):
             build=build, digest=manifest.digest, media_type=manifest.media_type[:128], size=manifest.size,
             subject=subject, platform=platform, predicate_types=predicate_types(layers), layers=layers,
         )  # fmt: skip
+
+
+class Package(models.Model):
+    """One package version an SBOM names, stored once however many builds contain it."""
+
+    type = models.CharField(max_length=64, blank=True, help_text="The purl type: deb, apk, rpm, npm, pypi, …")
+    name = models.CharField(max_length=512)
+    version = models.CharField(max_length=256, blank=True)
+    purl = models.CharField(max_length=2048, blank=True, help_text="Normalised by packageurl-python.")
+    # sha256 of (type, name, version, purl): the deduplication key, short enough for a btree entry
+    # whatever the lengths of the four (a purl may be 2 KB; PostgreSQL's btree entries stop at 2.7 KB).
+    key = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        indexes = [
+            # package search: "which builds contain openssl" (any version) and "openssl@3.0.13".
+            models.Index(Lower("name"), "version", name="package_name_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}" if self.version else self.name
+
+
+class PackageSet(models.Model):
+    """The packages of one platform image's SBOM as one row: a rebuild that changes no package
+    shares its predecessor's set, and a set is a list of Package ids rather than a row per build
+    and package (300 packages: about 1.5 KB, where rows would take 300 index entries and tuples).
+
+    "Sets that contain package 7" is `packages @> '[7]'`, served on PostgreSQL by the GIN
+    (jsonb_path_ops) index `package_set_members` of migration 0013."""
+
+    key = models.CharField(max_length=64, unique=True, help_text="sha256 of the sorted package ids.")
+    packages = models.JSONField(default=list, help_text="Package ids, ascending.")
+    size = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.size} packages"
+
+
+class Attachment(models.Model):
+    """A signature, attestation or SBOM about a build or one of its platform images, wherever the
+    registry keeps it, with what tagledger read from it. One row per document read: an attestation
+    manifest of BuildKit holds two statements (SBOM and provenance), so two rows."""
+
+    class Source(models.TextChoices):
+        BUILDKIT = "buildkit"  # an attestation manifest inside the build's own index
+        REFERRERS = "referrers"  # the OCI 1.1 referrers API
+        TAG_SCHEMA = "tag-schema"  # the referrers index a registry without the API keeps as `sha256-<hex>`
+        COSIGN_TAG = "cosign-tag"  # cosign's `sha256-<hex>.sig|.att|.sbom`
+
+    class Kind(models.TextChoices):
+        SIGNATURE = "signature"
+        SBOM = "sbom"
+        PROVENANCE = "provenance"
+        VULNERABILITIES = "vulnerabilities"
+        ATTESTATION = "attestation"  # a statement of another predicate type (VEX, tests, …)
+
+    # No index of its own: the unique constraint's index leads with the build.
+    build = models.ForeignKey(Build, on_delete=models.CASCADE, related_name="attachments", db_index=False)
+    platform = models.ForeignKey(
+        Platform, null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments",
+        help_text="The platform image it describes, when it names one of the build's.",
+    )  # fmt: skip
+    subject = models.CharField(max_length=135, help_text="The digest it names: the build's or a platform's.")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    manifest_digest = models.CharField(max_length=135, help_text="The artifact or attestation manifest.")
+    blob_digest = models.CharField(max_length=135, blank=True, help_text="The layer read; empty: none.")
+    media_type = models.CharField(max_length=255, blank=True, help_text="Of the layer (or the artifactType).")
+    predicate_type = models.CharField(max_length=256, blank=True)
+    details = models.JSONField(default=dict, blank=True, help_text="What was read, by kind (bounded).")
+    packages = models.ForeignKey(
+        PackageSet, null=True, blank=True, on_delete=models.PROTECT, related_name="attachments"
+    )
+    package_count = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="Why it could not be read: this attachment alone.")
+    found_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["build", "manifest_digest", "blob_digest", "subject"], name="unique_attachment"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.manifest_digest}"
+
+
+class ReferrersCheck(models.Model):
+    """When the referrers API was last asked about a build. Signatures and attestations come after
+    the push, so the builds tags point to now are asked again on a bounded schedule."""
+
+    build = models.OneToOneField(
+        Build, primary_key=True, on_delete=models.CASCADE, related_name="referrers_check"
+    )
+    checked_at = models.DateTimeField()
+    referrers = models.PositiveIntegerField(default=0, help_text="How many the last answer listed.")
+
+    class Meta:
+        indexes = [
+            # the next builds to ask again: the longest unasked first.
+            models.Index(fields=["checked_at"], name="referrers_check_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.build_id} checked {self.checked_at:%Y-%m-%d %H:%M}"
 
 
 class PollRunQuerySet(models.QuerySet):
