@@ -12,11 +12,11 @@ from collections import Counter
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
-from catalog.text import printable
+from catalog.text import printable, quoted
 
 from . import mediatypes, transport
 from .auth import (
@@ -42,7 +42,18 @@ from .errors import (
     Unavailable,
     UnsafeTarget,
 )
-from .manifest import ImageConfig, Manifest, ManifestHead, digest_of, is_digest, parse_config, parse_manifest
+from .manifest import (
+    Descriptor,
+    ImageConfig,
+    Manifest,
+    ManifestHead,
+    _descriptor,
+    _json_object,
+    digest_of,
+    is_digest,
+    parse_config,
+    parse_manifest,
+)
 from .reference import is_valid_repository, is_valid_tag
 
 log = logging.getLogger(__name__)
@@ -52,6 +63,17 @@ MAX_TAG_PAGES = 10_000
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024
+# A subject has a handful of referrers (a signature, an SBOM, a provenance, re-pushed now and then);
+# a registry listing thousands is noise or hostile, and each one read costs requests.
+MAX_REFERRERS = 1000
+MAX_REFERRERS_PAGES = 10
+MAX_REFERRERS_PAGE_BYTES = 4 * 1024 * 1024
+# What a registry without the referrers API answers GET /v2/<name>/referrers/<digest> with. The
+# distribution spec names 404 as the client's cue to fall back to the tag schema (distribution 2.8
+# says `404 page not found`); 400, 405, 406 and 501 are what other registries answer for a route
+# they lack, and go-containerregistry falls back on them too. A registry with the API MUST answer
+# 200 for any digest of a repository that exists, so none of these can mean "no referrers".
+NO_REFERRERS_API = frozenset({400, 404, 405, 406, 501})
 MAX_ERROR_BYTES = 64 * 1024
 MAX_REDIRECTS = 5
 MAX_RETRY_AFTER = 24 * 3600.0  # a hostile Retry-After must not schedule a poll for the year 3000
@@ -75,6 +97,15 @@ class RateLimit:
     limit: int | None
     remaining: int | None
     window: int | None
+
+
+@dataclass(frozen=True)
+class Referrers:
+    """The referrers API's answer: the manifests whose `subject` is the digest asked about."""
+
+    descriptors: tuple[Descriptor, ...]  # each with artifact_type and annotations, as listed
+    filtered: bool  # the registry said it applied the artifactType filter (OCI-Filters-Applied)
+    truncated: bool = False  # it listed more than MAX_REFERRERS (or pages): the rest is not here
 
 
 @dataclass(frozen=True)
@@ -276,7 +307,7 @@ class RegistryClient:
                 self._raise_for(response, body, f"tag list of {repository}", missing=RepositoryNotFound)
             for tag in self._tag_page(body, repository):
                 (tags if is_valid_tag(tag) else rejected).add(tag)
-            url = self._next_page(response, url, repository)
+            url = self._next_page(response, url, f"tag list of {repository}")
         if rejected:
             log.warning("%s: ignored %d invalid tag names", repository, len(rejected))
         return TagList(tuple(sorted(tags)), tuple(sorted(rejected)), len(seen_urls))
@@ -325,6 +356,61 @@ class RegistryClient:
             return parse_manifest(body, media_type, digest)
         digest = self._verified_digest(body, header, reference)
         return parse_manifest(body, media_type, digest)
+
+    def list_referrers(self, repository: str, digest: str, artifact_type: str = "") -> Referrers | None:
+        """The manifests whose `subject` is `digest` (OCI 1.1 referrers API), following `Link:
+        rel="next"` on this host; None when the registry has no referrers API (NO_REFERRERS_API).
+
+        The answer is an OCI index no digest names, so nothing verifies it: each entry is read with
+        the manifest parser's care, and one that is no descriptor is left out rather than failing
+        the rest. With `artifact_type`, entries of other types are left out here too whether or not
+        the registry filtered (`filtered` says whether it did). At most MAX_REFERRERS entries and
+        MAX_REFERRERS_PAGES pages; past them `truncated` is set. Each page is one request, counted
+        as `referrers` in `stats` (and in `requests`).
+        """
+        self._check_repository(repository)
+        if not is_digest(digest):
+            raise ValueError(f"not a digest: {digest!r}")
+        if artifact_type and not mediatypes.parse(artifact_type):
+            raise ValueError(f"not a media type: {artifact_type!r}")
+        what = f"referrers of {repository}@{digest}"
+        url = f"{self.base_url}/v2/{repository}/referrers/{digest}"
+        if artifact_type:
+            url += f"?artifactType={quote(artifact_type, safe='')}"
+        descriptors: list[Descriptor] = []
+        seen_urls: set[str] = set()
+        filtered = truncated = False
+        while url:
+            if url in seen_urls:
+                raise BadResponse(f"{what} links back to a page already read")
+            if len(seen_urls) == MAX_REFERRERS_PAGES:
+                truncated = True
+                break
+            seen_urls.add(url)
+            response, body = self._request(
+                "GET", url, repository, kind="referrers", accept=mediatypes.OCI_INDEX,
+                limit=MAX_REFERRERS_PAGE_BYTES,
+            )  # fmt: skip
+            first = len(seen_urls) == 1
+            if first and response.status_code in NO_REFERRERS_API:
+                if response.status_code == 404 and "NAME_UNKNOWN" in _error_codes(body):
+                    raise RepositoryNotFound(f"{self.registry}: {what}: HTTP 404 (NAME_UNKNOWN)")
+                return None
+            if response.status_code != 200:
+                self._raise_for(response, body, what, missing=BadResponse)
+            if first:
+                filtered = "artifacttype" in _filters_applied(response.headers.get("OCI-Filters-Applied"))
+            descriptors.extend(_referrers_page(body, response.headers.get("Content-Type"), what))
+            if len(descriptors) > MAX_REFERRERS:
+                truncated = True
+                break
+            url = self._next_page(response, url, what)
+        if artifact_type:
+            descriptors = [entry for entry in descriptors if entry.artifact_type == artifact_type]
+        if truncated:
+            log.warning("%s: more than %d entries or %d pages; the rest left out", what, MAX_REFERRERS,
+                        MAX_REFERRERS_PAGES)  # fmt: skip
+        return Referrers(tuple(descriptors[:MAX_REFERRERS]), filtered, truncated)
 
     def get_config(self, repository: str, digest: str) -> ImageConfig:
         return parse_config(self.get_blob(repository, digest, MAX_CONFIG_BYTES), digest)
@@ -642,7 +728,9 @@ class RegistryClient:
             raise BadResponse(f"tag list of {repository} has no 'tags' list")
         return [tag for tag in tags if isinstance(tag, str)]
 
-    def _next_page(self, response: requests.Response, url: str, repository: str) -> str | None:
+    def _next_page(self, response: requests.Response, url: str, what: str) -> str | None:
+        """The `Link: <...>; rel="next"` page after `url`, on this registry only (`what`: a tag list,
+        referrers, for the message)."""
         link = response.links.get("next", {}).get("url")
         if not link:
             return None
@@ -650,9 +738,9 @@ class RegistryClient:
             target = urljoin(url, link)
             foreign = _origin(target) != _origin(self.base_url)
         except ValueError:  # "http://[::1" and the like
-            raise BadResponse(f"tag list of {repository} links to {printable(link)}: not a URL") from None
+            raise BadResponse(f"{what} links to {printable(link)}: not a URL") from None
         if foreign:
-            raise BadResponse(f"tag list of {repository} links to another host: refused")
+            raise BadResponse(f"{what} links to another host: refused")
         return target
 
     def _manifest_url(self, repository: str, reference: str) -> str:
@@ -681,6 +769,34 @@ def _json_int(text: str) -> int | float:
     if len(text) > 40:
         return float("-inf") if text.startswith("-") else float("inf")
     return int(text)
+
+
+def _filters_applied(value: str | None) -> set[str]:
+    """The filters an `OCI-Filters-Applied` header names (a comma-separated list), lower-cased."""
+    return {item.strip(" \t").lower() for item in (value or "").split(",")[:16]}
+
+
+def _referrers_page(body: bytes, content_type: str | None, what: str) -> list[Descriptor]:
+    """The entries of one page of a referrers answer: an OCI image index. An entry that is no
+    valid descriptor (a digest or size of the wrong shape) is left out, the others kept."""
+    document = _json_object(body, what)
+    declared = document.get("mediaType")
+    if declared is not None and declared != mediatypes.OCI_INDEX:
+        raise BadResponse(f"{what}: mediaType {quoted(declared)} is not an OCI image index")
+    if declared is None and mediatypes.bare(content_type) != mediatypes.OCI_INDEX:
+        raise BadResponse(f"{what}: the answer is not an OCI image index")
+    entries = document.get("manifests")
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise BadResponse(f"{what}: 'manifests' is not a list")
+    found = []
+    for entry in entries[: MAX_REFERRERS + 1]:
+        try:
+            found.append(_descriptor(entry))
+        except BadResponse as error:
+            log.info("%s: an entry left out: %s", what, error)
+    return found
 
 
 def _error_codes(body: bytes) -> list[str]:

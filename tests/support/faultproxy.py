@@ -293,6 +293,47 @@ class Paginate(Action):
 
 
 @dataclass
+class Referrers(Action):
+    """The OCI 1.1 referrers API, in the shape of the distribution spec's example, for a registry in
+    front of one without it: GET /v2/<name>/referrers/<digest> answers an OCI index of the
+    descriptors `add`ed for that digest (an empty one for any other digest, as the spec requires),
+    `page_size` entries a page linked by `Link: rel="next"` (None: one page). With `filters` an
+    `?artifactType=` is applied and said in `OCI-Filters-Applied`; without, it is ignored, as a
+    registry that does not filter does. `listed` may be changed while the proxy runs."""
+
+    listed: dict[str, list[dict]] = field(default_factory=dict)
+    page_size: int | None = None
+    filters: bool = True
+    _path: ClassVar[re.Pattern[str]] = re.compile(r"^/v2/(?P<name>.+)/referrers/(?P<digest>[^/]+)$")
+
+    def add(self, subject: str, descriptor: dict) -> None:
+        self.listed.setdefault(subject, []).append(descriptor)
+
+    def before(self, ctx: Context) -> Reply | None:
+        match = self._path.match(ctx.path)
+        if ctx.method != "GET" or not match:
+            return None
+        query = parse_qs(ctx.query)
+        entries = list(self.listed.get(match["digest"], []))
+        headers = [("Content-Type", "application/vnd.oci.image.index.v1+json")]
+        if self.filters and "artifactType" in query:
+            entries = [entry for entry in entries if entry.get("artifactType") == query["artifactType"][0]]
+            headers.append(("OCI-Filters-Applied", "artifactType"))
+        start = int(query["page"][0]) if "page" in query else 0
+        size = self.page_size or max(len(entries), 1)
+        if start + size < len(entries):
+            kept = [f"{key}={quote(value[0], safe='')}" for key, value in query.items() if key != "page"]
+            target = "&".join([*kept, f"page={start + size}"])
+            headers.append(("Link", f'<{ctx.path}?{target}>; rel="next"'))
+        body = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": entries[start : start + size],
+        }
+        return Reply(200, headers, json.dumps(body).encode())
+
+
+@dataclass
 class Rule:
     """Match on method and path regex (re.search); fires `times` times (None = forever)."""
 
