@@ -10,7 +10,7 @@ from django.utils import timezone
 from catalog.models import Line, Registry, Repository, Tag, Version
 from catalog.oci.mediatypes import OCI_INDEX
 from catalog.tags import classify, line_of
-from history.models import Build, PollRun, TagEvent, TagState
+from history.models import Attachment, Build, Package, PackageSet, Platform, PollRun, TagEvent, TagState
 from history.polling import poll
 
 _builds = count(1)
@@ -60,6 +60,91 @@ def tag_event(
     return TagEvent.objects.create(
         tag=tag, kind=kind, build=build, detected_at=at or timezone.now(), **fields
     )
+
+
+def platform(build: Build, name: str = "linux/amd64", **fields) -> Platform:
+    """A platform image `name` (os/arch[/variant]) of `build`, under a digest of its own."""
+    os_name, architecture, variant = (*name.split("/"), "", "")[:3]
+    digest = "sha256:" + sha256(f"factory platform {next(_builds)}".encode()).hexdigest()
+    fields = {"digest": digest, "media_type": "application/vnd.oci.image.manifest.v1+json", **fields}
+    return Platform.objects.create(
+        build=build, os=os_name, architecture=architecture, variant=variant, **fields
+    )
+
+
+def attachment(
+    build: Build,
+    kind: str = Attachment.Kind.SIGNATURE,
+    *,
+    platform: Platform | None = None,
+    source: str = Attachment.Source.COSIGN_TAG,
+    details: dict | None = None,
+    **fields,
+) -> Attachment:
+    """An attachment row as the poll stores one (history.attachments), written directly: a cosign
+    `.sig` signature of `build` unless told otherwise; its subject is the platform's digest or the
+    build's, its manifest a digest no other factory attachment has unless given."""
+    manifest = "sha256:" + sha256(f"factory attachment {next(_builds)}".encode()).hexdigest()
+    fields = {
+        "subject": platform.digest if platform else build.digest,
+        "manifest_digest": manifest,
+        "found_at": timezone.now(),
+        **fields,
+    }
+    return Attachment.objects.create(
+        build=build, platform=platform, source=source, kind=kind, details=details or {}, **fields
+    )
+
+
+def signature(
+    build: Build, identity: str = "dev@example.com", *, verified: bool = True, **fields
+) -> Attachment:
+    """A keyless cosign signature of `build` by `identity`, as history.signatures reads one."""
+    details = {
+        "identity": identity,
+        "issuer": "https://accounts.example.com",
+        "verified": verified,
+        "detail": "the signature verifies over its payload with the certificate's key; the payload names "
+        "this digest; no trust root was checked (offline)"
+        if verified
+        else "the signature does not verify over its payload with the certificate's key",
+        "signature_valid": verified,
+        "names_subject": True,
+        "rekor_bundle": False,
+        "key": "ECDSA P-256",
+        **fields.pop("details", {}),
+    }
+    return attachment(build, Attachment.Kind.SIGNATURE, details=details, **fields)
+
+
+def package_set(*packages: tuple[str, str] | tuple[str, str, str]) -> PackageSet:
+    """The set of `packages`, each (name, version[, type]): apk unless a type is given; rows made
+    where missing, as history.packages.package_set stores them."""
+    ids = []
+    for spec in packages:
+        name, version, kind = (*spec, "apk")[:3]
+        purl = f"pkg:{kind}/{name}@{version}"
+        key = sha256("\x00".join((kind, name, version, purl)).encode()).hexdigest()
+        row, _ = Package.objects.get_or_create(
+            key=key, defaults={"type": kind, "name": name, "version": version, "purl": purl}
+        )
+        ids.append(row.pk)
+    ids = sorted(set(ids))
+    found, _ = PackageSet.objects.get_or_create(
+        key=sha256(",".join(map(str, ids)).encode()).hexdigest(), defaults={"packages": ids, "size": len(ids)}
+    )
+    return found
+
+
+def sbom(build: Build, *packages, platform: Platform | None = None, **fields) -> Attachment:
+    """An SPDX SBOM of `build` (or of its `platform`) naming `packages` (see package_set)."""
+    found = package_set(*packages)
+    details = {"format": "SPDX 2.3", "tool": "syft-1.4.1", "package_count": found.size}
+    fields = {"source": Attachment.Source.BUILDKIT, "predicate_type": "https://spdx.dev/Document", **fields}
+    return attachment(
+        build, Attachment.Kind.SBOM, platform=platform, details=details, packages=found,
+        package_count=found.size, **fields,
+    )  # fmt: skip
 
 
 def during(run: PollRun, at) -> bool:
