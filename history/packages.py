@@ -2,12 +2,42 @@
 
 A platform's SBOM becomes one PackageSet (its Package ids, ascending): rebuilds that change no
 package share a set, and a package version is one Package row however many builds contain it.
+
+What a platform contains is the union of the sets of the build's SBOM attachments about it: an
+SBOM whose subject is the platform image's digest (Attachment.platform), and one whose subject is
+the build's own digest (platform null), which describes the build as a whole and so every platform
+of it. A single-platform build's digest is its platform's, so its SBOMs name the platform.
+
+Readers, each one shape for the page, the API and `manage.py lookup --package`:
+- in_build(): a build's packages (one platform's, or every platform's), by name, a keyset page;
+- search(): the builds containing a package (`openssl`, `openssl@3.0.13`, a purl), newest first,
+  with the platforms that contain it and whether a tag points there now;
+- of_platform() and sets_diff(): what compare shows of two builds' packages.
+
+Search finds the Package ids by name (the `package_name_version` index on (lower(name),
+version)), the sets containing any of them (`packages @> '[id]'`, one GIN probe each, on
+PostgreSQL; `json_each` over every set on SQLite: correct, and as slow as reading every set), then
+the SBOM attachments holding those sets and their builds.
 """
 
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from hashlib import sha256
+from typing import NamedTuple
 
-from .models import Package, PackageSet
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q, Value
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Lower
+from packageurl import PackageURL
+
+from catalog.oci.manifest import is_digest
+from catalog.text import quoted
+
+from . import params
+from .keyset import Cursor, InvalidCursor, NameCursor, RowBefore
+from .models import Attachment, Build, Package, PackageSet, Platform, TagState
 
 # Each field's room in the Package table; a longer value is cut (a name, a version), or dropped
 # when cutting would make it wrong (a purl cut short names another package, or none).
@@ -85,3 +115,383 @@ def _stored_ids(rows: dict[str, Package]) -> list[int]:
         batch = keys[start : start + READ_BATCH]
         ids.extend(Package.objects.filter(key__in=batch).values_list("pk", flat=True))
     return sorted(ids)
+
+
+# --- reading a query ----------------------------------------------------------------------------
+
+PAGE_SIZE, MAX_PAGE = 50, 200  # results of a search
+PACKAGE_PAGE, MAX_PACKAGE_PAGE = 100, 500  # a build's packages: short rows
+MAX_QUERY = NAME_LENGTH + VERSION_LENGTH + 1
+MAX_PURL_QUERY = PURL_LENGTH
+# os/architecture[/variant], as the build page names platforms.
+_PLATFORM_RE = re.compile(r"[A-Za-z0-9._-]{1,64}/[A-Za-z0-9._-]{1,64}(?:/[A-Za-z0-9._-]{1,64})?")
+NO_NAME = "give a package name, such as openssl, openssl@3.0.13 or pkg:deb/debian/openssl@3.0.13"
+
+
+class InvalidPackageQuery(ValueError):
+    """A package name, version, platform or digest that names nothing; the text says why (a 400)."""
+
+
+class UnknownBuild(LookupError):
+    """No watched repository has a build (or platform image) with that digest (a 404)."""
+
+
+@dataclass(frozen=True)
+class PackageQuery:
+    """What a search asks for: a name (compared case-insensitively), and a version and a purl type
+    when given (exactly)."""
+
+    name: str
+    version: str = ""
+    type: str = ""
+    names: tuple[str, ...] = ()  # the names a purl's package may be stored under
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}" if self.version else self.name
+
+
+def parse_query(text: str, version: str = "") -> PackageQuery:
+    """`openssl`, `openssl@3.0.13` (the last `@` not at the start: `@babel/core@7.24.0` is the
+    npm package @babel/core), or a purl (`pkg:deb/debian/openssl@3.0.13`: its type, name and
+    version). `version`, when given, is the version whatever the text says."""
+    try:
+        text = params.text(text, max_length=MAX_PURL_QUERY, what="the package")
+        version = params.text(version, max_length=VERSION_LENGTH, what="the version")
+    except params.InvalidParameter as invalid:
+        raise InvalidPackageQuery(str(invalid)) from None
+    if not text.strip("@"):
+        raise InvalidPackageQuery(NO_NAME)
+    if text.startswith("pkg:"):
+        return _purl_query(text, version)
+    if len(text) > MAX_QUERY:
+        raise InvalidPackageQuery(f"the package is too long ({len(text)} characters; at most {MAX_QUERY})")
+    name, at, given = text.rpartition("@")
+    if not at or not name:
+        name, given = text, ""
+    if not name.strip():
+        raise InvalidPackageQuery(NO_NAME)
+    if len(name) > NAME_LENGTH:
+        raise InvalidPackageQuery(
+            f"the package name is too long ({len(name)} characters; at most {NAME_LENGTH})"
+        )
+    return PackageQuery(name.strip(), version or given.strip())
+
+
+def _purl_query(text: str, version: str) -> PackageQuery:
+    try:
+        purl = PackageURL.from_string(text)
+    except ValueError as error:
+        raise InvalidPackageQuery(f"{quoted(text)} is not a package URL: {error}") from None
+    # An SBOM names a package with or without its namespace (@babel/core, core); either is it.
+    names = (f"{purl.namespace}/{purl.name}", purl.name) if purl.namespace else (purl.name,)
+    return PackageQuery(purl.name, version or purl.version or "", purl.type, names)
+
+
+def _digest(text: str) -> str:
+    if not is_digest(text):
+        raise InvalidPackageQuery(f"{quoted(text)} is not a digest (sha256:<64 hex> or sha512:<128 hex>)")
+    return text
+
+
+def _platform_name(text: str) -> str:
+    if text and not _PLATFORM_RE.fullmatch(text):
+        raise InvalidPackageQuery(f"{quoted(text)} is not a platform, such as linux/amd64 or linux/arm64/v8")
+    return text
+
+
+# --- a build's packages ---------------------------------------------------------------------------
+
+
+class PackageCursor(NamedTuple):
+    """The last package of a page of a build's packages, by its id: the next page starts after
+    that package's (name, version, purl). Written as a NameCursor of `p<id>`, so every list's
+    token is made and checked the same way (history.keyset)."""
+
+    id: int
+
+    def encode(self) -> str:
+        return NameCursor(f"p{self.id}").encode()
+
+    @classmethod
+    def decode(cls, token: object) -> "PackageCursor":
+        name = NameCursor.decode(token).name
+        try:
+            if not name.startswith("p"):
+                raise ValueError
+            return cls(params.positive_id(name[1:]))
+        except ValueError:
+            raise InvalidCursor from None
+
+
+@dataclass(frozen=True)
+class PackagePage:
+    build: Build
+    platform: str  # "" for every platform's
+    items: list[Package]
+    next_cursor: PackageCursor | None = None
+
+    def as_dict(self) -> dict:
+        """The API's body, and `--json`'s."""
+        return {"items": [package_dict(row) for row in self.items], "next": token(self.next_cursor)}
+
+
+def package_dict(row: Package) -> dict:
+    return {"name": row.name, "version": row.version, "type": row.type, "purl": row.purl}
+
+
+def token(cursor) -> str | None:
+    return cursor.encode() if cursor else None
+
+
+def in_build(
+    digest: str, platform: str = "", cursor: PackageCursor | None = None, *, size: int = PACKAGE_PAGE
+) -> PackagePage:
+    """The packages of the build `digest` (or of the platform image with that digest), by name,
+    version and purl, a keyset page at a time. `platform` ("linux/amd64") picks one platform of a
+    multi-platform build; "" lists what any of its platforms contains.
+
+    The same digest in several repositories is the same image: what SBOMs any of them hold about
+    it is listed. Raises UnknownBuild and InvalidPackageQuery (a platform the build has not, too)."""
+    digest, platform = _digest(digest), _platform_name(platform)
+    size = max(1, min(size, MAX_PACKAGE_PAGE))
+    builds = list(Build.objects.filter(digest=digest).order_by("-first_seen_at", "-pk"))
+    platforms = Platform.objects.defer("layers", "config")
+    if builds:
+        platforms = list(platforms.filter(build__in=builds))
+    else:  # a platform image's digest: that platform of its builds
+        platforms = list(platforms.filter(digest=digest).select_related("build"))
+        if not platforms:
+            raise UnknownBuild(f"no watched repository has a build or platform image {digest}")
+        builds = [found.build for found in platforms]
+        named = {str(found) for found in platforms}
+        if platform and platform not in named:
+            raise InvalidPackageQuery(
+                f"{digest} is the platform image {', '.join(sorted(named))}, not {platform}"
+            )
+        platform = platform or min(named)
+    chosen = [found for found in platforms if not platform or str(found) == platform]
+    if platform and not chosen:
+        names = ", ".join(sorted({str(found) for found in platforms})) or "none"
+        raise InvalidPackageQuery(f"{digest} has no platform {platform} (its platforms: {names})")
+    attachments = Attachment.objects.filter(
+        build__in=builds, kind=Attachment.Kind.SBOM, packages__isnull=False
+    )
+    if platform:
+        attachments = attachments.filter(Q(platform__in=chosen) | Q(platform__isnull=True))
+    ids = set()
+    for members in PackageSet.objects.filter(pk__in=attachments.values("packages")).values_list(
+        "packages", flat=True
+    ):
+        ids.update(members)
+    rows = Package.objects.filter(pk__in=sorted(ids))
+    if cursor is not None:
+        rows = rows.filter(_after(cursor))
+    found = list(rows.order_by("name", "version", "purl", "pk")[: size + 1])
+    more = len(found) > size
+    found = found[:size]
+    return PackagePage(builds[0], platform, found, PackageCursor(found[-1].pk) if more else None)
+
+
+def _after(cursor: PackageCursor) -> Q:
+    """The packages after the cursor's in (name, version, purl, id) order; a cursor naming no
+    package is a damaged one."""
+    last = Package.objects.filter(pk=cursor.id).values_list("name", "version", "purl").first()
+    if last is None:
+        raise InvalidCursor
+    name, version, purl = last
+    return (
+        Q(name__gt=name)
+        | Q(name=name, version__gt=version)
+        | Q(name=name, version=version, purl__gt=purl)
+        | Q(name=name, version=version, purl=purl, pk__gt=cursor.id)
+    )
+
+
+def of_platform(build: Build, platform: Platform | None) -> list[Package]:
+    """What `platform` of `build` contains (None: any of its platforms), by name, version, purl:
+    for compare, which reads two builds' whole lists."""
+    attachments = Attachment.objects.filter(build=build, kind=Attachment.Kind.SBOM, packages__isnull=False)
+    if platform is not None:
+        attachments = attachments.filter(Q(platform=platform) | Q(platform__isnull=True))
+    ids = set()
+    for members in PackageSet.objects.filter(pk__in=attachments.values("packages")).values_list(
+        "packages", flat=True
+    ):
+        ids.update(members)
+    return list(Package.objects.filter(pk__in=sorted(ids)).order_by("name", "version", "purl", "pk"))
+
+
+# --- which builds contain a package ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Found:
+    """A build containing the package: on which platforms, in which versions, and whether a tag
+    points there now."""
+
+    build: Build
+    platforms: list[str]
+    package_versions: list[str]
+    current: bool
+
+    def as_dict(self) -> dict:
+        version = self.build.version
+        return {
+            "repository": self.build.repository.reference,
+            "digest": self.build.digest,
+            "version": version.name if version else None,
+            "variant": version.variant if version else "",
+            "platforms": self.platforms,
+            "package_version": ", ".join(self.package_versions),
+            "current": self.current,
+        }
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    query: PackageQuery
+    items: list[Found] = field(default_factory=list)
+    next_cursor: Cursor | None = None
+
+    def as_dict(self) -> dict:
+        """The API's body, and `lookup --package --json`'s."""
+        return {"items": [found.as_dict() for found in self.items], "next": token(self.next_cursor)}
+
+
+def search(
+    name: str | PackageQuery, version: str = "", cursor: Cursor | None = None, *, size: int = PAGE_SIZE
+) -> SearchPage:
+    """The builds whose SBOMs name the package, newest first, a keyset page at a time: `name` as
+    parse_query() reads it (a name, name@version or a purl), `version` exactly when given.
+
+    Four queries whatever the page size: the package ids, the page of builds, their SBOM
+    attachments with the sets, their platforms."""
+    query = name if isinstance(name, PackageQuery) else parse_query(name, version)
+    size = max(1, min(size, MAX_PAGE))
+    matching = _matching_packages(query)
+    if not matching:
+        return SearchPage(query)
+    sets = PackageSet.objects.filter(_containing(list(matching))).values("pk")
+    sboms = Attachment.objects.filter(kind=Attachment.Kind.SBOM, packages__in=sets)
+    builds = Build.objects.filter(pk__in=sboms.values("build"))
+    if cursor is not None:
+        builds = builds.filter(RowBefore(cursor, ("first_seen_at", "pk")))
+    current = TagState.objects.filter(build=OuterRef("pk"), present=True)
+    found = list(
+        builds.select_related("repository__registry", "version")
+        .annotate(current=Exists(current))
+        .order_by("-first_seen_at", "-pk")[: size + 1]
+    )
+    more = len(found) > size
+    found = found[:size]
+    items = _describe(found, matching)
+    last = found[-1] if more else None
+    return SearchPage(query, items, Cursor(last.first_seen_at, last.pk) if last else None)
+
+
+def _matching_packages(query: PackageQuery) -> dict[int, str]:
+    """{Package id: its version} of the packages the query names, by the (lower(name), version) index."""
+    names = query.names or (query.name,)
+    rows = Package.objects.alias(lower_name=Lower("name")).filter(
+        Q.create([("lower_name", Lower(Value(one))) for one in names], connector=Q.OR)
+    )
+    if query.version:
+        rows = rows.filter(version=query.version)
+    if query.type:
+        rows = rows.filter(type=query.type)
+    return dict(rows.values_list("pk", "version"))
+
+
+def _containing(ids: list[int]) -> Q:
+    """The sets holding any of `ids`."""
+    if connection.vendor == "postgresql":
+        # One `@>` a package: each is a probe of the GIN index package_set_members.
+        return Q.create([("packages__contains", [pk]) for pk in ids], connector=Q.OR)
+    # SQLite has no containment for JSON: every set's members are read (json_each).
+    marks = ", ".join(["%s"] * len(ids))
+    members = f"SELECT s.id FROM history_packageset s, json_each(s.packages) m WHERE m.value IN ({marks})"  # noqa: S608
+    return Q(pk__in=RawSQL(members, ids))  # noqa: S611 (only placeholders are interpolated)
+
+
+def _describe(builds: list[Build], matching: dict[int, str]) -> list[Found]:
+    """Each build's platforms whose SBOMs hold a matching package, and the versions held: two
+    queries for the page (the SBOM attachments with their sets, the builds' platforms)."""
+    if not builds:
+        return []
+    sboms = (
+        Attachment.objects.filter(build__in=builds, kind=Attachment.Kind.SBOM, packages__isnull=False)
+        .select_related("packages")
+        .only("build_id", "platform_id", "packages__packages")
+    )
+    platforms: dict[int, list[Platform]] = {build.pk: [] for build in builds}
+    for platform in Platform.objects.filter(build__in=builds).only(
+        "build_id", "os", "architecture", "variant"
+    ):
+        platforms[platform.build_id].append(platform)
+    names: dict[int, set[str]] = {build.pk: set() for build in builds}
+    versions: dict[int, set[str]] = {build.pk: set() for build in builds}
+    for sbom in sboms:
+        held = {matching[pk] for pk in sbom.packages.packages if pk in matching}
+        if not held:
+            continue
+        versions[sbom.build_id] |= held
+        of = platforms[sbom.build_id]
+        # An SBOM of the build's own digest is about every platform of it.
+        names[sbom.build_id] |= {str(p) for p in of if sbom.platform_id in (None, p.pk)}
+    return [
+        Found(build, sorted(names[build.pk]), sorted(versions[build.pk]), build.current) for build in builds
+    ]
+
+
+# --- compare --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PackageDiff:
+    """What changed between two lists of packages, as `chainctl images diff` shows it."""
+
+    added: list[dict] = field(default_factory=list)  # [{name, type, version, purl}]
+    removed: list[dict] = field(default_factory=list)
+    changed: list[dict] = field(default_factory=list)  # [{name, type, from, to}]
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    def as_dict(self) -> dict:
+        return {"added": self.added, "removed": self.removed, "changed": self.changed}
+
+
+def sets_diff(a, b) -> PackageDiff:
+    """From `a` to `b`: each a PackageSet, None (no SBOM), or the Package rows of_platform() gives.
+
+    A package (type and name) with one version on each side that differ has changed; one with
+    several versions on a side (two kernels, two libssl) changes as versions added and removed."""
+    older, newer = _rows(a), _rows(b)
+    by_name_a, by_name_b = _by_name(older), _by_name(newer)
+    added, removed, changed = [], [], []
+    for key in sorted(by_name_a.keys() | by_name_b.keys()):
+        was, now = by_name_a.get(key, {}), by_name_b.get(key, {})
+        if len(was) == len(now) == 1 and was.keys() != now.keys():
+            (before,), (after,) = was, now
+            changed.append({"name": key[0], "type": key[1], "from": before, "to": after})
+            continue
+        removed += [package_dict(was[version]) for version in sorted(was.keys() - now.keys())]
+        added += [package_dict(now[version]) for version in sorted(now.keys() - was.keys())]
+    return PackageDiff(added, removed, changed)
+
+
+def _rows(side) -> list[Package]:
+    if side is None:
+        return []
+    if isinstance(side, PackageSet):
+        return list(Package.objects.filter(pk__in=side.packages))
+    return list(side)
+
+
+def _by_name(rows: list[Package]) -> dict[tuple[str, str], dict[str, Package]]:
+    """{(name, type): {version: a row}}: the same version under two purls (two distros' qualifiers)
+    is one version here."""
+    found: dict[tuple[str, str], dict[str, Package]] = {}
+    for row in sorted(rows, key=lambda row: (row.name, row.type, row.version, row.purl)):
+        found.setdefault((row.name, row.type), {}).setdefault(row.version, row)
+    return found

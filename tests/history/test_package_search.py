@@ -1,0 +1,427 @@
+"""history.packages' readers: which builds contain a package (by name, name@version or purl),
+and a build's packages, one platform's or all; keyset pages, a fixed number of queries, and a
+clear error for every hostile parameter."""
+
+from datetime import timedelta
+from hashlib import sha256
+from typing import NamedTuple
+
+import pytest
+from django.utils import timezone
+
+from catalog.models import Registry, Repository, Tag
+from catalog.oci.mediatypes import OCI_MANIFEST
+from history.keyset import Cursor, InvalidCursor
+from history.models import Attachment, Build, Platform, TagState
+from history.packages import (
+    InvalidPackageQuery,
+    PackageCursor,
+    UnknownBuild,
+    in_build,
+    of_platform,
+    package_set,
+    parse_query,
+    search,
+    sets_diff,
+)
+from tests.history import factories
+
+pytestmark = pytest.mark.django_db
+NOW = timezone.now()
+
+
+class Pkg(NamedTuple):
+    name: str
+    version: str = ""
+    type: str = "deb"
+    purl: str = ""
+
+
+def deb(spec: str) -> Pkg:
+    name, _, version = spec.partition("@")
+    return Pkg(name, version, "deb", f"pkg:deb/debian/{name}@{version}?arch=amd64")
+
+
+def digest(text: str) -> str:
+    return "sha256:" + sha256(text.encode()).hexdigest()
+
+
+def sbom(
+    build: Build, packages: list[str], platform: Platform | None = None, name: str = "spdx"
+) -> Attachment:
+    """An SBOM attachment about `platform` (None: about the build's own digest)."""
+    subject = platform.digest if platform else build.digest
+    found = package_set(deb(spec) for spec in packages)
+    return Attachment.objects.create(
+        build=build, platform=platform, subject=subject, source=Attachment.Source.BUILDKIT,
+        kind=Attachment.Kind.SBOM, manifest_digest=digest(f"{subject} {name}"), blob_digest=digest(name),
+        details={"format": "SPDX 2.3", "tool": "", "package_count": found.size}, packages=found,
+        package_count=found.size, found_at=NOW,
+    )  # fmt: skip
+
+
+def image(
+    repository: Repository,
+    version: str,
+    *,
+    hours_ago: int,
+    platforms: dict[str, list[str]],
+    tag: str = "",
+) -> Build:
+    """A build of `version` first seen `hours_ago`, with an SBOM per platform ("" for a package
+    list about the build's own digest), and `tag` pointing at it now."""
+    build = factories.build(
+        repository,
+        version=factories.version(repository, version),
+        first_seen_at=NOW - timedelta(hours=hours_ago),
+    )
+    for name, packages in platforms.items():
+        platform = None
+        if name:
+            os_name, architecture, *variant = name.split("/")
+            platform = Platform.objects.create(
+                build=build, os=os_name, architecture=architecture, variant="".join(variant),
+                digest=digest(f"{build.digest} {name}"), media_type=OCI_MANIFEST,
+            )  # fmt: skip
+        if packages:
+            sbom(build, packages, platform)
+    if tag:
+        row, _ = Tag.objects.get_or_create(repository=repository, name=tag, defaults={"kind": "exact"})
+        TagState.objects.update_or_create(
+            tag=row, defaults={"build": build, "since": NOW, "confirmed_at": NOW}
+        )
+    return build
+
+
+@pytest.fixture
+def repository() -> Repository:
+    registry = Registry.objects.create(host="registry.test")
+    return Repository.objects.create(registry=registry, name="library/app")
+
+
+@pytest.fixture
+def builds(repository):
+    """Three builds of app: 1.0 (old openssl, untagged now), 1.1 (an arm64 still on the old
+    openssl), 1.2 (current, no openssl at all on arm64)."""
+    old = image(repository, "1.0", hours_ago=30, platforms={
+        "linux/amd64": ["openssl@3.0.11", "bash@5.2"], "linux/arm64/v8": ["openssl@3.0.11", "bash@5.2"],
+    })  # fmt: skip
+    middle = image(repository, "1.1", hours_ago=20, tag="1.1", platforms={
+        "linux/amd64": ["openssl@3.0.13", "bash@5.2"], "linux/arm64/v8": ["openssl@3.0.11", "bash@5.2"],
+    })  # fmt: skip
+    new = image(repository, "1.2", hours_ago=10, tag="latest", platforms={
+        "linux/amd64": ["openssl@3.0.13", "bash@5.2.1"], "linux/arm64/v8": ["bash@5.2.1", "zlib1g@1.3"],
+    })  # fmt: skip
+    return old, middle, new
+
+
+def rows(page) -> list[tuple]:
+    return [
+        (found.build.version.name, found.platforms, found.package_versions, found.current)
+        for found in page.items
+    ]
+
+
+# --- reading the query ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, version, expected",
+    [
+        ("openssl", "", ("openssl", "", "")),
+        ("openssl@3.0.13", "", ("openssl", "3.0.13", "")),
+        ("  OpenSSL@3.0.13 \n", "", ("OpenSSL", "3.0.13", "")),
+        ("openssl@3.0.13", "3.0.11", ("openssl", "3.0.11", "")),
+        ("@babel/core@7.24.0", "", ("@babel/core", "7.24.0", "")),
+        ("@babel/core", "", ("@babel/core", "", "")),
+        ("openssl@", "", ("openssl", "", "")),
+        ("pkg:deb/debian/openssl@3.0.13?arch=amd64", "", ("openssl", "3.0.13", "deb")),
+        ("pkg:npm/%40babel/core@7.24.0", "", ("core", "7.24.0", "npm")),
+        ("pkg:pypi/requests", "", ("requests", "", "pypi")),
+    ],
+)
+def test_a_query_is_a_name_a_name_at_a_version_or_a_purl(text, version, expected):
+    query = parse_query(text, version)
+    assert (query.name, query.version, query.type) == expected
+
+
+@pytest.mark.parametrize(
+    "text, version, error",
+    [
+        ("", "", "give a package name"),
+        ("   ", "", "give a package name"),
+        ("@", "", "give a package name"),
+        ("open\0ssl", "", "holds a control character"),
+        ("openssl\x1b[2J", "", "holds a control character"),
+        ("openssl", "3.0\0", "holds a control character"),
+        ("x" * 100_000, "", "too long"),
+        ("x" * 600, "", "the package name is too long"),
+        ("openssl", "9" * 300, "the version is too long"),
+        ("pkg:nothing", "", "is not a package URL"),
+        ("pkg:/", "", "is not a package URL"),
+    ],
+)
+def test_a_hostile_query_is_refused_with_the_reason(text, version, error):
+    with pytest.raises(InvalidPackageQuery, match=error):
+        parse_query(text, version)
+
+
+# --- search -----------------------------------------------------------------------------------------
+
+
+def test_a_name_finds_every_build_holding_any_version_newest_first(builds):
+    assert rows(search("openssl")) == [
+        ("1.2", ["linux/amd64"], ["3.0.13"], True),
+        ("1.1", ["linux/amd64", "linux/arm64/v8"], ["3.0.11", "3.0.13"], True),
+        ("1.0", ["linux/amd64", "linux/arm64/v8"], ["3.0.11"], False),
+    ]
+
+
+def test_a_name_at_a_version_finds_the_builds_and_platforms_holding_that_version(builds):
+    assert rows(search("openssl@3.0.11")) == [
+        ("1.1", ["linux/arm64/v8"], ["3.0.11"], True),
+        ("1.0", ["linux/amd64", "linux/arm64/v8"], ["3.0.11"], False),
+    ]
+    assert rows(search("openssl", "3.0.13")) == rows(search("openssl@3.0.13"))
+
+
+def test_names_are_matched_whole_and_without_regard_to_case(builds):
+    assert len(search("OPENSSL").items) == 3
+    assert search("openss").items == []
+    assert search("ssl").items == []
+
+
+def test_a_purl_finds_its_type_name_and_version(builds, repository):
+    image(repository, "2.0", hours_ago=1, platforms={"linux/amd64": []})
+    apk = factories.build(repository, first_seen_at=NOW)
+    Attachment.objects.create(
+        build=apk, subject=apk.digest, source="referrers", kind="sbom", manifest_digest=digest("apk"),
+        packages=package_set([Pkg("openssl", "3.0.13", "apk", "pkg:apk/alpine/openssl@3.0.13")]),
+        found_at=NOW,
+    )  # fmt: skip
+    assert [found.build for found in search("pkg:deb/debian/openssl@3.0.13").items] == [builds[2], builds[1]]
+    assert [found.build for found in search("pkg:apk/alpine/openssl").items] == [apk]
+    assert [found.build for found in search("openssl@3.0.13").items] == [apk, builds[2], builds[1]]
+
+
+@pytest.mark.parametrize(
+    "query", ["unknown", "unknown@1.0", "openssl@9.9.9", "bash@5.2.2", "pkg:rpm/x/openssl"]
+)
+def test_a_package_no_sbom_names_finds_nothing(builds, query):
+    page = search(query)
+    assert (page.items, page.next_cursor) == ([], None)
+
+
+def test_an_sbom_of_the_build_digest_holds_for_every_platform(repository):
+    image(
+        repository, "1.0", hours_ago=1, platforms={"linux/amd64": [], "linux/arm64/v8": [], "": ["curl@8.5"]}
+    )
+    assert rows(search("curl")) == [("1.0", ["linux/amd64", "linux/arm64/v8"], ["8.5"], False)]
+
+
+def test_a_single_platform_build_and_a_build_without_platforms_are_found(repository):
+    single = image(repository, "1.0", hours_ago=2, platforms={"linux/amd64": ["curl@8.5"]})
+    bare = image(repository, "0.9", hours_ago=3, platforms={"": ["curl@8.4"]})
+    assert [(found.build, found.platforms) for found in search("curl").items] == [
+        (single, ["linux/amd64"]),
+        (bare, []),
+    ]
+
+
+def test_a_failed_sbom_or_another_kind_of_attachment_is_no_package_list(repository):
+    build = image(repository, "1.0", hours_ago=1, platforms={"linux/amd64": []})
+    Attachment.objects.create(
+        build=build, subject=build.digest, source="referrers", kind="sbom", manifest_digest=digest("bad"),
+        error="the document is not JSON", found_at=NOW,
+    )  # fmt: skip
+    Attachment.objects.create(
+        build=build, subject=build.digest, source="referrers", kind="vulnerabilities",
+        manifest_digest=digest("v"),
+        packages=package_set([deb("curl@8.5")]), found_at=NOW,
+    )  # fmt: skip
+    assert search("curl").items == []
+
+
+def test_current_says_whether_a_tag_points_at_the_build_now(builds, repository):
+    old, middle, new = builds
+    TagState.objects.filter(build=middle).update(present=False)  # 1.1 deleted: it pointed there last
+    assert [(found.build, found.current) for found in search("openssl").items] == [
+        (new, True),
+        (middle, False),
+        (old, False),
+    ]
+
+
+def test_pages_of_builds_continue_where_the_last_ended_without_repeats(repository):
+    made = [
+        image(repository, f"1.{n}", hours_ago=n, platforms={"linux/amd64": ["curl@8.5"]}) for n in range(7)
+    ]
+    seen, cursor = [], None
+    for _ in range(4):
+        page = search("curl", cursor=cursor, size=3)
+        seen += [found.build for found in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == made  # newest (fewest hours ago) first, each once
+    assert len(search("curl", size=7).items) == 7 and search("curl", size=7).next_cursor is None
+    assert search("curl", cursor=Cursor.decode(Cursor(NOW - timedelta(hours=100), 1).encode())).items == []
+
+
+def test_a_page_is_a_fixed_number_of_queries_whatever_its_size(repository, django_assert_max_num_queries):
+    for n in range(30):
+        platforms = {"linux/amd64": ["curl@8.5", f"lib{n}@1"], "linux/arm64/v8": ["curl@8.4"], "": ["curl@3"]}
+        image(repository, f"1.{n}", hours_ago=n, tag=f"1.{n}", platforms=platforms)
+    with django_assert_max_num_queries(4):
+        page = search("curl", size=25)
+    assert len(page.items) == 25 and page.items[0].platforms == ["linux/amd64", "linux/arm64/v8"]
+    with django_assert_max_num_queries(4):
+        assert len(search("curl", cursor=page.next_cursor, size=25).items) == 5
+
+
+# --- a build's packages -----------------------------------------------------------------------------
+
+
+def listed(page) -> list[str]:
+    return [f"{row.name}@{row.version}" for row in page.items]
+
+
+def test_a_platform_lists_its_packages_by_name(builds):
+    _, middle, _ = builds
+    assert listed(in_build(middle.digest, "linux/arm64/v8")) == ["bash@5.2", "openssl@3.0.11"]
+    assert listed(in_build(middle.digest, "linux/amd64")) == ["bash@5.2", "openssl@3.0.13"]
+
+
+def test_without_a_platform_every_platforms_packages_are_listed(builds):
+    _, middle, _ = builds
+    assert listed(in_build(middle.digest)) == ["bash@5.2", "openssl@3.0.11", "openssl@3.0.13"]
+
+
+def test_a_platform_digest_lists_that_platform(builds):
+    _, middle, _ = builds
+    arm64 = middle.platforms.get(architecture="arm64")
+    page = in_build(arm64.digest)
+    assert (page.build, page.platform, listed(page)) == (
+        middle,
+        "linux/arm64/v8",
+        ["bash@5.2", "openssl@3.0.11"],
+    )
+    with pytest.raises(InvalidPackageQuery, match="is the platform image linux/arm64/v8, not linux/amd64"):
+        in_build(arm64.digest, "linux/amd64")
+
+
+def test_an_sbom_of_the_build_digest_adds_to_each_platform(repository):
+    build = image(
+        repository,
+        "1.0",
+        hours_ago=1,
+        platforms={"linux/amd64": ["bash@5.2"], "linux/arm64": [], "": ["ca-certificates@2024"]},
+    )
+    assert listed(in_build(build.digest, "linux/amd64")) == ["bash@5.2", "ca-certificates@2024"]
+    assert listed(in_build(build.digest, "linux/arm64")) == ["ca-certificates@2024"]
+
+
+def test_a_build_without_an_sbom_lists_nothing(repository):
+    build = image(repository, "1.0", hours_ago=1, platforms={"linux/amd64": []})
+    page = in_build(build.digest)
+    assert (page.items, page.next_cursor) == ([], None)
+
+
+def test_pages_of_packages_continue_by_name_version_and_purl(repository, django_assert_max_num_queries):
+    packages = [f"pkg{n:02d}@1" for n in range(12)] + ["pkg05@0.9", "pkg05@2"]
+    build = image(repository, "1.0", hours_ago=1, platforms={"linux/amd64": packages})
+    Attachment.objects.create(
+        build=build, subject=build.digest, source="cosign-tag", kind="sbom", manifest_digest=digest("cdx"),
+        packages=package_set([Pkg("pkg05", "1", "deb", "pkg:deb/ubuntu/pkg05@1")]), found_at=NOW,
+    )  # fmt: skip
+    seen, cursor = [], None
+    while True:
+        with django_assert_max_num_queries(5):
+            page = in_build(build.digest, "linux/amd64", cursor, size=4)
+        seen += [(row.name, row.version, row.purl) for row in page.items]
+        if (cursor := page.next_cursor) is None:
+            break
+    assert seen == sorted(seen) and len(seen) == len(set(seen)) == 15
+    assert [row for row in seen if row[0] == "pkg05"] == [
+        ("pkg05", "0.9", "pkg:deb/debian/pkg05@0.9?arch=amd64"),
+        ("pkg05", "1", "pkg:deb/debian/pkg05@1?arch=amd64"),
+        ("pkg05", "1", "pkg:deb/ubuntu/pkg05@1"),
+        ("pkg05", "2", "pkg:deb/debian/pkg05@2?arch=amd64"),
+    ]
+
+
+def test_a_package_cursor_is_checked_like_every_other(builds):
+    _, middle, _ = builds
+    assert PackageCursor.decode(PackageCursor(7).encode()) == (7,)
+    for token in [
+        "",
+        "p1",
+        "!!",
+        Cursor(NOW, 1).encode(),
+        PackageCursor(7).encode() + "=",
+        "cDA",
+        "cC0x",
+        "eDE",
+    ]:
+        with pytest.raises(InvalidCursor):
+            PackageCursor.decode(token)
+    with pytest.raises(InvalidCursor):  # no such package
+        in_build(middle.digest, cursor=PackageCursor(10**12))
+
+
+def test_an_unknown_build_or_hostile_platform_is_refused(builds):
+    _, middle, _ = builds
+    with pytest.raises(UnknownBuild):
+        in_build(digest("nothing"))
+    for bad in ["sha256:abc", "sha256:" + "g" * 64, "", "x" * 10_000, middle.digest + "\0"]:
+        with pytest.raises(InvalidPackageQuery, match="is not a digest"):
+            in_build(bad)
+    with pytest.raises(
+        InvalidPackageQuery,
+        match=r"has no platform linux/s390x \(its platforms: linux/amd64, linux/arm64/v8\)",
+    ):
+        in_build(middle.digest, "linux/s390x")
+    for bad in ["linux", "linux/amd64/v8/x", "linux/\0", "linux/amd64 ", "linux/" + "a" * 100]:
+        with pytest.raises(InvalidPackageQuery, match="is not a platform"):
+            in_build(middle.digest, bad)
+
+
+# --- compare's reader -------------------------------------------------------------------------------
+
+
+def test_a_diff_says_what_was_added_removed_and_changed(builds):
+    old, _, new = builds
+    amd64 = lambda build: build.platforms.get(architecture="amd64")  # noqa: E731
+    diff = sets_diff(of_platform(old, amd64(old)), of_platform(new, amd64(new)))
+    assert diff.as_dict() == {
+        "added": [],
+        "removed": [],
+        "changed": [
+            {"name": "bash", "type": "deb", "from": "5.2", "to": "5.2.1"},
+            {"name": "openssl", "type": "deb", "from": "3.0.11", "to": "3.0.13"},
+        ],
+    }
+    arm64 = lambda build: build.platforms.get(architecture="arm64")  # noqa: E731
+    diff = sets_diff(of_platform(old, arm64(old)), of_platform(new, arm64(new)))
+    assert [row["name"] for row in diff.added] == ["zlib1g"]
+    assert diff.removed == [
+        {
+            "name": "openssl",
+            "version": "3.0.11",
+            "type": "deb",
+            "purl": "pkg:deb/debian/openssl@3.0.11?arch=amd64",
+        }
+    ]
+
+
+def test_a_diff_of_sets_with_several_versions_of_a_package_adds_and_removes_versions():
+    a = package_set([deb("linux-image@6.1"), deb("linux-image@6.2"), deb("bash@5.2")])
+    b = package_set([deb("linux-image@6.2"), deb("linux-image@6.3"), deb("bash@5.2")])
+    diff = sets_diff(a, b)
+    assert ([row["version"] for row in diff.removed], [row["version"] for row in diff.added]) == (
+        ["6.1"],
+        ["6.3"],
+    )
+    assert not diff.changed
+    assert not sets_diff(a, a)
+    assert len(sets_diff(None, b).added) == 3 and len(sets_diff(a, None).removed) == 3
