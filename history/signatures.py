@@ -298,9 +298,10 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def _annotation_certificate(annotations: Mapping[str, str]) -> _Certificate | None:
-    """The certificate of a cosign layer: its annotation, else the chain's first (leaf) certificate.
-    None when neither is there: the layer was signed with a key pair (`cosign sign --key`)."""
-    pem = annotations.get(CERTIFICATE_ANNOTATION) or annotations.get(CHAIN_ANNOTATION)
+    """The leaf certificate of a cosign layer (the chain annotation holds only its issuers, and
+    none of them is trusted here). None without one: the layer was signed with a key pair
+    (`cosign sign --key`)."""
+    pem = annotations.get(CERTIFICATE_ANNOTATION)
     if pem is None or pem == "":
         return None
     if not isinstance(pem, str) or len(pem) > MAX_CERTIFICATE_CHARS:
@@ -346,7 +347,7 @@ def _certificate(certificate: x509.Certificate) -> _Certificate:
         return _Certificate(None, "", identity, issuer, "the certificate's public key does not parse")
     name = _key_name(key)
     if not name:
-        return _Certificate(None, "", identity, issuer, f"unsupported key type ({type(key).__name__})")
+        return _Certificate(None, "", identity, issuer, f"unsupported key type ({_key_type(key)})")
     return _Certificate(key, name, identity, issuer, "")
 
 
@@ -361,6 +362,12 @@ def _key_name(key: object) -> str:
     if isinstance(key, ed448.Ed448PublicKey):
         return "Ed448"
     return ""  # DSA, X25519 and others: no Sigstore signer uses them
+
+
+def _key_type(key: object) -> str:
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"ECDSA {key.curve.name}"
+    return type(key).__name__.removesuffix("PublicKey").removeprefix("_")
 
 
 def _identity(extensions: x509.Extensions) -> str:

@@ -108,15 +108,21 @@ def make_signer(
     key: SigningKey | None = None,
     lifetime: datetime.timedelta = datetime.timedelta(minutes=10),
     not_before: datetime.datetime | None = None,
+    san: x509.GeneralName | None = None,
+    issuer_extensions: tuple[ObjectIdentifier, ...] = (ISSUER_V1, ISSUER_V2),
 ) -> Signer:
     """A leaf certificate as Fulcio issues one: no subject, a critical SAN (an e-mail address when
     `email`, else a URI), both OIDC issuer extensions, ten minutes of life by default. `key` is a
-    fresh ECDSA P-256 key unless given (RSA and Ed25519 keys are signed for the same way)."""
+    fresh ECDSA P-256 key unless given (RSA and Ed25519 keys are signed for the same way). `san`
+    replaces the SAN (an otherName, a hostile value); `issuer_extensions` says which issuer
+    extensions to write."""
     ca_key, ca_certificate = _ca()
     key = key if key is not None else ec.generate_private_key(ec.SECP256R1())
     start = not_before or datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=30)
-    name = x509.RFC822Name(identity) if email else x509.UniformResourceIdentifier(identity)
-    certificate = (
+    if san is None:
+        san = x509.RFC822Name(identity) if email else x509.UniformResourceIdentifier(identity)
+    issuer_values = {ISSUER_V1: issuer.encode(), ISSUER_V2: der_utf8_string(issuer)}
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([]))
         .issuer_name(ca_certificate.subject)
@@ -124,15 +130,15 @@ def make_signer(
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(start + lifetime)
-        .add_extension(x509.SubjectAlternativeName([name]), critical=True)
+        .add_extension(x509.SubjectAlternativeName([san]), critical=True)
         .add_extension(
             x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
         )
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-        .add_extension(x509.UnrecognizedExtension(ISSUER_V1, issuer.encode()), critical=False)
-        .add_extension(x509.UnrecognizedExtension(ISSUER_V2, der_utf8_string(issuer)), critical=False)
-        .sign(ca_key, hashes.SHA256())
     )
+    for oid in issuer_extensions:
+        builder = builder.add_extension(x509.UnrecognizedExtension(oid, issuer_values[oid]), critical=False)
+    certificate = builder.sign(ca_key, hashes.SHA256())
     return Signer(key=key, certificate=certificate, identity=identity, issuer=issuer)
 
 
