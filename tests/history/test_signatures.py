@@ -730,18 +730,47 @@ BUNDLES = {
 }
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def signed_content(document: dict) -> tuple:
+    """What a bundle's signature covers, decoded: the statement and its type, or the digest."""
+    if "dsseEnvelope" in document:
+        envelope = document["dsseEnvelope"]
+        return envelope["payloadType"], signatures._base64(envelope["payload"], 10**9, "payload")
+    message = document["messageSignature"]["messageDigest"]
+    return message["algorithm"], signatures._base64(message["digest"], 10**9, "digest")
+
+
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(shape=st.sampled_from(sorted(BUNDLES)), data=st.data(), value=JSON)
-def test_any_value_anywhere_in_a_bundle_reads_without_raising(shape, data, value):
+def test_any_value_anywhere_in_a_bundle_reads_and_verifies_only_what_was_signed(shape, data, value):
     document = BUNDLES[shape]()
+    original = signed_content(document)
     path = data.draw(st.sampled_from(paths(document)[1:]))
 
     signature = read_bundle(encode(at(path, value)(document)), DIGEST)
 
     assert_well_formed(signature)
+    if signature.verified:
+        assert signed_content(document) == original
 
 
-@settings(max_examples=100, deadline=None)
+ANNOTATION_VALUES = st.one_of(st.text(max_size=40), JSON.map(json.dumps), JSON, st.just(DEEP))
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(
+    annotations=st.dictionaries(
+        st.sampled_from([SIG, CERT, REKOR, sigstore.CHAIN_ANNOTATION]), ANNOTATION_VALUES
+    ),
+    payload=st.one_of(st.binary(max_size=64), JSON.map(lambda value: json.dumps(value).encode())),
+)
+def test_any_cosign_layer_reads_without_raising_and_unverified(annotations, payload):
+    signature = read_simple_signing(payload, annotations, DIGEST)
+
+    assert signature.verified is False
+    assert_well_formed(signature)
+
+
+@settings(max_examples=100, deadline=None, database=None)
 @given(document=JSON)
 def test_any_json_document_reads_as_an_unverified_bundle(document):
     signature = read_bundle(encode(document), DIGEST)
