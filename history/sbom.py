@@ -119,7 +119,7 @@ def _spdx_packages(packages: list):
                 ref.get("referenceLocator")
                 for ref in _array(package.get("externalRefs"))
                 if isinstance(ref, dict)
-                and ref.get("referenceCategory") in _PACKAGE_MANAGER
+                and _text(ref.get("referenceCategory"), MAX_TYPE) in _PACKAGE_MANAGER
                 and ref.get("referenceType") == "purl"
             ),
             None,
@@ -167,7 +167,7 @@ def _cyclonedx_components(components: list):
             continue
         if len(stack) < MAX_COMPONENT_DEPTH and isinstance(nested := component.get("components"), list):
             stack.append(iter(nested))
-        if component.get("type") in _SKIPPED_COMPONENT_TYPES:
+        if _text(component.get("type"), MAX_TYPE) in _SKIPPED_COMPONENT_TYPES:
             continue
         yield component.get("name"), component.get("version"), component.get("purl")
 
