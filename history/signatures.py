@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ObjectIdentifier
 
+from history.statements import pae
+
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_MEDIA_TYPES = (SIMPLE_SIGNING_MEDIA_TYPE,)
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -286,12 +288,6 @@ def _statement_names(payload_type: str, payload: bytes, subject: str) -> tuple[b
     if hex_digest and hex_digest in named:
         return True, "statement names this digest"
     return False, "statement names another digest"
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE's pre-authentication encoding: the bytes a DSSE signature is made over."""
-    kind = payload_type.encode("utf-8", "surrogatepass")
-    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
 # --- certificates and keys ----------------------------------------------------------------------

@@ -739,7 +739,7 @@ def signed_content(document: dict) -> tuple:
     return message["algorithm"], signatures._base64(message["digest"], 10**9, "digest")
 
 
-@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(shape=st.sampled_from(sorted(BUNDLES)), data=st.data(), value=JSON)
 def test_any_value_anywhere_in_a_bundle_reads_and_verifies_only_what_was_signed(shape, data, value):
     document = BUNDLES[shape]()
@@ -753,10 +753,12 @@ def test_any_value_anywhere_in_a_bundle_reads_and_verifies_only_what_was_signed(
         assert signed_content(document) == original
 
 
-ANNOTATION_VALUES = st.one_of(st.text(max_size=40), JSON.map(json.dumps), JSON, st.just(DEEP))
+ANNOTATION_VALUES = st.one_of(
+    st.text(max_size=40), JSON.map(json.dumps), JSON, st.just("[" * 5000 + "]" * 5000)
+)
 
 
-@settings(max_examples=150, deadline=None, database=None)
+@settings(max_examples=80, deadline=None, database=None)
 @given(
     annotations=st.dictionaries(
         st.sampled_from([SIG, CERT, REKOR, sigstore.CHAIN_ANNOTATION]), ANNOTATION_VALUES
