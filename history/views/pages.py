@@ -5,7 +5,9 @@ from django.shortcuts import render
 from catalog.models import Repository
 from tagledger.access import readable
 
+from .. import packages
 from ..changelog import ChangelogFilter, page
+from ..keyset import Cursor, InvalidCursor
 from ..models import with_poll_health
 from ..search import InvalidQuery, lookup
 
@@ -35,5 +37,18 @@ def search(request):
             result = lookup(query)
         except InvalidQuery as invalid:
             error = str(invalid)
+    package = request.GET.get("package", "")
+    found, package_error = None, ""
+    if package.strip():
+        # The API's reader and cursor (/api/v1/packages): a page of builds, newest first.
+        try:
+            cursor = request.GET.get("cursor")
+            found = packages.search(package, cursor=Cursor.decode(cursor) if cursor else None)
+        except (packages.InvalidPackageQuery, InvalidCursor) as invalid:
+            package_error = str(invalid)
+    context = {
+        "query": query, "result": result, "error": error,
+        "package": package, "found": found, "package_error": package_error,
+    }  # fmt: skip
     template = "history/search_results.html" if request.headers.get("HX-Request") else "history/search.html"
-    return render(request, template, {"query": query, "result": result, "error": error})
+    return render(request, template, context, status=400 if package_error else 200)

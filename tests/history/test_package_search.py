@@ -2,11 +2,15 @@
 and a build's packages, one platform's or all; keyset pages, a fixed number of queries, and a
 clear error for every hostile parameter."""
 
+import json
 from datetime import timedelta
 from hashlib import sha256
+from io import StringIO
 from typing import NamedTuple
 
 import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from catalog.models import Registry, Repository, Tag
@@ -425,3 +429,192 @@ def test_a_diff_of_sets_with_several_versions_of_a_package_adds_and_removes_vers
     assert not diff.changed
     assert not sets_diff(a, a)
     assert len(sets_diff(None, b).added) == 3 and len(sets_diff(a, None).removed) == 3
+
+
+# --- the API ----------------------------------------------------------------------------------------
+
+API = "/api/v1"
+
+
+def get(client, path: str, status: int = 200, **params):
+    response = client.get(f"{API}/{path}", params)
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    return response.json()
+
+
+@pytest.mark.usefixtures("public")
+def test_the_api_lists_the_builds_containing_a_package(client, builds):
+    _, middle, new = builds
+    body = get(client, "packages", name="openssl", version="3.0.13")
+    app = {"repository": "registry.test/library/app", "variant": "", "platforms": ["linux/amd64"]}
+    assert body == {
+        "items": [
+            {**app, "digest": new.digest, "version": "1.2", "package_version": "3.0.13", "current": True},
+            {**app, "digest": middle.digest, "version": "1.1", "package_version": "3.0.13", "current": True},
+        ],
+        "next": None,
+    }
+    assert get(client, "packages", name="openssl@3.0.13") == body
+    assert get(client, "packages", name="nothing") == {"items": [], "next": None}
+
+
+@pytest.mark.usefixtures("public")
+def test_the_api_pages_with_the_cursor_it_gave(client, builds):
+    first = get(client, "packages", name="openssl", limit="2")
+    assert len(first["items"]) == 2 and first["next"]
+    rest = get(client, "packages", name="openssl", limit="2", cursor=first["next"])
+    assert [item["version"] for item in first["items"] + rest["items"]] == ["1.2", "1.1", "1.0"]
+    assert rest["next"] is None
+
+
+@pytest.mark.usefixtures("public")
+@pytest.mark.parametrize(
+    "params, error",
+    [
+        ({}, "name"),
+        ({"name": ""}, "give a package name"),
+        ({"name": "open\0ssl"}, "control character"),
+        ({"name": "openssl\x07"}, "control character"),
+        ({"name": "x" * 5000}, "name"),
+        ({"name": "openssl", "version": "1\x00"}, "control character"),
+        ({"name": "openssl", "cursor": "bogus!"}, "cursor: this page link is damaged"),
+        ({"name": "openssl", "cursor": "cDE"}, "cursor: this page link is damaged"),  # a package cursor
+        ({"name": "openssl", "limit": "0"}, "limit"),
+        ({"name": "openssl", "limit": "1e3"}, "limit"),
+        ({"name": "pkg:"}, "not a package URL"),
+    ],
+)
+def test_the_api_refuses_hostile_search_parameters_with_400(client, builds, params, error):
+    assert error in get(client, "packages", 400, **params)["detail"]
+
+
+@pytest.mark.usefixtures("public")
+def test_the_api_lists_a_builds_packages_by_platform(client, builds):
+    _, middle, _ = builds
+    body = get(client, f"builds/{middle.digest}/packages", platform="linux/arm64/v8")
+    assert body == {
+        "items": [
+            {"name": "bash", "version": "5.2", "type": "deb", "purl": "pkg:deb/debian/bash@5.2?arch=amd64"},
+            {
+                "name": "openssl",
+                "version": "3.0.11",
+                "type": "deb",
+                "purl": "pkg:deb/debian/openssl@3.0.11?arch=amd64",
+            },
+        ],
+        "next": None,
+    }
+    everything = get(client, f"builds/{middle.digest}/packages", limit="2")
+    rest = get(client, f"builds/{middle.digest}/packages", limit="2", cursor=everything["next"])
+    assert [row["version"] for row in everything["items"] + rest["items"]] == ["5.2", "3.0.11", "3.0.13"]
+
+
+@pytest.mark.usefixtures("public")
+def test_the_api_says_404_for_an_unknown_build_and_400_for_a_bad_platform_or_cursor(client, builds):
+    _, middle, _ = builds
+    assert "no watched repository" in get(client, f"builds/{digest('none')}/packages", 404)["detail"]
+    assert "is not a digest" in get(client, "builds/sha256:abc/packages", 400)["detail"]
+    assert (
+        "has no platform linux/s390x"
+        in get(client, f"builds/{middle.digest}/packages", 400, platform="linux/s390x")["detail"]
+    )
+    assert (
+        "is not a platform" in get(client, f"builds/{middle.digest}/packages", 400, platform="x\0")["detail"]
+    )
+    for cursor in ("bogus!", Cursor(NOW, 1).encode(), PackageCursor(10**12).encode()):
+        detail = get(client, f"builds/{middle.digest}/packages", 400, cursor=cursor)["detail"]
+        assert detail.startswith("cursor: this page link is damaged")
+
+
+# --- the CLI ----------------------------------------------------------------------------------------
+
+
+def lookup(*args: str) -> str:
+    out = StringIO()
+    call_command("lookup", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_the_cli_lists_one_line_per_build(builds):
+    old, middle, _ = builds
+    output = lookup("--package", "openssl@3.0.11")
+    assert output.splitlines() == [
+        "2 builds contain 'openssl@3.0.11':",
+        f"registry.test/library/app  1.1  {middle.digest}  linux/arm64/v8              3.0.11  current",
+        f"registry.test/library/app  1.0  {old.digest}  linux/amd64,linux/arm64/v8  3.0.11",
+    ]
+    assert lookup("--package", "OpenSSL").count("registry.test/library/app") == 3
+
+
+def test_the_cli_prints_the_api_body_as_json(client, builds, public):
+    assert json.loads(lookup("--package", "openssl", "--json")) == get(client, "packages", name="openssl")
+
+
+def test_the_cli_pages_with_limit_and_cursor(builds):
+    first = lookup("--package", "openssl", "--limit", "2")
+    assert "the newest 2 only; older ones: --cursor " in first
+    cursor = first.rsplit("--cursor ", 1)[1].strip()
+    assert "1 build contains 'openssl':" in lookup("--package", "openssl", "--cursor", cursor)
+
+
+@pytest.mark.parametrize(
+    "args, returncode, message",
+    [
+        (["--package", "openssl@9"], 1, "no build contains 'openssl@9'"),
+        (["--package", "unknown", "--json"], 1, "no build contains 'unknown'"),
+        (
+            ["--package", "open\0ssl"],
+            1,
+            "invalid package: the package 'open\\x00ssl' holds a control character",
+        ),
+        (["--package", ""], 1, "invalid package: give a package name"),
+        ([], 1, "give either a query or --package, not both"),
+        (["python:3.14", "--package", "openssl"], 1, "give either a query or --package, not both"),
+        (["--package", "openssl", "--cursor", "bogus"], 1, "--cursor: this page link is damaged"),
+    ],
+)
+def test_the_cli_fails_with_the_reason(builds, args, returncode, message):
+    with pytest.raises(CommandError) as failed:
+        lookup(*args)
+    assert (failed.value.returncode, message in str(failed.value)) == (returncode, True), str(failed.value)
+
+
+# --- the page ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("public")
+def test_the_search_page_lists_the_builds_with_links(client, builds):
+    _, middle, new = builds
+    response = client.get("/search", {"package": "openssl@3.0.13"})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "2 builds containing <code>openssl@3.0.13</code>" in page
+    for build in (middle, new):
+        assert f'href="/builds/{build.pk}"' in page or reverse("history:build", args=[build.pk]) in page
+    assert reverse("history:repository", args=[new.repository_id]) in page
+    assert page.count("a tag points here") == 2
+    assert 'data-label="Platforms">linux/amd64</td>' in page
+
+
+@pytest.mark.usefixtures("public")
+def test_the_search_page_says_when_nothing_matches(client, builds):
+    assert (
+        "No build's SBOM names the package <code>openssl@0.1</code>."
+        in client.get("/search", {"package": "openssl@0.1"}).content.decode()
+    )
+
+
+@pytest.mark.usefixtures("public")
+@pytest.mark.parametrize(
+    "params, error",
+    [
+        ({"package": "open\0ssl"}, "holds a control character"),
+        ({"package": "x" * 3000}, "too long"),
+        ({"package": "openssl", "cursor": "bogus!"}, "this page link is damaged"),
+    ],
+)
+def test_the_search_page_shows_a_bad_package_query_as_400(client, builds, params, error):
+    response = client.get("/search", params)
+    assert response.status_code == 400
+    assert error in response.content.decode()

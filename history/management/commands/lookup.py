@@ -1,10 +1,11 @@
-"""`manage.py lookup`: which build a digest, digest fragment, image ID or reference belongs to."""
+"""`manage.py lookup`: which build a digest, digest fragment, image ID or reference belongs to, and
+(`--package`) which builds contain a package."""
 
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from history import serializers
+from history import packages, serializers
 from history.digests import image_id
 from history.keyset import Cursor, InvalidCursor
 from history.search import InvalidQuery, LookupResult, Match, lookup
@@ -22,12 +23,20 @@ class Command(BaseCommand):
         "a platform's, an image config's or a layer's (every build containing the layer). Part of a "
         "digest works: its first 4 or more hex digits, such as an IMAGE ID from docker images "
         "(e24bfc0eb157), or 8 or more from inside it. Anything else is looked for in repository, tag "
-        "and version names. Exits 1 when nothing matches."
+        "and version names. --package openssl (or openssl@3.0.13, or a purl) lists the builds whose "
+        "SBOMs name that package instead. Exits 1 when nothing matches."
     )
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "query", help="python:3.14, name@sha256:..., sha256:..., e24bfc0eb157, or a name such as 3.14."
+            "query",
+            nargs="?",
+            help="python:3.14, name@sha256:..., sha256:..., e24bfc0eb157, or a name such as 3.14.",
+        )
+        parser.add_argument(
+            "--package",
+            help="Instead of a query: the builds whose SBOMs name this package, newest first: a name "
+            "(openssl, any version, in any case), name@version (openssl@3.0.13) or a package URL.",
         )
         parser.add_argument(
             "--json", action="store_true", help="Print the result as JSON (the API's search body)."
@@ -44,6 +53,11 @@ class Command(BaseCommand):
             cursor = Cursor.decode(options["cursor"]) if options["cursor"] else None
         except InvalidCursor as error:
             raise CommandError(f"--cursor: {error}") from None
+        if (options["query"] is None) == (options["package"] is None):
+            raise CommandError("give either a query or --package, not both")
+        if options["package"] is not None:
+            self.find_package(options["package"], cursor, options)
+            return
         try:
             result = lookup(options["query"], limit=options["limit"], cursor=cursor)
         except InvalidQuery as error:
@@ -56,6 +70,42 @@ class Command(BaseCommand):
         if not result.found:
             what = "nothing" if result.kind == "name" else "no build"
             raise CommandError(f"{what} matches {result.query[:200]!r}", returncode=1)
+
+    def find_package(self, package: str, cursor: Cursor | None, options) -> None:
+        try:
+            found = packages.search(package, cursor=cursor, size=min(options["limit"], packages.MAX_PAGE))
+        except packages.InvalidPackageQuery as error:
+            raise CommandError(f"invalid package: {error}") from None
+        if options["json"]:  # the API's body
+            self.stdout.write(json.dumps(found.as_dict(), indent=2))
+        elif found.items:
+            self.print_package_builds(found)
+        if not found.items:
+            raise CommandError(f"no build contains {str(found.query)[:200]!r}", returncode=1)
+
+    def print_package_builds(self, found: packages.SearchPage) -> None:
+        """One line a build: repository, version, build digest, platforms, package version, current."""
+        count = len(found.items)
+        self.stdout.write(
+            f"{plural(count, 'build')} {'contains' if count == 1 else 'contain'} {str(found.query)!r}:"
+        )
+        lines = [
+            [
+                row["repository"],
+                row["version"] or "-",
+                row["digest"],
+                ",".join(row["platforms"]) or "-",
+                row["package_version"] or "-",
+                "current" if row["current"] else "",
+            ]
+            for row in (item.as_dict() for item in found.items)
+        ]
+        widths = [max(len(line[column]) for line in lines) for column in range(5)]
+        for line in lines:
+            columns = [value.ljust(width) for value, width in zip(line, widths, strict=False)] + line[5:]
+            self.stdout.write("  ".join(columns).rstrip())
+        if found.next_cursor:
+            self.stdout.write(f"\nthe newest {count} only; older ones: --cursor {found.next_cursor.encode()}")
 
     def print_result(self, result: LookupResult) -> None:
         if result.note:
