@@ -127,7 +127,7 @@ class _Unreadable(ValueError):
 
 @dataclass(frozen=True)
 class _Certificate:
-    key: Any  # a public key of a type `_verify` knows, or None
+    key: Any  # a public key of a type `_check` knows, or None
     key_name: str
     identity: str
     issuer: str
@@ -139,7 +139,9 @@ def read_simple_signing(payload: bytes, annotations: Mapping[str, str], subject:
     annotations = annotations if isinstance(annotations, Mapping) else {}
     certificate = _annotation_certificate(annotations)
     rekor = _rekor_annotation(annotations.get(BUNDLE_ANNOTATION))
-    if not isinstance(payload, bytes) or len(payload) > MAX_PAYLOAD_BYTES:
+    if not isinstance(payload, bytes):
+        return _unreadable("the payload is not a document", certificate, rekor)
+    if len(payload) > MAX_PAYLOAD_BYTES:
         return _unreadable(
             f"the payload is larger than {MAX_PAYLOAD_BYTES // 1024 // 1024} MiB", certificate, rekor
         )

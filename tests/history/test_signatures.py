@@ -379,7 +379,7 @@ HOSTILE_LAYERS = {
     "payload larger than 1 MiB": (
         with_payload(TOO_BIG), None, False, True, "signature not checked: the payload is larger than 1 MiB"
     ),
-    "payload not bytes": (with_payload("text"), None, False, True, "signature not checked"),
+    "payload not bytes": (with_payload("text"), None, False, True, "the payload is not a document"),
 }  # fmt: skip
 
 
