@@ -11,8 +11,8 @@ Provenance is SLSA v0.2 or v1 as BuildKit, GitHub's generator and others write i
 repository and commit come from the first of: the config source (a remote Git context), a
 material or resolved dependency with a Git commit digest, BuildKit's `vcs` metadata (what the
 client said, unverified by BuildKit; a hint, but the only one for builds from a local checkout).
-Vulnerability counts come from the scan result a cosign `vuln` predicate carries, or from a
-report that is the document itself: SARIF 2.1.0, Trivy JSON, Grype JSON.
+Vulnerability counts come from the scan result a cosign `vuln` or in-toto `vulns` predicate
+carries, or from a report that is the document itself: SARIF 2.1.0, Trivy JSON, Grype JSON.
 """
 
 import base64
@@ -48,6 +48,7 @@ _STATEMENT = re.compile(r"https://in-toto\.io/Statement/v[0-9][0-9.]*")
 _PREDICATE_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[\x21-\x7e]+")  # a URI, as history.supply reads one
 _SPDX = re.compile(r"https://spdx\.dev/Document(?:/v?[0-9.]+)?")
 _CYCLONEDX = re.compile(r"https://cyclonedx\.org/(?:bom|schema)(?:/v?[0-9.]+)?")
+_IN_TOTO_VULNS = re.compile(r"https://in-toto\.io/attestation/vulns(?:/v[0-9.]+)?")
 _SLSA = re.compile(r"https://slsa\.dev/provenance/v(0\.1|0\.2|1)(?:\.[0-9]+)?")
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a Git object id: SHA-1, or SHA-256 repositories
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -115,7 +116,7 @@ def kind_of(predicate_type: str) -> str:
         return "sbom"
     if _SLSA.fullmatch(predicate_type):
         return "provenance"
-    if predicate_type == COSIGN_VULN:
+    if predicate_type == COSIGN_VULN or _IN_TOTO_VULNS.fullmatch(predicate_type):
         return "vulnerabilities"
     return "attestation"
 
@@ -308,11 +309,14 @@ def _time(value: Any) -> str | None:
 
 
 def _vuln_predicate(predicate: dict) -> dict:
-    """cosign's vuln predicate: the scanner, and its result as the scanner wrote it."""
+    """cosign's vuln predicate (the scanner, and its result as the scanner wrote it) or in-toto's
+    vulns predicate (the same scanner, and its result as a list of vulnerabilities)."""
     scanner = _object(predicate.get("scanner"))
-    report = _report(_object(scanner.get("result")))
-    if report is None:
-        raise UnreadableDocument("the scan result is neither SARIF, Trivy nor Grype JSON")
+    result = scanner.get("result")
+    if isinstance(result, list):
+        report = _summary("", (_listed_severity(item) for item in result))
+    elif (report := _report(_object(result))) is None:
+        raise UnreadableDocument("the scan result is neither SARIF, Trivy, Grype JSON nor a list")
     named = " ".join(_detail(scanner.get(key)) for key in ("uri", "version")).strip()
     return report | {"scanner": named[:MAX_DETAIL]} if named else report
 
@@ -362,6 +366,18 @@ def _sarif(document: dict) -> dict:
             level = result.get("level", _object(rule.get("defaultConfiguration")).get("level"))
             severities.append(_score(score) or _SARIF_LEVELS.get(_detail(level), "unknown"))
     return _summary(", ".join(dict.fromkeys(name for name in scanners if name)), severities)
+
+
+def _listed_severity(item: Any) -> str:
+    """An in-toto vulns result's severity: a list of {method, score}, where a score is a word
+    ("medium") or a CVSS number ("5.2"); the first word, else the first number, says which."""
+    item = _object(item)
+    scores = [
+        _object(entry).get("score")
+        for entry in _array(_object(item.get("vulnerability", item)).get("severity"))
+    ]
+    words = (_SEVERITY_WORDS.get(_detail(score).lower()) for score in scores)
+    return next(filter(None, words), None) or next(filter(None, map(_score, scores)), "unknown")
 
 
 def _score(value: Any) -> str:

@@ -234,6 +234,7 @@ def test_parse_envelope_wants_every_signature_but_read_document_does_not(signatu
         ("https://slsa.dev/provenance/v1", "provenance"),
         ("https://slsa.dev/provenance/v0.1", "provenance"),
         (COSIGN_VULN, "vulnerabilities"),
+        ("https://in-toto.io/attestation/vulns/v0.1", "vulnerabilities"),
         ("https://openvex.dev/ns/v0.2.0", "attestation"),
         ("https://slsa.dev/verification_summary/v1", "attestation"),
         ("https://spdx.dev/Document-not", "attestation"),
@@ -283,7 +284,7 @@ def test_a_statement_without_a_predicate_type_takes_the_layers_annotation():
         (statement("https://slsa.dev/provenance/v1", "a string"), "predicate is not a JSON object"),
         (
             statement(COSIGN_VULN, {"scanner": {"uri": "x", "result": {"what": 1}}}),
-            "neither SARIF, Trivy nor Grype",
+            "neither SARIF, Trivy, Grype JSON nor a list",
         ),
         (statement("https://spdx.dev/Document", {"spdxVersion": "SPDX-3.0"}), "SPDX version 'SPDX-3.0'"),
         (statement("https://spdx.dev/Document", "SPDXVersion: SPDX-2.3"), "the SBOM is not a JSON object"),
@@ -434,6 +435,40 @@ def test_cosign_vuln_predicate_names_its_scanner_and_counts_its_result():
     }
     predicate["scanner"] = {"result": GRYPE}
     assert read(statement(COSIGN_VULN, predicate)).details["scanner"] == "grype 0.74.0"
+
+
+def test_in_toto_vulns_predicate_lists_each_vulnerability_with_its_scores():
+    predicate = {
+        "scanner": {
+            "uri": "pkg:github/aquasecurity/trivy@244fd47e07d1004f0aed9",
+            "version": "0.19.2",
+            "result": [
+                # the specification's example: a word and a number, the word says it
+                {
+                    "id": "CVE-123",
+                    "severity": [
+                        {"method": "nvd", "score": "medium"},
+                        {"method": "cvss_score", "score": "5.2"},
+                    ],
+                },
+                {"vulnerability": {"id": "CVE-2", "severity": [{"method": "cvss_score", "score": "9.1"}]}},
+                {
+                    "id": "CVE-3",
+                    "severity": [{"method": "nvd", "score": "UNKNOWN"}, {"method": "x", "score": 7.5}],
+                },
+                {"id": "CVE-4"},
+                "CVE-5",
+            ],
+        },
+    }
+    contents = read(statement("https://in-toto.io/attestation/vulns/v0.1", predicate))
+    assert contents.details == {
+        "scanner": "pkg:github/aquasecurity/trivy@244fd47e07d1004f0aed9 0.19.2",
+        "counts": counts(critical=1, high=1, medium=1, unknown=2),
+        "total": 5,
+    }
+    predicate["scanner"]["result"] = []  # the scanner found nothing
+    assert read(statement("https://in-toto.io/attestation/vulns/v0.1", predicate)).details["total"] == 0
 
 
 def sarif(rule_properties: dict, result: dict) -> dict:
