@@ -23,13 +23,13 @@ from catalog.models import Repository, Version
 
 from . import api_schemas as out
 from . import compare as diff
-from . import packages, params
+from . import params, supply_chain
 from . import serializers as serialize
 from . import tag_history as history
 from .changelog import ChangelogFilter, InvalidFilter, page
 from .keyset import Cursor, InvalidCursor, NameCursor
 from .lines import MAX_TAG_PAGE, TAG_CURSORS, TAG_PAGE, parse_query, tag_page, version_rows
-from .models import with_poll_health
+from .models import Build, Platform, TagEvent, with_poll_health
 from .pins import PinError, check
 from .search import InvalidQuery, lookup
 from .versions import digest_history
@@ -41,6 +41,7 @@ MAX_BUILD_PAGE = 100
 # What stored tag, version and variant names are made of; anything else names nothing here.
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"
 VARIANT_PATTERN = r"^[A-Za-z0-9._-]*$"
+DIGEST_PATTERN = r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"  # catalog.oci.manifest's
 ERRORS = {400: out.Error, 401: out.Error, 404: out.Error}
 
 
@@ -251,6 +252,47 @@ def tag_history(
     return serialize.tag_history(history.tag_history(found, _cursor(Cursor, cursor), size=limit))
 
 
+@api.get(
+    "builds/{digest}",
+    response={200: out.BuildSupplyOut, 409: out.AmbiguousOut, **ERRORS},
+    url_name="build",
+)
+def build(
+    request,
+    digest: Annotated[
+        str, Path(max_length=200, pattern=DIGEST_PATTERN, description="The build's digest: sha256:<64 hex>.")
+    ],
+    repository: Annotated[
+        str,
+        Query(
+            max_length=diff.MAX_TEXT,
+            description="registry/name, as `reference` in /repositories: the one to read when the same "
+            "digest is recorded in several (else 409 lists them).",
+        ),
+    ] = "",
+):
+    """One build: its repository, version, the tags it held, its platforms, and its supply chain as
+    the build page shows it: signatures, and per platform the attestations, SBOMs (`packages_count`),
+    provenance and vulnerability counts. 404 when no watched repository has a build with that digest
+    (a platform image's digest is not a build's: the answer names its build)."""
+    builds = Build.objects.filter(digest=digest).select_related("repository__registry", "version")
+    if repository:
+        host, _, name = repository.partition("/")
+        builds = builds.filter(repository__registry__host=host, repository__name=name)
+    found = list(builds.order_by("repository__registry__host", "repository__name")[: diff.MAX_CANDIDATES])
+    if not found:
+        raise HttpError(404, _no_build(digest, repository))
+    if len(found) > 1:
+        candidates = [one.repository.reference for one in found]
+        body = {
+            "detail": f"{digest} is recorded in {len(found)} repositories: pass one as `repository`",
+            "candidates": candidates,
+        }
+        return api.create_response(request, body, status=409)
+    (chosen,) = found
+    return serialize.build_supply(supply_chain.for_build(chosen), TagEvent.objects.held([chosen])[chosen.pk])
+
+
 @api.get("search", response={200: out.SearchOut, **ERRORS})
 def search(
     request,
@@ -311,65 +353,6 @@ def compare(
     return diff.compare(a_side.build, b_side.build).as_dict()
 
 
-@api.get("builds/{digest}/packages", response={200: out.PackagePage, **ERRORS}, url_name="build_packages")
-def build_packages(
-    request,
-    digest: Annotated[
-        str, Path(max_length=200, description="A build's digest, or a platform image's: that platform only.")
-    ],
-    platform: Annotated[
-        str,
-        Query(
-            max_length=200,
-            description="os/architecture[/variant], e.g. linux/amd64; empty: what any of the build's "
-            "platforms contains.",
-        ),
-    ] = "",
-    cursor: Annotated[str | None, Query(max_length=200, description="`next` of the previous page.")] = None,
-    limit: Annotated[
-        int, Query(ge=1, le=packages.MAX_PACKAGE_PAGE), _strictly(params.number)
-    ] = packages.PACKAGE_PAGE,
-):
-    """The packages a build's SBOMs name (any of them: BuildKit's, referrers, cosign `.sbom`), by
-    name, a keyset page at a time. An SBOM of the build's own digest counts for each platform."""
-    try:
-        found = packages.in_build(digest, platform, _cursor(packages.PackageCursor, cursor), size=limit)
-    except packages.InvalidPackageQuery as invalid:
-        raise HttpError(400, str(invalid)) from None
-    except packages.UnknownBuild as unknown:
-        raise HttpError(404, str(unknown)) from None
-    except InvalidCursor as invalid:  # a cursor naming no package
-        raise HttpError(400, f"cursor: {invalid}") from None
-    return found.as_dict()
-
-
-@api.get("packages", response={200: out.PackageSearchPage, **ERRORS}, url_name="packages")
-def package_search(
-    request,
-    name: Annotated[
-        str,
-        Query(
-            max_length=packages.MAX_PURL_QUERY,
-            description="The package's name, whole, in any case (openssl); name@version; or a package URL "
-            "(pkg:deb/debian/openssl@3.0.13).",
-        ),
-    ],
-    version: Annotated[
-        str, Query(max_length=packages.VERSION_LENGTH, description="Exactly this version.")
-    ] = "",
-    cursor: Annotated[str | None, Query(max_length=200, description="`next` of the previous page.")] = None,
-    limit: Annotated[int, Query(ge=1, le=packages.MAX_PAGE), _strictly(params.number)] = packages.PAGE_SIZE,
-):
-    """The builds whose SBOMs name a package, newest first, a keyset page at a time: on which
-    platforms, in which version, and whether a tag points there now. The same body as
-    `manage.py lookup --package ... --json`."""
-    try:
-        found = packages.search(name, version, _cursor(Cursor, cursor), size=limit)
-    except packages.InvalidPackageQuery as invalid:
-        raise HttpError(400, str(invalid)) from None
-    return found.as_dict()
-
-
 @api.get("pins", response={200: list[out.PinOut], **ERRORS})
 def pins(
     request,
@@ -397,7 +380,18 @@ def _repository_or_404(pk: int) -> Repository:
     return repository
 
 
-def _cursor(kind: type[Cursor] | type[NameCursor] | type[packages.PackageCursor], token: str | None):
+def _no_build(digest: str, repository: str) -> str:
+    where = repository or "any watched repository"
+    image = Platform.objects.filter(digest=digest).select_related("build__repository__registry").first()
+    if image is None:
+        return f"{where} has no build {digest}"
+    return (
+        f"{where} has no build {digest}: it is the {image} image of the build {image.build.digest} "
+        f"in {image.build.repository.reference}"
+    )
+
+
+def _cursor(kind: type[Cursor] | type[NameCursor], token: str | None):
     """The position a `next` names, of the kind its list pages by; anything else is a 400."""
     try:
         return kind.decode(token) if token else None

@@ -7,9 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.tags import Kind
 
-from . import compare, pins, search
+from . import compare, pins, search, supply_chain
 from .lines import TAG_SORTS
-from .models import PollRun, TagEvent
+from .models import Attachment, PollRun, TagEvent
 
 
 def one_of(values) -> object:
@@ -388,33 +388,154 @@ class PinOut(Schema):
     compare_url: str | None = Field(description="The compare page from the pinned build to the current one.")
 
 
-class PackageOut(Schema):
-    name: str
-    version: str = Field(description="As the SBOM states it; empty when it states none.")
-    type: str = Field(description="The purl type: deb, apk, rpm, npm, pypi, …; empty when unknown.")
-    purl: str = Field(description="The package URL, normalised; empty when the SBOM gives none.")
+# --- a build's supply chain (issue 13) ------------------------------------------------------------
+
+AttachmentSource = one_of(Attachment.Source.values)
+SignatureSource = one_of(supply_chain.SIGNATURE_SOURCES)
 
 
-class PackagePage(Schema):
-    items: list[PackageOut] = Field(description="At most `limit` packages, by name, version and purl.")
-    next: str | None = Field(description="Pass as `cursor` for the next page; null: last page.")
+class SignatureOut(Schema):
+    digest: str = Field(
+        description="The manifest that carries the signature (a cosign .sig manifest, a referrer)."
+    )
+    source: SignatureSource = Field(
+        description="Where the poll found it: the referrers API, the referrers tag schema (sha256-<hex>) "
+        "or a cosign tag (sha256-<hex>.sig)."
+    )
+    identity: str = Field(description="The signer: the Fulcio certificate's SAN (e-mail, URI); empty: none.")
+    issuer: str = Field(description="The OIDC issuer the certificate names; empty: none.")
+    verified: bool = Field(
+        description="The signature verifies over its payload with the certificate's key and the payload "
+        "names this digest. No trust root is fetched (offline): the certificate chain and Rekor are "
+        "not checked."
+    )
+    detail: str = Field(
+        description="Exactly what was verified and what was not, or why it could not be read."
+    )
 
 
-class PackageBuildOut(Schema):
+class StatementOut(Schema):
+    digest: str = Field(description="The attestation manifest that carries the in-toto statement.")
+    predicate_type: str = Field(description="https://spdx.dev/Document, https://slsa.dev/provenance/v1, ...")
+
+
+class SbomOut(Schema):
+    format: str = Field(description='"SPDX 2.3", "CycloneDX 1.5", ...')
+    tool: str
+    package_count: int | None = Field(description="Packages this SBOM names; null: not known.")
+    source: AttachmentSource
+    digest: str = Field(description="The manifest that carries it.")
+
+
+class ProvenanceOut(Schema):
+    builder: str
+    build_type: str
+    source_repository: str
+    source_commit: str
+    started_at: str | None = Field(description="As the statement says it (ISO 8601); null: not said.")
+    finished_at: str | None
+    slsa: str = Field(description='"v0.2", "v1", or "" for another predicate.')
+    source: AttachmentSource
+    digest: str
+
+
+class SeverityCounts(Schema):
+    critical: int
+    high: int
+    medium: int
+    low: int
+    unknown: int
+
+
+class VulnerabilitiesOut(Schema):
+    scanner: str
+    counts: SeverityCounts
+    total: int
+    source: AttachmentSource
+    digest: str
+
+
+class UnreadableOut(Schema):
+    kind: one_of(Attachment.Kind.values)
+    source: AttachmentSource
+    digest: str
+    error: str = Field(description="Why it could not be read: this attachment alone.")
+
+
+class SupplyOut(Schema):
+    attestations: list[StatementOut] = Field(
+        description="In-toto statements about it, from BuildKit and every other source, one per "
+        "predicate type."
+    )
+    packages_count: int | None = Field(
+        description="Distinct packages its SBOMs name together; null: no SBOM was read. The list: "
+        "/api/v1/builds/{digest}/packages?platform=os/arch."
+    )
+    sboms: list[SbomOut]
+    provenance: list[ProvenanceOut]
+    vulnerabilities: list[VulnerabilitiesOut] = Field(description="Scan reports, counted by severity.")
+    unreadable: list[UnreadableOut] = Field(description="Attachments found but not read, each with why.")
+
+
+class PlatformSupplyOut(PlatformOut, SupplyOut):
+    pass
+
+
+class BuildSupplyOut(Schema):
+    digest: str
     repository: str = Field(description="registry/name")
-    digest: str = Field(description="The build's own digest: what its tags point to.")
-    version: str | None = Field(description="The build's version; null: unknown.")
-    variant: str
-    platforms: list[str] = Field(
-        description="os/architecture[/variant] of the platforms whose SBOMs name the package (an SBOM of "
-        "the build's own digest counts for each of its platforms)."
+    version: str | None = Field(description="The version it is a build of; null: none.")
+    variant: str = Field(description='"" for the default variant.')
+    media_type: str
+    first_seen: datetime
+    tags: list[HeldTagOut] = Field(description="Every tag that pointed here, and when, oldest first.")
+    platforms: list[PlatformSupplyOut]
+    build_itself: SupplyOut = Field(
+        description="What describes the build's own digest (an index), or platform images it does not record."
     )
-    package_version: str = Field(
-        description="The version(s) of the package the build holds, comma-separated."
-    )
-    current: bool = Field(description="A tag points at the build now.")
+    signatures: list[SignatureOut] = Field(description="Of the build and of its platform images.")
+    url: str = Field(description="The build's page.")
 
 
-class PackageSearchPage(Schema):
-    items: list[PackageBuildOut] = Field(description="Builds whose SBOMs name the package, newest first.")
-    next: str | None = Field(description="Pass as `cursor` for older builds; null: last page.")
+class AmbiguousOut(Error):
+    candidates: list[str] = Field(
+        description="registry/name of each repository that has it: pass one as `repository`."
+    )
+
+
+class ComparedPackageOut(Schema):
+    name: str
+    type: str
+    version: str
+    purl: str
+
+
+class PackageChangeOut(Schema):
+    name: str
+    type: str
+    from_: str = Field(alias="from")
+    to: str
+
+
+class PackageDiffOut(Schema):
+    added: list[ComparedPackageOut]
+    removed: list[ComparedPackageOut]
+    changed: list[PackageChangeOut] = Field(description="The same type and name at another version.")
+    a_count: int | None = Field(description="Packages of `a`; null: no SBOM, and the lists are empty.")
+    b_count: int | None = Field(description="Packages of `b`; null: no SBOM, and the lists are empty.")
+
+
+class PlatformPackagesOut(PackageDiffOut):
+    platform: str = Field(description="A platform both builds have (os/architecture[/variant]).")
+
+
+class SupplyChangeOut(Schema):
+    field: str = Field(
+        description="signature, signer identity, signer issuer, verified, builder, source, build type"
+    )
+    platform: str = Field(description='The platform it concerns; "" for the build.')
+    before: str
+    after: str
+
+
+CompareOut.model_rebuild()  # its supply-chain fields are defined after it

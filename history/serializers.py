@@ -2,7 +2,7 @@
 
 Each function takes what a reader returns (lines.TagPage and Row, changelog.Page,
 versions.DigestHistory, search.LookupResult,
-tag_history.TagHistory) and gives plain values, described by the schemas
+tag_history.TagHistory, supply_chain.SupplyChain) and gives plain values, described by the schemas
 in api_schemas.py. Times stay datetimes, written with all their digits by `ExactTimes`. Where a
 shape shows more than the reader loaded (a build's last sighting, its attestations), it is read
 here for the whole page in one query, so every door pays the same and no door can differ.
@@ -21,6 +21,7 @@ from .keyset import Cursor, NameCursor
 from .lines import Row, TagPage
 from .models import Attestation, Build, HeldTag, Platform, TagEvent
 from .search import LookupResult, Match, TagHit
+from .supply_chain import PlatformSupply, SupplyChain
 from .tag_history import Period, TagHistory
 from .versions import BuildRow, DigestHistory
 
@@ -262,4 +263,37 @@ def tag_hit(hit: TagHit) -> dict:
         "kind": tag.kind,
         "digest": hit.build.digest if hit.build else None,
         "present": hit.present,
+    }
+
+
+# --- a build's supply chain -----------------------------------------------------------------------
+
+
+def build_supply(chain: SupplyChain, held: list[HeldTag]) -> dict:
+    """`GET /api/v1/builds/{digest}`: the build, the tags it held, and its supply chain as the
+    build page shows it (history.supply_chain.for_build), no query of its own."""
+    build = chain.build
+    return {
+        "digest": build.digest,
+        "repository": build.repository.reference,
+        "version": build.version.name if build.version else None,
+        "variant": build.version.variant if build.version else "",
+        "media_type": build.media_type,
+        "first_seen": build.first_seen_at,
+        "tags": [held_tag(found) for found in held],
+        "platforms": [{**platform(found.platform), **supply(found)} for found in chain.by_platform],
+        "build_itself": supply(chain.platforms[None]),
+        "signatures": [signature.as_dict() for signature in chain.signatures],
+        "url": reverse("history:build", args=[build.pk]),
+    }
+
+
+def supply(found: PlatformSupply) -> dict:
+    return {
+        "attestations": [statement.as_dict() for statement in found.attestations],
+        "packages_count": found.packages_count,
+        "sboms": [sbom.as_dict() for sbom in found.sboms],
+        "provenance": [provenance.as_dict() for provenance in found.provenance],
+        "vulnerabilities": [report.as_dict() for report in found.vulnerabilities],
+        "unreadable": [unreadable.as_dict() for unreadable in found.unreadable],
     }

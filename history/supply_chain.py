@@ -29,6 +29,19 @@ SEVERITIES = ("critical", "high", "medium", "low", "unknown")
 # The sources a signature can come from: BuildKit writes attestations, never signatures.
 SIGNATURE_SOURCES = (Source.REFERRERS, Source.TAG_SCHEMA, Source.COSIGN_TAG)
 MAX_TEXT = 1000  # as the poll clips every string of `details`
+SOURCE_WORDS = {
+    Source.BUILDKIT: "a BuildKit attestation manifest in the index",
+    Source.REFERRERS: "the registry's referrers API",
+    Source.TAG_SCHEMA: "the referrers tag schema (sha256-<hex>)",
+    Source.COSIGN_TAG: "a cosign tag (sha256-<hex>.sig, .att or .sbom)",
+}
+
+
+def where(source: str) -> str:
+    """Where the poll found an attachment, in words."""
+    return SOURCE_WORDS.get(source, source)
+
+
 # The set-theoretic part of compare reads at most this many package rows for both builds together;
 # an SBOM the poll stored is bounded (history.sbom.MAX_PACKAGES), this bounds two of them.
 MAX_COMPARED_PACKAGES = 50_000
@@ -57,6 +70,10 @@ class SignatureInfo:
     def signer(self) -> tuple[str, str]:
         return (self.identity, self.issuer)
 
+    @property
+    def where(self) -> str:
+        return where(self.source)
+
     def as_dict(self) -> dict:
         """The API's shape (the issue's contract)."""
         return {
@@ -75,6 +92,7 @@ class Statement:
 
     digest: str
     predicate_type: str
+    source: str = Source.BUILDKIT
 
     @property
     def name(self) -> str:
@@ -91,6 +109,10 @@ class SbomInfo:
     package_count: int | None
     source: str
     digest: str
+
+    @property
+    def where(self) -> str:
+        return where(self.source)
 
     def as_dict(self) -> dict:
         return {
@@ -121,6 +143,10 @@ class ProvenanceInfo:
             return f"{self.source_repository}@{self.source_commit}"
         return self.source_repository or self.source_commit
 
+    @property
+    def where(self) -> str:
+        return where(self.source)
+
     def as_dict(self) -> dict:
         return {
             "builder": self.builder,
@@ -147,6 +173,10 @@ class VulnerabilityInfo:
     def by_severity(self) -> list[tuple[str, int]]:
         return [(severity, self.counts[severity]) for severity in SEVERITIES]
 
+    @property
+    def where(self) -> str:
+        return where(self.source)
+
     def as_dict(self) -> dict:
         return {
             "scanner": self.scanner,
@@ -165,6 +195,10 @@ class Unreadable:
     source: str
     digest: str
     error: str
+
+    @property
+    def where(self) -> str:
+        return where(self.source)
 
     def as_dict(self) -> dict:
         return {"kind": self.kind, "source": self.source, "digest": self.digest, "error": self.error}
@@ -198,6 +232,11 @@ class PlatformSupply:
         return self.counted
 
     @property
+    def other_attestations(self) -> list[Statement]:
+        """What the build page lists here: the BuildKit ones are listed with the platform image."""
+        return [found for found in self.attestations if found.source != Source.BUILDKIT]
+
+    @property
     def is_empty(self) -> bool:
         return not (
             self.attestations or self.sboms or self.provenance or self.vulnerabilities or self.unreadable
@@ -212,7 +251,7 @@ class SupplyChain:
     signatures: list[SignatureInfo]
     platforms: dict[int | None, PlatformSupply]
     looked: list[str]  # where tagledger looked for signatures and attestations, in words
-    unreadable_signatures: list[Unreadable] = field(default_factory=list)
+    attestation_rows: list[Attestation] = field(default_factory=list, repr=False)  # BuildKit's, by digest
 
     @property
     def signed(self) -> bool:
@@ -235,16 +274,13 @@ class SupplyChain:
 
     @property
     def is_empty(self) -> bool:
-        return (
-            not self.signatures
-            and not self.unreadable_signatures
-            and all(supply.is_empty for supply in self.platforms.values())
-        )
+        return not self.signatures and all(supply.is_empty for supply in self.platforms.values())
 
 
 def for_build(build: Build) -> SupplyChain:
-    """`build`'s supply chain: five queries at most (platforms when not loaded, attachments with
-    their package sets, BuildKit attestations, the last referrers check, signature builds)."""
+    """`build`'s supply chain: five queries (platforms, attachments with their package sets,
+    BuildKit attestations, the last referrers check, the signatures' own builds), two more when
+    its repository and registry are not loaded."""
     return for_builds([build])[build.pk]
 
 
@@ -305,7 +341,7 @@ def _read(build: Build, attachments, attestations, checked_at, signature_builds)
         for value in attestation.predicate_types or [""]:
             supply.attestations.append(Statement(attestation.digest, _text(value)))
 
-    signatures, unreadable_signatures = [], []
+    signatures = []
     package_sets: dict[int | None, list[set[int]]] = defaultdict(list)
     for attachment in attachments:
         supply = supply_of(attachment.platform_id, attachment.subject)
@@ -313,12 +349,12 @@ def _read(build: Build, attachments, attestations, checked_at, signature_builds)
         if attachment.kind == Kind.SIGNATURE:
             if attachment.source not in SIGNATURE_SOURCES:
                 continue
-            if attachment.error and not details:
-                unreadable_signatures.append(_unreadable(attachment))
             signatures.append(_signature(build, attachment, details, supply, signature_builds))
             continue
         if attachment.predicate_type:
-            supply.attestations.append(Statement(attachment.manifest_digest, attachment.predicate_type))
+            supply.attestations.append(
+                Statement(attachment.manifest_digest, attachment.predicate_type, attachment.source)
+            )
         if attachment.error:
             supply.unreadable.append(_unreadable(attachment))
             continue
@@ -335,11 +371,18 @@ def _read(build: Build, attachments, attestations, checked_at, signature_builds)
         elif attachment.kind == Kind.VULNERABILITIES:
             supply.vulnerabilities.append(_vulnerabilities(attachment, details))
 
-    for key, sets in package_sets.items():
-        supplies[key].package_ids = frozenset().union(*sets)
+    for key, supply in supplies.items():
+        # An SBOM of an index's own digest holds for each of its images, as the packages API lists them.
+        sets = package_sets.get(key, []) + (package_sets.get(None, []) if key is not None else [])
+        if sets:
+            supply.package_ids = frozenset().union(*sets)
     for supply in supplies.values():
-        supply.attestations = list(dict.fromkeys(supply.attestations))  # BuildKit rows and their Attachments
-    return SupplyChain(build, signatures, supplies, _looked(build, checked_at), unreadable_signatures)
+        # A BuildKit attestation is both an Attestation row and the Attachments read from it: once.
+        unique: dict[tuple[str, str], Statement] = {}
+        for found in supply.attestations:
+            unique.setdefault((found.digest, found.predicate_type), found)
+        supply.attestations = list(unique.values())
+    return SupplyChain(build, signatures, supplies, _looked(build, checked_at), attestations)
 
 
 def _signature(build, attachment, details, supply, signature_builds) -> SignatureInfo:
@@ -649,8 +692,10 @@ def diff_packages(
         new[(row.type, row.name)].append(row)
     added, removed, changed = [], [], []
     for key in sorted(old.keys() | new.keys(), key=lambda key: (key[1].lower(), key[1], key[0])):
-        before = sorted(old.get(key, []), key=_version_order)
-        after = sorted(new.get(key, []), key=_version_order)
+        # One version under another purl (a qualifier changed) is no change of version.
+        same = {row.version for row in old.get(key, [])} & {row.version for row in new.get(key, [])}
+        before = sorted((row for row in old.get(key, []) if row.version not in same), key=_version_order)
+        after = sorted((row for row in new.get(key, []) if row.version not in same), key=_version_order)
         pairs = min(len(before), len(after))
         changed += [
             PackageChange(key[1], key[0], x.version, y.version) for x, y in zip(before, after, strict=False)

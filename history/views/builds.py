@@ -8,10 +8,10 @@ from django.utils.http import urlencode
 from catalog.models import Version
 from tagledger.access import readable
 
-from .. import params, supply
+from .. import params, supply, supply_chain
 from ..digests import image_id
 from ..keyset import Cursor, InvalidCursor
-from ..models import Attestation, Build, TagEvent
+from ..models import Build, TagEvent
 from ..versions import NEWEST_FIRST, digest_history, neighbours
 
 
@@ -52,15 +52,22 @@ def version_compare(request, pk: int):
 @readable
 def build(request, pk: int):
     build = get_object_or_404(Build.objects.select_related("repository__registry", "version"), pk=pk)
-    platforms = list(build.platforms.order_by("os", "architecture", "variant"))
+    chain = supply_chain.for_build(build)  # loads the platforms in their order, and the attestations
+    platforms = list(build.platforms.all())
     subjects = supply.subjects_of(build)
     if subjects:
         # cosign's signature manifests carry an image config naming no platform: not an image to run.
         platforms = [platform for platform in platforms if platform.os or platform.architecture]
-    attestations = Attestation.objects.of_builds([build])[build.pk]
+    attestations = chain.attestation_rows
     held = TagEvent.objects.held([build])[build.pk]
     newer, older = neighbours(build)
+    shown = {platform.pk for platform in platforms}
     context = {
+        "supply": chain,
+        # The build as a whole first, when anything describes it; then each platform shown below.
+        "supplies": [chain.whole] * (chain.whole is not None)
+        + [found for found in chain.by_platform if found.platform.pk in shown],
+        "api_build": reverse("api:build", kwargs={"digest": build.digest}),
         "build": build,
         "platforms": [
             (

@@ -3,6 +3,7 @@
 vulnerabilities, unreadable attachments, where tagledger looked; hostile text escaped."""
 
 import html
+import re
 
 import pytest
 from django.urls import reverse
@@ -157,8 +158,8 @@ def test_per_platform_sbom_provenance_and_vulnerabilities(two_platforms):
     (report,) = arm.vulnerabilities
     assert report.by_severity == [("critical", 1), ("high", 2), ("medium", 0), ("low", 5), ("unknown", 0)]
     assert report.total == 8
-    assert arm.attestations == [
-        supply_chain.Statement(scan.manifest_digest, "https://cosign.sigstore.dev/attestation/vuln/v1")
+    assert [found.as_dict() for found in arm.attestations] == [
+        {"digest": scan.manifest_digest, "predicate_type": "https://cosign.sigstore.dev/attestation/vuln/v1"}
     ]
 
 
@@ -217,7 +218,9 @@ def test_what_describes_an_index_itself_belongs_to_the_whole_build(two_platforms
     sbom(build, ("musl", "1.2.5-r0"))
     chain = supply_chain.for_build(build)
     assert chain.whole.packages_count == 1
-    assert all(supply.packages_count is None for supply in chain.by_platform)
+    # and holds for each of its images, as /api/v1/builds/{digest}/packages?platform= lists them
+    assert [supply.packages_count for supply in chain.by_platform] == [1, 1]
+    assert all(supply.sboms == [] for supply in chain.by_platform)
 
 
 @pytest.mark.parametrize(
@@ -262,3 +265,171 @@ def test_the_reader_costs_the_same_few_queries_whatever_it_reads(image, django_a
         # the referrers check, the signatures' own builds
         with django_assert_max_num_queries(7):
             supply_chain.for_build(build)
+
+
+# --- the build page -----------------------------------------------------------------------------
+
+
+def page(client, build) -> str:
+    response = client.get(reverse("history:build", args=[build.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def section(content: str) -> str:
+    start = content.index('<section class="supply-chain"')
+    return content[start : content.index("</section>", start)]
+
+
+def words(markup: str) -> str:
+    """What a reader sees: the text without tags, spaces collapsed, entities read."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split()).replace(" ,", ",")
+
+
+def test_the_page_says_no_signature_was_found_and_where_it_looked(client, public, two_platforms):
+    build, *_ = two_platforms
+    shown = html.unescape(section(page(client, build)))
+    assert "No signature found." in shown
+    for place in supply_chain.for_build(build).looked:
+        assert place in shown
+
+
+def test_the_page_shows_each_signature_with_its_exact_detail(client, public, two_platforms):
+    build, *_ = two_platforms
+    signature(build, "release@acme.example")
+    signature(build, "someone@else.example", verified=False, source=Attachment.Source.REFERRERS)
+    shown = words(section(page(client, build)))
+    assert "No signature found." not in shown
+    assert "verified signed by release@acme.example, issuer https://accounts.example.com" in shown
+    assert "not verified signed by someone@else.example" in shown
+    assert "the signature does not verify over its payload with the certificate's key" in shown
+    assert "from the registry's referrers API" in shown and "from a cosign tag" in shown
+
+
+def test_the_page_links_a_signature_to_its_manifest_recorded_as_a_build(client, public, image):
+    build = image.release("1.0", "", "1.0")
+    manifest = image.build()
+    signature(build, manifest_digest=manifest.digest)
+    assert f'href="/builds/{manifest.pk}/"' in section(page(client, build))
+
+
+def test_the_page_shows_sbom_provenance_and_vulnerabilities_per_platform(client, public, two_platforms):
+    build, amd64, arm64 = two_platforms
+    sbom(build, ("musl", "1.2.5-r0"), ("openssl", "3.3.2-r0"), platform=amd64)
+    attachment(build, Attachment.Kind.PROVENANCE, platform=amd64, details=PROVENANCE, predicate_type=SLSA)
+    attachment(build, Attachment.Kind.VULNERABILITIES, platform=arm64, details=VULNERABILITIES)
+    attachment(
+        build, Attachment.Kind.SBOM, platform=arm64, error="the SBOM's JSON is nested deeper than 64 levels"
+    )
+    shown = " ".join(html.unescape(section(page(client, build))).split())
+    assert "<h3>linux/amd64</h3>" in shown and "<h3>linux/arm64/v8</h3>" in shown
+    assert "SPDX 2.3 by <code>syft-1.4.1</code>, 2 packages" in shown
+    assert f'href="/api/v1/builds/{build.digest}/packages?platform=linux/amd64">2 packages</a>' in shown
+    assert "builder <code>https://github.com/actions/runner</code>" in shown
+    assert "source <code>https://github.com/acme/app@0123456789abcdef0123456789abcdef01234567</code>" in shown
+    assert "started 2026-11-26T12:00:00Z, finished 2026-11-26T12:04:10Z" in shown
+    assert "1 critical" in shown and "2 high" in shown and "5 low" in shown
+    assert "the SBOM's JSON is nested deeper than 64 levels" in shown
+
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def test_registry_text_is_escaped_everywhere_on_the_page(client, public, two_platforms):
+    build, amd64, _ = two_platforms
+    signature(build, HOSTILE, details={"issuer": HOSTILE, "detail": HOSTILE, "key": HOSTILE})
+    attachment(
+        build, Attachment.Kind.PROVENANCE, platform=amd64, predicate_type="https://x/<b>",
+        details={**PROVENANCE, "builder": HOSTILE, "source_repository": HOSTILE, "started_at": HOSTILE},
+    )  # fmt: skip
+    attachment(build, Attachment.Kind.SBOM, platform=amd64, details={"format": HOSTILE, "tool": HOSTILE})
+    attachment(build, Attachment.Kind.SBOM, platform=amd64, error=HOSTILE)
+    shown = section(page(client, build))
+    assert "<script" not in shown and "<img" not in shown and "<b>" not in shown
+    assert shown.count("&lt;script&gt;") >= 8
+
+
+# --- the API ------------------------------------------------------------------------------------
+
+
+def test_the_api_answers_the_issue_s_contract_field_by_field(client, public, two_platforms):
+    build, amd64, arm64 = two_platforms
+    first = sbom(build, ("musl", "1.2.5-r0"), ("openssl", "3.3.2-r0"), platform=amd64)
+    attachment(build, Attachment.Kind.PROVENANCE, platform=amd64, details=PROVENANCE, predicate_type=SLSA,
+               manifest_digest=first.manifest_digest, blob_digest="sha256:" + "c" * 64)  # fmt: skip
+    signed = signature(build, "release@acme.example", source=Attachment.Source.REFERRERS)
+    body = client.get(f"{API}/{build.digest}").json()
+    assert {key: body[key] for key in ("digest", "repository", "version", "variant")} == {
+        "digest": build.digest,
+        "repository": "registry.example/acme/app",
+        "version": "1.0",
+        "variant": "",
+    }
+    assert [(held["tag"], held["until"]) for held in body["tags"]] == [("1.0", None), ("latest", None)]
+    x86, arm = body["platforms"]
+    assert (x86["os"], x86["architecture"], x86["variant"], x86["digest"]) == (
+        "linux",
+        "amd64",
+        "",
+        amd64.digest,
+    )
+    assert (arm["architecture"], arm["variant"], arm["digest"]) == ("arm64", "v8", arm64.digest)
+    assert x86["attestations"] == [
+        {"digest": first.manifest_digest, "predicate_type": SLSA},
+        {"digest": first.manifest_digest, "predicate_type": SPDX},
+    ]
+    assert (x86["packages_count"], arm["packages_count"], arm["attestations"]) == (2, None, [])
+    assert x86["provenance"][0]["source_commit"] == PROVENANCE["source_commit"]
+    assert body["signatures"] == [
+        {
+            "digest": signed.manifest_digest,
+            "source": "referrers",
+            "identity": "release@acme.example",
+            "issuer": "https://accounts.example.com",
+            "verified": True,
+            "detail": signed.details["detail"],
+        }
+    ]
+    assert body["url"] == f"/builds/{build.pk}/"
+
+
+def test_the_api_escapes_nothing_json_carries_hostile_text_as_it_is(client, public, two_platforms):
+    build, *_ = two_platforms
+    signature(build, HOSTILE)
+    assert client.get(f"{API}/{build.digest}").json()["signatures"][0]["identity"] == HOSTILE
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["sha256:abc", "sha256:" + "A" * 64, "md5:" + "a" * 32, "latest", "sha256:" + "a" * 64 + "x"],
+)
+def test_the_api_refuses_what_is_not_a_digest_with_400(client, public, text):
+    response = client.get(f"{API}/{text}")
+    assert response.status_code == 400, response.content
+    assert "digest" in response.json()["detail"]
+
+
+def test_the_api_answers_404_for_an_unknown_digest_and_names_a_platform_s_build(
+    client, public, two_platforms
+):
+    build, amd64, _ = two_platforms
+    unknown = client.get(f"{API}/sha256:{'0' * 64}")
+    assert unknown.status_code == 404
+    assert unknown.json() == {"detail": f"any watched repository has no build sha256:{'0' * 64}"}
+    image = client.get(f"{API}/{amd64.digest}")
+    assert image.status_code == 404
+    assert f"it is the linux/amd64 image of the build {build.digest}" in image.json()["detail"]
+
+
+def test_a_digest_in_two_repositories_is_a_409_until_one_is_chosen(client, public, image):
+    build = image.release("1.0", "", "1.0")
+    other = Image("mirror/app")
+    other.repository.builds.create(
+        digest=build.digest, media_type=build.media_type, size=1, first_seen_at=build.first_seen_at
+    )
+    response = client.get(f"{API}/{build.digest}")
+    assert response.status_code == 409
+    assert response.json()["candidates"] == ["registry.example/acme/app", "registry.example/mirror/app"]
+    chosen = client.get(f"{API}/{build.digest}", {"repository": "registry.example/mirror/app"})
+    assert chosen.status_code == 200 and chosen.json()["repository"] == "registry.example/mirror/app"
+    assert client.get(f"{API}/{build.digest}", {"repository": "registry.example/none"}).status_code == 404
