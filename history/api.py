@@ -23,7 +23,7 @@ from catalog.models import Repository, Version
 
 from . import api_schemas as out
 from . import compare as diff
-from . import params, supply_chain
+from . import packages, params, supply_chain
 from . import serializers as serialize
 from . import tag_history as history
 from .changelog import ChangelogFilter, InvalidFilter, page
@@ -353,6 +353,65 @@ def compare(
     return diff.compare(a_side.build, b_side.build).as_dict()
 
 
+@api.get("builds/{digest}/packages", response={200: out.PackagePage, **ERRORS}, url_name="build_packages")
+def build_packages(
+    request,
+    digest: Annotated[
+        str, Path(max_length=200, description="A build's digest, or a platform image's: that platform only.")
+    ],
+    platform: Annotated[
+        str,
+        Query(
+            max_length=200,
+            description="os/architecture[/variant], e.g. linux/amd64; empty: what any of the build's "
+            "platforms contains.",
+        ),
+    ] = "",
+    cursor: Annotated[str | None, Query(max_length=200, description="`next` of the previous page.")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=packages.MAX_PACKAGE_PAGE), _strictly(params.number)
+    ] = packages.PACKAGE_PAGE,
+):
+    """The packages a build's SBOMs name (any of them: BuildKit's, referrers, cosign `.sbom`), by
+    name, a keyset page at a time. An SBOM of the build's own digest counts for each platform."""
+    try:
+        found = packages.in_build(digest, platform, _cursor(packages.PackageCursor, cursor), size=limit)
+    except packages.InvalidPackageQuery as invalid:
+        raise HttpError(400, str(invalid)) from None
+    except packages.UnknownBuild as unknown:
+        raise HttpError(404, str(unknown)) from None
+    except InvalidCursor as invalid:  # a cursor naming no package
+        raise HttpError(400, f"cursor: {invalid}") from None
+    return found.as_dict()
+
+
+@api.get("packages", response={200: out.PackageSearchPage, **ERRORS}, url_name="packages")
+def package_search(
+    request,
+    name: Annotated[
+        str,
+        Query(
+            max_length=packages.MAX_PURL_QUERY,
+            description="The package's name, whole, in any case (openssl); name@version; or a package URL "
+            "(pkg:deb/debian/openssl@3.0.13).",
+        ),
+    ],
+    version: Annotated[
+        str, Query(max_length=packages.VERSION_LENGTH, description="Exactly this version.")
+    ] = "",
+    cursor: Annotated[str | None, Query(max_length=200, description="`next` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=packages.MAX_PAGE), _strictly(params.number)] = packages.PAGE_SIZE,
+):
+    """The builds whose SBOMs name a package, newest first, a keyset page at a time: on which
+    platforms, in which version, and whether a tag points there now. The same body as
+    `manage.py lookup --package ... --json`."""
+    try:
+        found = packages.search(name, version, _cursor(Cursor, cursor), size=limit)
+    except packages.InvalidPackageQuery as invalid:
+        raise HttpError(400, str(invalid)) from None
+    return found.as_dict()
+
+
 @api.get("pins", response={200: list[out.PinOut], **ERRORS})
 def pins(
     request,
@@ -391,7 +450,7 @@ def _no_build(digest: str, repository: str) -> str:
     )
 
 
-def _cursor(kind: type[Cursor] | type[NameCursor], token: str | None):
+def _cursor(kind: type[Cursor] | type[NameCursor] | type[packages.PackageCursor], token: str | None):
     """The position a `next` names, of the kind its list pages by; anything else is a 400."""
     try:
         return kind.decode(token) if token else None

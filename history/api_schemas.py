@@ -388,6 +388,38 @@ class PinOut(Schema):
     compare_url: str | None = Field(description="The compare page from the pinned build to the current one.")
 
 
+class PackageOut(Schema):
+    name: str
+    version: str = Field(description="As the SBOM states it; empty when it states none.")
+    type: str = Field(description="The purl type: deb, apk, rpm, npm, pypi, …; empty when unknown.")
+    purl: str = Field(description="The package URL, normalised; empty when the SBOM gives none.")
+
+
+class PackagePage(Schema):
+    items: list[PackageOut] = Field(description="At most `limit` packages, by name, version and purl.")
+    next: str | None = Field(description="Pass as `cursor` for the next page; null: last page.")
+
+
+class PackageBuildOut(Schema):
+    repository: str = Field(description="registry/name")
+    digest: str = Field(description="The build's own digest: what its tags point to.")
+    version: str | None = Field(description="The build's version; null: unknown.")
+    variant: str
+    platforms: list[str] = Field(
+        description="os/architecture[/variant] of the platforms whose SBOMs name the package (an SBOM of "
+        "the build's own digest counts for each of its platforms)."
+    )
+    package_version: str = Field(
+        description="The version(s) of the package the build holds, comma-separated."
+    )
+    current: bool = Field(description="A tag points at the build now.")
+
+
+class PackageSearchPage(Schema):
+    items: list[PackageBuildOut] = Field(description="Builds whose SBOMs name the package, newest first.")
+    next: str | None = Field(description="Pass as `cursor` for older builds; null: last page.")
+
+
 # --- a build's supply chain (issue 13) ------------------------------------------------------------
 
 AttachmentSource = one_of(Attachment.Source.values)
