@@ -25,7 +25,7 @@ from history.sbom import (
 CORPUS = Path(__file__).parent / "sboms"
 ALPINE_3_15 = "arch=x86_64&distro=3.15.11"
 BOUNDED = settings(
-    max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=75, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
