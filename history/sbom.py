@@ -178,7 +178,7 @@ _END = object()
 # --- both ----------------------------------------------------------------------------------------
 
 
-def _sbom(format: str, tools: list, entries) -> Sbom:
+def _sbom(named: str, tools: list, entries) -> Sbom:
     packages = set()
     for name, version, purl in entries:
         if package := _package(name, version, purl):
@@ -186,7 +186,7 @@ def _sbom(format: str, tools: list, entries) -> Sbom:
     ordered = sorted(packages)
     names = (_text(tool, MAX_TOOL).strip() for tool in tools[:MAX_TOOLS])
     tool = ", ".join(dict.fromkeys(name for name in names if name))
-    return Sbom(format, tool[:MAX_TOOL], tuple(ordered[:MAX_PACKAGES]), len(ordered) > MAX_PACKAGES)
+    return Sbom(named, tool[:MAX_TOOL], tuple(ordered[:MAX_PACKAGES]), len(ordered) > MAX_PACKAGES)
 
 
 def _package(name: Any, version: Any, purl: Any) -> Package | None:
