@@ -23,7 +23,7 @@ from catalog.patterns import PatternError
 from catalog.tags import TagInfo, classify, default_line_depth, version_of
 from catalog.text import clipped
 
-from . import slots, supply
+from . import attachments, slots, supply
 from .heartbeat import Heartbeat
 from .models import Attestation, Build, Platform, PollRun, TagState
 from .wording import plural
@@ -145,6 +145,7 @@ class _Poll:
         self.first_seen: dict[str, datetime] = {}  # digest -> when a new build's first answer arrived
         self.wanted: dict[str, bool | None] = {}  # tag -> whether the patterns take it (_wanted)
         self.rate_limited = False  # a 429 in this poll: ask nothing more
+        self.new: list[attachments.New] = []  # the builds this poll stored, for their supply chain
 
     def run(self, client: RegistryClient | None) -> PollRun:
         try:
@@ -155,6 +156,7 @@ class _Poll:
                 observation = self._heads(names, workers)  # 2. HEAD every tag
                 builds = self._builds(observation, workers)  # 3. GET each new build a HEAD names
             changes = self._record(names, observation, builds)  # 4. record what changed
+            self._supply_chain(observation)  # 5. signatures, attestations, SBOMs of new builds
         except RegistryError as error:
             return self._finish(PollRun.Status.FAILED, error=str(error), error_object=error)
         except Exception as error:
@@ -413,7 +415,9 @@ class _Poll:
             # Another poll stored one of them first, or one holds a value the database refuses:
             # one at a time, then, so only that one is lost.
             stored = {fetched.manifest.digest: self._store_build(fetched) for fetched in batch}
-            return {digest: build for digest, build in stored.items() if build is not None}
+            builds = [build for build in stored.values() if build is not None]
+        fetched_of = {fetched.manifest.digest: fetched for fetched in batch}
+        self.new += [attachments.New.of(build, fetched_of[build.digest]) for build in builds]
         return {build.digest: build for build in builds}
 
     def _store_build(self, fetched: Fetched) -> Build | None:
@@ -532,6 +536,20 @@ class _Poll:
         except PatternError as error:
             self.failed[tag.name] = str(error)
             return None
+
+    # --- 5. the supply chain: after the record, so that its requests never delay it ----------
+
+    def _supply_chain(self, observation: Observation) -> None:
+        """Read and store what history.attachments finds about the builds (its requests count in
+        the PollRun: blobs in blob_gets, manifests in gets, referrers pages in requests only).
+        Nothing it meets fails the poll: a failure of its own is logged, as a bug."""
+        tags = {name: head.digest for name, head in observation.heads.items()}
+        budget = attachments.Budget(skipped=self._skipped, note=self._note_rate_limit)
+        try:
+            attachments.discover(self.client, self.repository, self.new, tags, budget)
+        except Exception:
+            log.exception("%s: reading the supply chain failed; the poll's record stands", self.repository)
+        self.new = []
 
     # --- helpers ----------------------------------------------------------------------------
 

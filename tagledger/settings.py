@@ -246,6 +246,11 @@ TAGLEDGER_POLL_THREADS = env_int("TAGLEDGER_POLL_THREADS", 64, minimum=1)
 # unchecked (a partial poll) and the next poll carries on. Bounds how long a registry that answers
 # slowly, or drips its bytes, can hold a worker and the repository's lease.
 TAGLEDGER_POLL_DEADLINE = env_int("TAGLEDGER_POLL_DEADLINE", 20 * 60, minimum=10)
+# On registries with the OCI referrers API, each poll asks again about the builds tags point to
+# whose referrers (signatures, attestations added after the push) were last asked about this many
+# seconds ago, at most TAGLEDGER_REFERRERS_RECHECK_BUILDS of them (0: never asked again).
+TAGLEDGER_REFERRERS_RECHECK = env_int("TAGLEDGER_REFERRERS_RECHECK", 3600, minimum=60)
+TAGLEDGER_REFERRERS_RECHECK_BUILDS = env_int("TAGLEDGER_REFERRERS_RECHECK_BUILDS", 20, minimum=0)
 # Stop polling a registry when its ratelimit-remaining header reaches this (Docker Hub pulls).
 TAGLEDGER_RATE_LIMIT_FLOOR = env_int("TAGLEDGER_RATE_LIMIT_FLOOR", 10, minimum=0)
 # A version with no new build for this long and no floating tag pointing into it is inactive (EOL).

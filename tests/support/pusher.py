@@ -27,6 +27,7 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 IN_TOTO = "application/vnd.in-toto+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"  # an OCI 1.1 artifact's config: `{}`
 SPDX = "https://spdx.dev/Document"
 SLSA_V02 = "https://slsa.dev/provenance/v0.2"
 SLSA_V1 = "https://slsa.dev/provenance/v1"
@@ -81,6 +82,19 @@ class PushResult:
     platforms: list[dict[str, str]] = field(default_factory=list)
     # BuildKit attestation manifests in the index, one per child above and in the same order.
     attestation_digests: list[str] = field(default_factory=list)
+    artifact_type: str = ""  # an artifact's (push_artifact): what a referrers index lists it as
+    layer_digests: list[str] = field(default_factory=list)  # an artifact's layers, in order
+
+    def referrer(self, **annotations: str) -> dict[str, object]:
+        """This artifact as a referrers index (the API's answer or a tag-schema index) lists it."""
+        entry: dict[str, object] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": len(self.manifest),
+        }
+        if self.artifact_type:
+            entry["artifactType"] = self.artifact_type
+        return entry | ({"annotations": annotations} if annotations else {})
 
     @property
     def config_digest(self) -> str:
@@ -184,13 +198,16 @@ def index_manifest(
     return _json_bytes(body)
 
 
-def make_statement(subject: PushResult, predicate_type: str, seed: int | str = 0) -> Blob:
-    """An in-toto statement about one platform image, as BuildKit writes one per SBOM or provenance."""
+def make_statement(
+    subject: PushResult, predicate_type: str, seed: int | str = 0, predicate: Any = None
+) -> Blob:
+    """An in-toto statement about one platform image, as BuildKit writes one per SBOM or provenance
+    (its predicate says nothing but the seed unless given)."""
     statement = {
         "_type": "https://in-toto.io/Statement/v0.1",
         "predicateType": predicate_type,
         "subject": [{"name": subject.reference, "digest": {"sha256": subject.digest.split(":", 1)[1]}}],
-        "predicate": {"seed": str(seed)},
+        "predicate": {"seed": str(seed)} if predicate is None else predicate,
     }
     return Blob(_json_bytes(statement), IN_TOTO)
 
@@ -440,6 +457,7 @@ class Pusher:
         predicate_types: tuple[Any, ...] = (SPDX, SLSA_V1),
         entry_annotations: list[dict[str, Any]] | None = None,
         annotations: dict[str, str] | None = None,
+        predicates: dict[str, Any] | None = None,
         **image_kwargs: Any,
     ) -> PushResult:
         """What `docker buildx build --platform ... --push` makes by default: an OCI index with one
@@ -448,7 +466,8 @@ class Pusher:
 
         `predicate_types` become the layers' `in-toto.io/predicate-type` annotations as given (any
         JSON value, to play a hostile registry); `entry_annotations`, one per platform, replace the
-        attestation entries' annotations in the index.
+        attestation entries' annotations in the index; `predicates` gives the statements of a
+        predicate type their predicate (an SPDX document, a provenance), the same on every platform.
         """
         images = [
             self.push_image(repository, None, seed=seed, platform=dict(platform), **image_kwargs)
@@ -466,7 +485,9 @@ class Pusher:
         for number, image in enumerate(images):
             statements = [
                 (
-                    make_statement(image, str(kind), f"{seed}/{number}/{position}"),
+                    make_statement(
+                        image, str(kind), f"{seed}/{number}/{position}", (predicates or {}).get(str(kind))
+                    ),
                     {"in-toto.io/predicate-type": kind},
                 )
                 for position, kind in enumerate(predicate_types)
@@ -493,6 +514,80 @@ class Pusher:
             [image.platforms[0] for image in images],
             [sha256_digest(manifest) for _, manifest, _, _ in attestations],
         )
+
+    # -- supply-chain artifacts: what cosign and oras push beside an image -----------------------
+    def push_artifact(
+        self,
+        repository: str,
+        reference: str | None,
+        layers: list[tuple[Blob, dict[str, str]]],
+        *,
+        artifact_type: str = "",
+        subject: PushResult | None = None,
+        config: Blob | None = None,
+        annotations: dict[str, str] | None = None,
+    ) -> PushResult:
+        """An OCI image manifest holding documents (`layers`: (blob, layer annotations)), as
+        `reference` (a tag; None: by digest only). Its config is the OCI 1.1 empty one unless
+        given; with `subject`, the manifest names the image it is about, as a referrer does
+        (distribution 2.8 stores such a manifest, though it has no referrers API to list it)."""
+        config = config or Blob(b"{}", OCI_EMPTY)
+        for blob in [config, *(blob for blob, _ in layers)]:
+            self.push_blob(repository, blob)
+        body: dict[str, object] = {"schemaVersion": 2, "mediaType": OCI_MANIFEST}
+        if artifact_type:
+            body["artifactType"] = artifact_type
+        body["config"] = config.descriptor()
+        body["layers"] = [
+            blob.descriptor(**({"annotations": notes} if notes else {})) for blob, notes in layers
+        ]
+        if subject is not None:
+            body["subject"] = {
+                "mediaType": subject.media_type,
+                "digest": subject.digest,
+                "size": len(subject.manifest),
+            }
+        if annotations:
+            body["annotations"] = annotations
+        data = _json_bytes(body)
+        digest = sha256_digest(data)
+        self.put_manifest(repository, reference or digest, data, OCI_MANIFEST)
+        return PushResult(
+            repository, reference or digest, digest, data, OCI_MANIFEST,
+            artifact_type=artifact_type, layer_digests=[blob.digest for blob, _ in layers],
+        )  # fmt: skip
+
+    def push_cosign(
+        self,
+        repository: str,
+        subject: str,
+        suffix: Literal["sig", "att", "sbom"],
+        layers: list[tuple[Blob, dict]],
+    ) -> PushResult:
+        """What cosign (before v3) pushes for the image `subject` (a digest): the tag
+        `sha256-<hex>.sig` (`.att`, `.sbom`) on a manifest whose config is an image config naming
+        no platform, as cosign writes it, and whose layers are the signatures (attestations, SBOM)."""
+        config = Blob(
+            _json_bytes({
+                "architecture": "", "config": {}, "created": "0001-01-01T00:00:00Z",
+                "history": [{"created": "0001-01-01T00:00:00Z"}], "os": "",
+                "rootfs": {"type": "layers", "diff_ids": [blob.digest for blob, _ in layers]},
+            }),
+            OCI_CONFIG,
+        )  # fmt: skip
+        tag = f"{subject.replace(':', '-')}.{suffix}"
+        return self.push_artifact(repository, tag, layers, config=config)
+
+    def push_referrers_tag(
+        self, repository: str, subject: str, referrers: list[dict[str, object]]
+    ) -> PushResult:
+        """The referrers tag schema: what oras and cosign push to a registry without the referrers
+        API, an OCI index of the referrers of `subject` (a digest) tagged `sha256-<hex>`
+        (`referrers`: the entries, e.g. PushResult.referrer())."""
+        body = _json_bytes({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": referrers})
+        tag = subject.replace(":", "-")
+        self.put_manifest(repository, tag, body, OCI_INDEX)
+        return PushResult(repository, tag, sha256_digest(body), body, OCI_INDEX)
 
     def push(self, repository: str, tag: str, shape: Shape = "oci", **kwargs: Any) -> PushResult:
         """Push any of the four SHAPES."""

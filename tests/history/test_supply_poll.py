@@ -1,0 +1,413 @@
+"""The poll reads each new build's supply chain from the four places registries keep it: BuildKit's
+attestation manifests, cosign's `sha256-<hex>.sig|.att|.sbom` tags, the referrers tag schema
+`sha256-<hex>`, and the OCI 1.1 referrers API.
+
+Images, signatures and SBOMs are pushed to the real registry (distribution 2.8, which has no
+referrers API) with real certificates and signatures made by tests/support/sigstore.py, and polled
+through the fault proxy, which counts every request and plays a registry with the referrers API
+when a test asks it to.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+
+from catalog.models import Registry, Repository
+from history import slots
+from history.models import Attachment, Build, PollRun, ReferrersCheck, TagEvent
+from history.polling import poll
+from tests.history.factories import polled, watch
+from tests.support.faultproxy import FaultProxy, Referrers, Respond
+from tests.support.pusher import SLSA_V1, SPDX, Blob, Pusher, PushResult
+from tests.support.sigstore import (
+    BUNDLE_V03,
+    DSSE_ENVELOPE,
+    SIMPLE_SIGNING,
+    cosign_signature_layer,
+    in_toto_statement,
+    make_signer,
+    signed_envelope,
+    sigstore_bundle,
+    simple_signing_payload,
+)
+
+pytestmark = pytest.mark.django_db
+
+SBOMS = Path(__file__).parent / "sboms"
+TRIVY_SPDX = (SBOMS / "trivy-alpine-3.15.spdx.json").read_bytes()  # 11 packages
+TRIVY_CYCLONEDX = (SBOMS / "trivy-alpine-3.15.cdx-1.5.json").read_bytes()  # 15 packages
+PROVENANCE = json.loads((SBOMS / "buildkit-provenance-v1.intoto.json").read_bytes())["predicate"]
+SPDX_JSON, SPDX_TEXT_JSON, CYCLONEDX_JSON = (
+    "application/spdx+json",
+    "text/spdx+json",
+    "application/vnd.cyclonedx+json",
+)
+IDENTITY = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
+ISSUER = "https://token.actions.githubusercontent.com"
+
+REFERRERS, BLOBS, MANIFESTS = r"/referrers/", r"/blobs/", r"/manifests/"
+
+
+@pytest.fixture(scope="module")
+def signer():
+    return make_signer(IDENTITY, ISSUER)
+
+
+def rows(build: Build, **where) -> list[Attachment]:
+    return list(build.attachments.filter(**where).select_related("platform", "packages").order_by("pk"))
+
+
+def build_of(repository: Repository, pushed: PushResult) -> Build:
+    return Build.objects.get(repository=repository, digest=pushed.digest)
+
+
+def sign_layer(signer, pushed: PushResult) -> tuple[Blob, dict]:
+    """A cosign `.sig` layer signing `pushed`: the simple-signing payload and its annotations."""
+    payload = simple_signing_payload(f"registry.example/{pushed.repository}", pushed.digest)
+    return Blob(payload, SIMPLE_SIGNING), cosign_signature_layer(signer, payload)
+
+
+def quick_client(repository: Repository):
+    from catalog.oci.client import RegistryClient
+
+    return RegistryClient(repository.registry.host, max_attempts=1, backoff=0.01, timeout=10.0)
+
+
+# --- 1. BuildKit attestation manifests ------------------------------------------------------------
+
+
+@pytest.fixture
+def buildx(pusher: Pusher, fault_proxy: FaultProxy, repo_name: str):
+    pushed = pusher.push_buildx_index(
+        repo_name, "1.0", seed="supply", predicates={SPDX: json.loads(TRIVY_SPDX), SLSA_V1: PROVENANCE}
+    )
+    return pushed, watch(fault_proxy, repo_name)
+
+
+def test_buildx_statements_become_an_sbom_and_a_provenance_of_each_platform(buildx, fault_proxy):
+    pushed, repository = buildx
+
+    run = polled(repository)
+
+    build = build_of(repository, pushed)
+    found = sorted(rows(build), key=lambda row: (str(row.platform), row.kind))
+    assert [(str(row.platform), row.kind, row.source) for row in found] == [
+        ("linux/amd64", "provenance", "buildkit"), ("linux/amd64", "sbom", "buildkit"),
+        ("linux/arm64/v8", "provenance", "buildkit"), ("linux/arm64/v8", "sbom", "buildkit"),
+    ]  # fmt: skip
+    provenance, sbom = found[:2]
+    assert (sbom.subject, sbom.manifest_digest) == (pushed.child_digests[0], pushed.attestation_digests[0])
+    assert (sbom.predicate_type, sbom.error, sbom.package_count) == (SPDX, "", 11)
+    assert sbom.details == {"format": "SPDX 2.3", "tool": "trivy-0.58.0", "package_count": 11}
+    assert sbom.packages.size == 11 and found[3].packages == sbom.packages  # one set for both platforms
+    assert provenance.predicate_type == SLSA_V1 and provenance.details["slsa"] == "v1"
+    assert provenance.details["builder"] and provenance.packages is None
+    # the first poll's cost: 4 statement blobs beside the 2 image configs, and one referrers
+    # request that finds the registry has no API (a 404), remembered for a day
+    assert (run.gets, run.blob_gets) == (5, 6)
+    assert fault_proxy.count("GET", REFERRERS) == 1
+    registry = Registry.objects.get(host=fault_proxy.host)
+    assert registry.referrers_api is False and registry.referrers_api_checked_at is not None
+
+
+def test_an_unchanged_repoll_costs_the_tag_list_and_one_head_a_tag(buildx, pusher, fault_proxy, signer):
+    pushed, repository = buildx
+    pusher.push_cosign(repository.name, pushed.digest, "sig", [sign_layer(signer, pushed)])
+    sbom = pusher.push_artifact(
+        repository.name, None, [(Blob(TRIVY_SPDX, SPDX_JSON), {})], artifact_type=SPDX_JSON
+    )
+    pusher.push_referrers_tag(repository.name, pushed.digest, [sbom.referrer()])
+    polled(repository)
+    stored = Attachment.objects.filter(build__repository=repository).count()
+    fault_proxy.reset()
+
+    run = polled(repository)
+
+    kinds = {(record.method, re.sub(r"/v2/.+?/(tags|manifests|blobs|referrers)/.*", r"\1", record.path))
+             for record in fault_proxy.records}  # fmt: skip
+    assert kinds == {("GET", "tags"), ("HEAD", "manifests")}
+    assert fault_proxy.count("HEAD", MANIFESTS) == run.tags_seen == 3
+    assert (run.requests, run.gets, run.blob_gets) == (1 + 3, 0, 0)
+    assert Attachment.objects.filter(build__repository=repository).count() == stored
+
+
+# --- 2. cosign tags ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def image(pusher: Pusher, fault_proxy: FaultProxy, repo_name: str):
+    pushed = pusher.push_image(repo_name, "1.0", seed="image")
+    return pushed, watch(fault_proxy, repo_name)
+
+
+def test_a_cosign_signature_tag_reads_as_a_verified_signature_of_its_image(image, pusher, signer):
+    pushed, repository = image
+    signature = pusher.push_cosign(repository.name, pushed.digest, "sig", [sign_layer(signer, pushed)])
+
+    polled(repository)
+
+    build = build_of(repository, pushed)
+    [row] = rows(build)
+    assert (row.kind, row.source, row.subject, row.error) == ("signature", "cosign-tag", pushed.digest, "")
+    assert (row.manifest_digest, row.blob_digest, row.media_type) == (
+        signature.digest, signature.layer_digests[0], SIMPLE_SIGNING,
+    )  # fmt: skip
+    assert row.platform == build.platforms.get()  # a single-platform image: its one platform
+    details = row.details
+    assert (details["identity"], details["issuer"]) == (IDENTITY, ISSUER)
+    assert details["verified"] is details["signature_valid"] is details["names_subject"] is True
+    assert details["rekor_bundle"] is True and details["key"] == "ECDSA P-256"
+    assert "not verified" in details["detail"] or "not checked" in details["detail"]
+
+
+def test_cosign_attestation_and_sbom_tags_read_as_their_statements(image, pusher, signer):
+    pushed, repository = image
+    statement = in_toto_statement(pushed.digest, SLSA_V1, PROVENANCE)
+    envelope, annotations = signed_envelope(signer, statement)
+    attestation = pusher.push_cosign(
+        repository.name, pushed.digest, "att", [(Blob(envelope, DSSE_ENVELOPE), annotations)]
+    )
+    sbom = pusher.push_cosign(
+        repository.name, pushed.digest, "sbom", [(Blob(TRIVY_SPDX, SPDX_TEXT_JSON), {})]
+    )
+
+    polled(repository)
+
+    found = {row.manifest_digest: row for row in rows(build_of(repository, pushed))}
+    provenance, packages = found[attestation.digest], found[sbom.digest]
+    assert (provenance.kind, provenance.source, provenance.predicate_type, provenance.error) == (
+        "provenance", "cosign-tag", SLSA_V1, "",
+    )  # fmt: skip
+    assert (packages.kind, packages.media_type, packages.package_count) == ("sbom", SPDX_TEXT_JSON, 11)
+    assert packages.details["format"] == "SPDX 2.3"
+
+
+def test_a_cosign_tag_naming_a_platform_image_attaches_to_that_platform(
+    pusher, fault_proxy, repo_name, signer
+):
+    pushed = pusher.push_index(repo_name, "1.0", seed="index")
+    arm64 = PushResult(repo_name, pushed.child_digests[1], pushed.child_digests[1], b"", "")
+    pusher.push_cosign(repo_name, arm64.digest, "sbom", [(Blob(TRIVY_CYCLONEDX, CYCLONEDX_JSON), {})])
+    repository = watch(fault_proxy, repo_name)
+
+    polled(repository)
+
+    [row] = rows(build_of(repository, pushed))
+    assert (str(row.platform), row.subject, row.kind, row.package_count) == (
+        "linux/arm64/v8",
+        arm64.digest,
+        "sbom",
+        15,
+    )
+
+
+def test_a_cosign_tag_whose_subject_is_not_recorded_stores_nothing(image, pusher, signer):
+    _, repository = image
+    stranger = PushResult(repository.name, "x", "sha256:" + "5" * 64, b"", "")
+    pusher.push_cosign(repository.name, stranger.digest, "sig", [sign_layer(signer, stranger)])
+
+    polled(repository)
+
+    assert not Attachment.objects.filter(build__repository=repository).exists()
+
+
+# --- 3. the referrers tag schema ---------------------------------------------------------------------
+
+
+def test_a_tag_schema_index_lists_a_signature_bundle_and_an_sbom(image, pusher, fault_proxy, signer):
+    pushed, repository = image
+    bundle = pusher.push_artifact(
+        repository.name, None, [(Blob(sigstore_bundle(signer, pushed.digest), BUNDLE_V03), {})],
+        artifact_type=BUNDLE_V03, subject=pushed,
+    )  # fmt: skip
+    sbom = pusher.push_artifact(
+        repository.name, None, [(Blob(TRIVY_CYCLONEDX, CYCLONEDX_JSON), {})], artifact_type=CYCLONEDX_JSON,
+        subject=pushed,
+    )  # fmt: skip
+    pusher.push_referrers_tag(repository.name, pushed.digest, [bundle.referrer(), sbom.referrer(kind="sbom")])
+
+    run = polled(repository)
+
+    found = {row.manifest_digest: row for row in rows(build_of(repository, pushed))}
+    signature, packages = found[bundle.digest], found[sbom.digest]
+    assert (signature.kind, signature.source, signature.media_type) == ("signature", "tag-schema", BUNDLE_V03)
+    assert signature.details["verified"] is True and signature.details["identity"] == IDENTITY
+    assert (packages.kind, packages.source, packages.package_count) == ("sbom", "tag-schema", 15)
+    # the poll read both referrer manifests as entries of the index; only their layers are new
+    assert fault_proxy.count("GET", f"{MANIFESTS}{bundle.digest}$") == 1
+    assert run.blob_gets == 1 + 2  # the image's config, and one layer each
+
+
+# --- 4. the referrers API ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def with_api(fault_proxy: FaultProxy) -> Referrers:
+    """The proxy answers the referrers API, two entries a page."""
+    api = Referrers(page_size=2)
+    fault_proxy.add_rule(api)
+    return api
+
+
+def test_the_referrers_api_is_asked_about_the_build_and_each_platform(
+    pusher, fault_proxy, repo_name, with_api, signer
+):
+    pushed = pusher.push_index(repo_name, "1.0", seed="api")
+    amd64 = PushResult(repo_name, "", pushed.child_digests[0], b"", "")
+    sbom = pusher.push_artifact(repo_name, None, [(Blob(TRIVY_SPDX, SPDX_JSON), {})], artifact_type=SPDX_JSON)
+    bundle = pusher.push_artifact(
+        repo_name,
+        None,
+        [(Blob(sigstore_bundle(signer, pushed.digest), BUNDLE_V03), {})],
+        artifact_type=BUNDLE_V03,
+    )
+    with_api.add(pushed.digest, bundle.referrer())
+    for number in range(3):  # three pages for the amd64 image: the same SBOM listed thrice, read once
+        with_api.add(amd64.digest, sbom.referrer(number=str(number)))
+    repository = watch(fault_proxy, repo_name)
+
+    run = polled(repository)
+
+    build = build_of(repository, pushed)
+    found = rows(build)
+    assert sorted((row.kind, row.source, row.subject, str(row.platform or "")) for row in found) == [
+        ("sbom", "referrers", amd64.digest, "linux/amd64"), ("signature", "referrers", pushed.digest, ""),
+    ]  # fmt: skip
+    assert all(row.error == "" for row in found)
+    # build + 2 platforms asked; the amd64 answer in 2 pages
+    assert fault_proxy.count("GET", REFERRERS) == 4
+    assert Registry.objects.get(host=fault_proxy.host).referrers_api is True
+    assert ReferrersCheck.objects.get(build=build).referrers == 4
+    assert run.requests >= 4 + run.gets + run.blob_gets
+
+
+def test_the_recheck_finds_a_signature_added_later_and_reads_only_it(
+    pusher, fault_proxy, repo_name, with_api, signer
+):
+    pushed = pusher.push_image(repo_name, "1.0", seed="later")
+    sbom = pusher.push_artifact(repo_name, None, [(Blob(TRIVY_SPDX, SPDX_JSON), {})], artifact_type=SPDX_JSON)
+    with_api.add(pushed.digest, sbom.referrer())
+    repository = watch(fault_proxy, repo_name)
+    polled(repository)
+    build = build_of(repository, pushed)
+    assert [row.kind for row in rows(build)] == ["sbom"]
+    # signed after the push
+    signature = pusher.push_artifact(
+        repo_name,
+        None,
+        [sign_layer(signer, pushed)],
+        artifact_type="application/vnd.dev.cosign.artifact.sig.v1+json",
+    )
+    with_api.add(pushed.digest, signature.referrer())
+
+    fault_proxy.reset()
+    polled(repository)  # checked a moment ago: not asked again yet
+    assert fault_proxy.count("GET", REFERRERS) == 0
+
+    ReferrersCheck.objects.filter(build=build).update(checked_at=timezone.now() - timedelta(hours=2))
+    fault_proxy.reset()
+    polled(repository)
+
+    assert sorted(row.kind for row in rows(build)) == ["sbom", "signature"]
+    [signed] = rows(build, kind="signature")
+    assert signed.details["verified"] is True and signed.source == "referrers"
+    assert fault_proxy.count("GET", REFERRERS) == 1
+    assert fault_proxy.count("GET", f"{MANIFESTS}{sbom.digest}$") == 0  # stored already: not read again
+    assert fault_proxy.count("GET", f"{MANIFESTS}{signature.digest}$") == 1
+    assert ReferrersCheck.objects.get(build=build).checked_at > timezone.now() - timedelta(minutes=1)
+
+
+def test_the_recheck_is_bounded_and_takes_the_longest_unasked_first(
+    pusher, fault_proxy, repo_name, with_api, settings
+):
+    pushed = [pusher.push_image(repo_name, f"1.{number}", seed=f"bounded {number}") for number in range(4)]
+    repository = watch(fault_proxy, repo_name)
+    polled(repository)
+    builds = [build_of(repository, item) for item in pushed]
+    for hours, build in zip([5, 2, 9, 1], builds, strict=True):
+        ReferrersCheck.objects.filter(build=build).update(checked_at=timezone.now() - timedelta(hours=hours))
+    settings.TAGLEDGER_REFERRERS_RECHECK_BUILDS = 2
+    fault_proxy.reset()
+
+    polled(repository)
+
+    asked = {record.path.rsplit("/", 1)[1] for record in fault_proxy.find("GET", REFERRERS)}
+    assert asked == {builds[2].digest, builds[0].digest}
+
+
+# --- what a hostile registry can send ---------------------------------------------------------------------
+
+
+def test_hostile_documents_fail_only_themselves(image, pusher, fault_proxy, signer):
+    pushed, repository = image
+    deep = b"[" * 100_000 + b"]" * 100_000
+    blob, annotations = sign_layer(signer, pushed)
+    unparsable = "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n"
+    broken_certificate = blob, annotations | {"dev.sigstore.cosign/certificate": unparsable}
+    not_base64 = json.dumps(
+        {"payloadType": "application/vnd.in-toto+json", "payload": "%%% not base64 %%%", "signatures": []}
+    )
+    layers = [
+        (Blob(deep, SPDX_JSON), {}),
+        (Blob(b'{"spdxVersion": ["SPDX-2.3"], "packages": "all of them"}', SPDX_JSON), {}),
+        (Blob(b"\xff\xfe not even text", CYCLONEDX_JSON), {}),
+        (Blob(not_base64.encode(), DSSE_ENVELOPE), {}),
+    ]
+    sbom = pusher.push_cosign(repository.name, pushed.digest, "sbom", layers)
+    pusher.push_cosign(repository.name, pushed.digest, "sig", [broken_certificate])
+    huge = pusher.push_artifact(
+        repository.name, None, [(Blob(b"{}", SPDX_JSON), {})], artifact_type=SPDX_JSON
+    )
+    # the registry lies about the layer's size: past the cap, it is never fetched
+    fault_proxy.add_rule(
+        Respond(200, {"Content-Type": "application/json"}, b"x" * (17 * 1024 * 1024)),
+        method="GET", path=f"{BLOBS}{huge.layer_digests[0]}$",
+    )  # fmt: skip
+    pusher.push_referrers_tag(repository.name, pushed.digest, [huge.referrer()])
+
+    run = poll(repository)
+
+    assert (run.status, run.error) == (PollRun.Status.OK, "")
+    build = build_of(repository, pushed)
+    assert TagEvent.objects.filter(tag__repository=repository, build=build).count() == 1
+    found = {row.blob_digest: row for row in rows(build)}
+    errors = [found[blob.digest].error for blob, _ in layers]
+    assert all(errors), errors
+    assert "deeper" in errors[0] or "deep" in errors[0]
+    assert (
+        found[huge.layer_digests[0]].error.endswith("byte cap") or "cap" in found[huge.layer_digests[0]].error
+    )
+    [signature] = rows(build, kind="signature")
+    assert signature.details["verified"] is False and "certificate" in signature.details["detail"]
+    assert all(not row.details for row in found.values() if row.error)
+    assert len(found) == 6 and sbom.digest in {row.manifest_digest for row in found.values()}
+
+
+def test_a_failing_blob_fails_its_attachment_and_a_429_ends_the_reading(buildx, pusher, fault_proxy):
+    pushed, repository = buildx
+    amd64, arm64 = (
+        [layer["digest"] for layer in json.loads(pusher.get_manifest(repository.name, digest)[0])["layers"]]
+        for digest in pushed.attestation_digests
+    )
+    fault_proxy.add_rule(Respond(500), method="GET", path=f"{BLOBS}{amd64[0]}$")
+    fault_proxy.add_rule(Respond(429, {"Retry-After": "60"}), method="GET", path=f"{BLOBS}{arm64[1]}$")
+
+    with quick_client(repository) as client:
+        run = poll(repository, client=client)
+
+    assert (run.status, run.error) == (PollRun.Status.OK, "")  # the record stands, whatever the reading met
+    build = build_of(repository, pushed)
+    assert build.platforms.count() == 2 and build.attestations.count() == 2
+    found = {row.blob_digest: row for row in rows(build)}
+    assert found[amd64[0]].error.startswith("Unavailable: ") and found[amd64[0]].kind == "attestation"
+    assert "429" in found[arm64[1]].error
+    assert all(row.error == "" or "429" in row.error or row.blob_digest == amd64[0] for row in found.values())
+    assert slots.paused_until(repository.registry) > 0  # the 429 pauses the registry, as anywhere
+    cache.clear()
