@@ -120,6 +120,7 @@ def _stored_ids(rows: dict[str, Package]) -> list[int]:
 # --- reading a query ----------------------------------------------------------------------------
 
 PAGE_SIZE, MAX_PAGE = 50, 200  # results of a search
+WALK = 2  # a search reads the sets of this many times a page of the newest builds first (_page_ids)
 PACKAGE_PAGE, MAX_PACKAGE_PAGE = 100, 500  # a build's packages: short rows
 MAX_QUERY = NAME_LENGTH + VERSION_LENGTH + 1
 MAX_PURL_QUERY = PURL_LENGTH
@@ -364,29 +365,69 @@ def search(
     """The builds whose SBOMs name the package, newest first, a keyset page at a time: `name` as
     parse_query() reads it (a name, name@version or a purl), `version` exactly when given.
 
-    Four queries whatever the page size: the package ids, the page of builds, their SBOM
-    attachments with the sets, their platforms."""
+    At most seven queries whatever the page size: the package ids, the page's build ids
+    (_page_ids: two or three), the builds, their SBOM attachments with the sets, their platforms."""
     query = name if isinstance(name, PackageQuery) else parse_query(name, version)
     size = max(1, min(size, MAX_PAGE))
     matching = _matching_packages(query)
     if not matching:
         return SearchPage(query)
-    sets = PackageSet.objects.filter(_containing(list(matching))).values("pk")
-    sboms = Attachment.objects.filter(kind=Attachment.Kind.SBOM, packages__in=sets)
-    builds = Build.objects.filter(pk__in=sboms.values("build"))
-    if cursor is not None:
-        builds = builds.filter(RowBefore(cursor, ("first_seen_at", "pk")))
+    ids, read = _page_ids(matching.keys(), cursor, size + 1)
     current = TagState.objects.filter(build=OuterRef("pk"), present=True)
     found = list(
-        builds.select_related("repository__registry", "version")
+        Build.objects.filter(pk__in=ids)
+        .select_related("repository__registry", "version")
         .annotate(current=Exists(current))
-        .order_by("-first_seen_at", "-pk")[: size + 1]
+        .order_by("-first_seen_at", "-pk")
     )
     more = len(found) > size
     found = found[:size]
-    items = _describe(found, matching)
+    items = _describe(found, matching, read)
     last = found[-1] if more else None
     return SearchPage(query, items, Cursor(last.first_seen_at, last.pk) if last else None)
+
+
+# {build id: [(the platform id an SBOM is about or None, the package ids of its set)]}
+Sboms = dict[int, list[tuple[int | None, list[int]]]]
+
+
+def _page_ids(matching: Iterable[int], cursor: Cursor | None, wanted: int) -> tuple[list[int], Sboms]:
+    """The ids of the `wanted` newest builds after `cursor` whose SBOMs hold any of `matching`,
+    and the SBOMs of the builds it read.
+
+    Two ways, because what each costs depends on how common the package is. Asking the index for
+    every set that holds it costs a containment check of each such set (the GIN index of jsonb
+    is lossy: each candidate is read again and decompressed): 15 µs a set, so 100 ms for a
+    package in 7 000 sets, however few of those builds a page shows. Reading the newest builds'
+    sets costs what those builds are, whatever the package. So the newest WALK * `wanted` builds
+    are read first, which fills a page of anything in a good share of current builds (openssl,
+    zlib); only what they do not fill goes to the index, from where that reading stopped."""
+    matching = set(matching)
+    newest = Build.objects.order_by("-first_seen_at", "-pk")
+    if cursor is not None:
+        newest = newest.filter(RowBefore(cursor, ("first_seen_at", "pk")))
+    walked = list(newest.values_list("pk", "first_seen_at")[: wanted * WALK])
+    read = _sboms([pk for pk, _ in walked])
+    holding = {pk for pk, sboms in read.items() if any(not matching.isdisjoint(ids) for _, ids in sboms)}
+    found = [pk for pk, _ in walked if pk in holding][:wanted]
+    if len(found) == wanted or len(walked) < wanted * WALK:
+        return found, read
+    # Rare in the newest builds: the rest from the sets that hold it, older than what was read.
+    last_id, last_at = walked[-1]
+    sboms = Attachment.objects.filter(kind=Attachment.Kind.SBOM, packages__in=_holding_any(sorted(matching)))
+    older = Build.objects.filter(RowBefore(Cursor(last_at, last_id), ("first_seen_at", "pk")))
+    rest = older.filter(pk__in=sboms.values("build")).order_by("-first_seen_at", "-pk")
+    return found + list(rest.values_list("pk", flat=True)[: wanted - len(found)]), read
+
+
+def _sboms(build_ids: list[int]) -> Sboms:
+    """The package sets of these builds' SBOMs, in one query (plain values: a page reads a
+    hundred sets of hundreds of ids, which model instances would make three times as slow)."""
+    found: Sboms = {}
+    rows = Attachment.objects.filter(build__in=build_ids, kind=Attachment.Kind.SBOM, packages__isnull=False)
+    for build_id, platform_id, ids in rows.values_list("build_id", "platform_id", "packages__packages"):
+        found.setdefault(build_id, []).append((platform_id, ids))
+    return found
 
 
 def _matching_packages(query: PackageQuery) -> dict[int, str]:
@@ -402,45 +443,49 @@ def _matching_packages(query: PackageQuery) -> dict[int, str]:
     return dict(rows.values_list("pk", "version"))
 
 
-def _containing(ids: list[int]) -> Q:
-    """The sets holding any of `ids`."""
+def _holding_any(ids: list[int]) -> RawSQL:
+    """The ids of the sets holding any of `ids`, for `pk__in`."""
     if connection.vendor == "postgresql":
-        # One `@>` a package: each is a probe of the GIN index package_set_members.
-        return Q.create([("packages__contains", [pk]) for pk in ids], connector=Q.OR)
+        # One `@>` a package, each a probe of the GIN index package_set_members whose candidates
+        # are checked once each. (An OR of the probes reads as one condition, which the planner
+        # estimates as if it matched a handful of sets and then checks up to once a package for
+        # every set in the table: five times as slow.)
+        probes = " UNION ".join(["SELECT id FROM history_packageset WHERE packages @> %s::jsonb"] * len(ids))
+        return RawSQL(probes, [f"[{int(pk)}]" for pk in ids])  # noqa: S611 (only placeholders are interpolated)
     # SQLite has no containment for JSON: every set's members are read (json_each).
     marks = ", ".join(["%s"] * len(ids))
     members = f"SELECT s.id FROM history_packageset s, json_each(s.packages) m WHERE m.value IN ({marks})"  # noqa: S608
-    return Q(pk__in=RawSQL(members, ids))  # noqa: S611 (only placeholders are interpolated)
+    return RawSQL(members, ids)  # noqa: S611 (only placeholders are interpolated)
 
 
-def _describe(builds: list[Build], matching: dict[int, str]) -> list[Found]:
-    """Each build's platforms whose SBOMs hold a matching package, and the versions held: two
-    queries for the page (the SBOM attachments with their sets, the builds' platforms)."""
+def _describe(builds: list[Build], matching: dict[int, str], read: Sboms) -> list[Found]:
+    """Each build's platforms whose SBOMs hold a matching package, and the versions held: from
+    the SBOMs _page_ids read, and one query for those of builds it found in the index, one for
+    the builds' platforms."""
     if not builds:
         return []
-    sboms = (
-        Attachment.objects.filter(build__in=builds, kind=Attachment.Kind.SBOM, packages__isnull=False)
-        .select_related("packages")
-        .only("build_id", "platform_id", "packages__packages")
+    if missing := [build.pk for build in builds if build.pk not in read]:
+        read = {**read, **_sboms(missing)}
+    platforms: dict[int, list[tuple[int, str]]] = {build.pk: [] for build in builds}
+    rows = Platform.objects.filter(build__in=builds).values_list(
+        "build_id", "pk", "os", "architecture", "variant"
     )
-    platforms: dict[int, list[Platform]] = {build.pk: [] for build in builds}
-    for platform in Platform.objects.filter(build__in=builds).only(
-        "build_id", "os", "architecture", "variant"
-    ):
-        platforms[platform.build_id].append(platform)
-    names: dict[int, set[str]] = {build.pk: set() for build in builds}
-    versions: dict[int, set[str]] = {build.pk: set() for build in builds}
-    for sbom in sboms:
-        held = {matching[pk] for pk in sbom.packages.packages if pk in matching}
-        if not held:
-            continue
-        versions[sbom.build_id] |= held
-        of = platforms[sbom.build_id]
-        # An SBOM of the build's own digest is about every platform of it.
-        names[sbom.build_id] |= {str(p) for p in of if sbom.platform_id in (None, p.pk)}
-    return [
-        Found(build, sorted(names[build.pk]), sorted(versions[build.pk]), build.current) for build in builds
-    ]
+    for build_id, pk, *parts in rows.order_by("os", "architecture", "variant", "pk"):
+        platforms[build_id].append(
+            (pk, "/".join(part for part in parts if part) or "unknown")
+        )  # as str(Platform)
+    found = []
+    for build in builds:
+        names: set[str] = set()
+        versions: set[str] = set()
+        for platform_id, ids in read.get(build.pk, []):
+            held = {matching[pk] for pk in ids if pk in matching}
+            if held:
+                versions |= held
+                # An SBOM of the build's own digest is about every platform of it.
+                names |= {name for pk, name in platforms[build.pk] if platform_id in (None, pk)}
+        found.append(Found(build, sorted(names), sorted(versions), build.current))
+    return found
 
 
 # --- compare --------------------------------------------------------------------------------------

@@ -272,15 +272,44 @@ def test_pages_of_builds_continue_where_the_last_ended_without_repeats(repositor
     assert search("curl", cursor=Cursor.decode(Cursor(NOW - timedelta(hours=100), 1).encode())).items == []
 
 
+@pytest.mark.parametrize("size", [1, 2, 3])
+@pytest.mark.parametrize(
+    "holds",
+    [
+        "x.x.x.x.x.x.x.x",  # common: the newest builds fill every page
+        "..........xx.x.",  # only old builds: the index finds them past the newest read
+        "x.........x...x",  # one new, the rest old: a page from both
+        "...............",
+        "xxxxxxxxxxxxxxx",
+    ],
+)
+def test_pages_hold_exactly_the_builds_that_contain_it_whichever_way_they_were_found(repository, holds, size):
+    """`holds`: newest build first, x where its SBOM names curl."""
+    made = []
+    for n, mark in enumerate(holds):
+        platforms = {"linux/amd64": ["bash@5.2"] + (["curl@8.5"] if mark == "x" else [])}
+        made.append(image(repository, f"1.{n}", hours_ago=n, platforms=platforms))
+    seen, cursor = [], None
+    for _ in range(len(holds) + 1):
+        page = search("curl", cursor=cursor, size=size)
+        assert len(page.items) <= size
+        seen += [found.build for found in page.items]
+        if (cursor := page.next_cursor) is None:
+            break
+    assert seen == [build for build, mark in zip(made, holds, strict=True) if mark == "x"]
+
+
 def test_a_page_is_a_fixed_number_of_queries_whatever_its_size(repository, django_assert_max_num_queries):
     for n in range(30):
         platforms = {"linux/amd64": ["curl@8.5", f"lib{n}@1"], "linux/arm64/v8": ["curl@8.4"], "": ["curl@3"]}
         image(repository, f"1.{n}", hours_ago=n, tag=f"1.{n}", platforms=platforms)
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(6):
         page = search("curl", size=25)
     assert len(page.items) == 25 and page.items[0].platforms == ["linux/amd64", "linux/arm64/v8"]
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(6):
         assert len(search("curl", cursor=page.next_cursor, size=25).items) == 5
+    with django_assert_max_num_queries(7):  # lib0 is in the oldest build only: the index finds it
+        assert len(search("lib0", size=2).items) == 1
 
 
 # --- a build's packages -----------------------------------------------------------------------------
