@@ -81,6 +81,11 @@ class EventOut(Schema):
         description="A first sighting written by the repository's import (its first poll with tags), "
         "which the changelog pages and feed show as one row."
     )
+    signing: Literal["unsigned", "signer_changed"] | None = Field(
+        description="A move from a signed build to an unsigned one (`unsigned`), or to a build no signer of "
+        "the previous one signed (`signer_changed`); null otherwise. Read from the signatures recorded now, "
+        "so a signature attached later clears it."
+    )
 
 
 class EventPage(Schema):
@@ -339,6 +344,15 @@ class CompareOut(Schema):
     platforms_unchanged: list[str]
     platforms: list[PlatformDiffOut]
     annotations: list[KeyChangeOut]
+    packages: "PackageDiffOut" = Field(
+        description="Every package of either build (all platforms' SBOMs together): added, removed, changed."
+    )
+    packages_by_platform: list["PlatformPackagesOut"] = Field(
+        description="The same for each platform both builds have, matched by os/architecture/variant."
+    )
+    supply_changes: list["SupplyChangeOut"] = Field(
+        description="Differences in signatures (signed, signer, verified) and provenance (builder, source)."
+    )
 
 
 class PinOut(Schema):
@@ -535,13 +549,6 @@ class AmbiguousOut(Error):
     )
 
 
-class ComparedPackageOut(Schema):
-    name: str
-    type: str
-    version: str
-    purl: str
-
-
 class PackageChangeOut(Schema):
     name: str
     type: str
@@ -550,8 +557,8 @@ class PackageChangeOut(Schema):
 
 
 class PackageDiffOut(Schema):
-    added: list[ComparedPackageOut]
-    removed: list[ComparedPackageOut]
+    added: list[PackageOut]
+    removed: list[PackageOut]
     changed: list[PackageChangeOut] = Field(description="The same type and name at another version.")
     a_count: int | None = Field(description="Packages of `a`; null: no SBOM, and the lists are empty.")
     b_count: int | None = Field(description="Packages of `b`; null: no SBOM, and the lists are empty.")

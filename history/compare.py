@@ -1,4 +1,5 @@
-"""What changed between two builds, from stored data only: summary, platforms, layers, config, annotations.
+"""What changed between two builds, from stored data only: summary, platforms, layers, config, annotations,
+packages, signatures and provenance (the last three read by history.supply_chain).
 
 `resolve` turns what a person pastes (a full digest, a unique prefix of one, or a reference
 `name@digest` / `name:tag`) into one Build; `compare` diffs two builds in a fixed number of
@@ -17,10 +18,11 @@ from catalog.models import Repository, Tag, Version
 from catalog.tags import version_key
 from catalog.text import quoted
 
-from . import digests, params, references
+from . import digests, params, references, supply_chain
 from .digests import BUILD, CONFIG, PLATFORM, image_id
 from .models import Build, HeldTag, Platform, TagEvent
 from .search import PLATFORM_ORDER
+from .supply_chain import SupplyComparison
 from .versions import NEWEST_FIRST
 from .wording import format_time, plural
 
@@ -555,6 +557,8 @@ class Comparison:
     b: BuildSummary
     platforms: list[PlatformDiff]
     annotations: list[KeyChange]
+    # Packages, signatures and provenance (history.supply_chain), from stored attachments.
+    supply: SupplyComparison
 
     @property
     def same(self) -> bool:
@@ -609,11 +613,13 @@ class Comparison:
             "platforms_unchanged": [diff.platform for diff in self.unchanged],
             "platforms": [diff.as_dict() for diff in self.platforms],
             "annotations": [change.as_dict() for change in self.annotations],
+            **self.supply.as_dict(),
         }
 
 
 def compare(a: Build, b: Build) -> Comparison:
-    """From `a` to `b`, in two queries beyond what the builds already hold (platforms, held tags)."""
+    """From `a` to `b`, in two queries beyond what the builds already hold (platforms, held tags),
+    and the supply chain's few (history.supply_chain.compare)."""
     prefetch_related_objects(
         [a, b], "repository__registry", "version", Prefetch("platforms", queryset=PLATFORM_ORDER)
     )
@@ -627,6 +633,7 @@ def compare(a: Build, b: Build) -> Comparison:
         BuildSummary(b, held[b.pk]),
         platforms,
         _key_changes(a.annotations or {}, b.annotations or {}, sort=True),
+        supply_chain.compare(a, b, before, after),
     )
 
 

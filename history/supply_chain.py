@@ -284,8 +284,13 @@ def for_build(build: Build) -> SupplyChain:
     return for_builds([build])[build.pk]
 
 
-def for_builds(builds: list[Build]) -> dict[int, SupplyChain]:
-    """{build id: its supply chain} for several builds, in the same queries as one."""
+def for_builds(builds: list[Build], *, attachments_only: bool = False) -> dict[int, SupplyChain]:
+    """{build id: its supply chain} for several builds, in the same queries as one.
+
+    `attachments_only` (compare): what the attachments say and no more, in one query beyond the
+    platforms: no BuildKit Attestation rows (their statements are attachments too once read), no
+    referrers check (`looked` then says nothing of when the API was last asked), and signatures
+    not linked to their manifests' builds."""
     if not builds:
         return {}
     prefetch_related_objects(builds, "repository__registry", Prefetch("platforms", queryset=_PLATFORM_ORDER))
@@ -295,9 +300,12 @@ def for_builds(builds: list[Build]) -> dict[int, SupplyChain]:
         .select_related("packages")
         .order_by("build_id", "kind", "source", "manifest_digest", "blob_digest", "pk")
     )
-    attestations = Attestation.objects.of_builds(builds)
-    checks = dict(ReferrersCheck.objects.filter(build__in=ids).values_list("build_id", "checked_at"))
-    signature_builds = _recorded(builds, attachments)
+    if attachments_only:
+        attestations, checks, signature_builds = {build.pk: [] for build in builds}, {}, {}
+    else:
+        attestations = Attestation.objects.of_builds(builds)
+        checks = dict(ReferrersCheck.objects.filter(build__in=ids).values_list("build_id", "checked_at"))
+        signature_builds = _recorded(builds, attachments)
     found = {}
     for build in builds:
         mine = [attachment for attachment in attachments if attachment.build_id == build.pk]
@@ -635,8 +643,9 @@ class SupplyComparison:
 
 def compare(a: Build, b: Build, keys_a: dict[str, Platform], keys_b: dict[str, Platform]) -> SupplyComparison:
     """From `a` to `b`; `keys_a`/`keys_b`: each build's platforms by compare's key (os/arch/variant),
-    so platforms match as the rest of compare matches them. Seven queries at most."""
-    chains = for_builds([a, b] if a.pk != b.pk else [a])
+    so platforms match as the rest of compare matches them. Two queries (the attachments, and the
+    packages when either side has an SBOM) beyond the platforms compare has loaded."""
+    chains = for_builds([a, b] if a.pk != b.pk else [a], attachments_only=True)
     before, after = chains[a.pk], chains[b.pk]
     platforms = []
     for key in sorted(keys_a.keys() | keys_b.keys()):

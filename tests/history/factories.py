@@ -10,8 +10,10 @@ from django.utils import timezone
 from catalog.models import Line, Registry, Repository, Tag, Version
 from catalog.oci.mediatypes import OCI_INDEX
 from catalog.tags import classify, line_of
-from history.models import Attachment, Build, Package, PackageSet, Platform, PollRun, TagEvent, TagState
+from history.models import Attachment, Build, PackageSet, Platform, PollRun, TagEvent, TagState
+from history.packages import package_set as stored_set
 from history.polling import poll
+from history.sbom import Package as sbom_package
 
 _builds = count(1)
 
@@ -118,22 +120,12 @@ def signature(
 
 
 def package_set(*packages: tuple[str, str] | tuple[str, str, str]) -> PackageSet:
-    """The set of `packages`, each (name, version[, type]): apk unless a type is given; rows made
-    where missing, as history.packages.package_set stores them."""
-    ids = []
-    for spec in packages:
-        name, version, kind = (*spec, "apk")[:3]
-        purl = f"pkg:{kind}/{name}@{version}"
-        key = sha256("\x00".join((kind, name, version, purl)).encode()).hexdigest()
-        row, _ = Package.objects.get_or_create(
-            key=key, defaults={"type": kind, "name": name, "version": version, "purl": purl}
-        )
-        ids.append(row.pk)
-    ids = sorted(set(ids))
-    found, _ = PackageSet.objects.get_or_create(
-        key=sha256(",".join(map(str, ids)).encode()).hexdigest(), defaults={"packages": ids, "size": len(ids)}
+    """The set of `packages`, each (name, version[, type]): apk unless a type is given, stored as
+    the poll stores an SBOM's (history.packages.package_set)."""
+    return stored_set(
+        sbom_package(name, version, kind, f"pkg:{kind}/{name}@{version}")
+        for name, version, kind in ((*spec, "apk")[:3] for spec in packages)
     )
-    return found
 
 
 def sbom(build: Build, *packages, platform: Platform | None = None, **fields) -> Attachment:
