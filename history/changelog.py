@@ -49,6 +49,7 @@ from catalog.text import quoted
 from . import digests, params
 from .keyset import Cursor, InvalidCursor, RowBefore
 from .models import TagEvent, with_builds
+from .supply_chain import signing_changes
 
 PAGE_SIZE = 50
 MAX_SEARCH = 135  # the longest digest we store
@@ -203,7 +204,9 @@ def page(
 
     `collapse_imports` (the pages, the feed, home): an import is its one row, whose
     `import_size` is the number of tags it imported (None on every other row, and on every row
-    of a page that does not collapse)."""
+    of a page that does not collapse). Each row's `signing` flags a move from a signed build to
+    an unsigned one, or to another signer (history.supply_chain.signing_changes: one query more
+    when the page has a move)."""
     collapsed = collapse_imports and changelog.collapses_imports
     events = changelog.events(collapse_imports=collapsed)
     if cursor is not None:
@@ -211,7 +214,10 @@ def page(
     rows = list(events[: size + 1])
     more = len(rows) > size
     rows = with_builds(rows[:size])
+    # Read now, not stored on the event: signatures often come after the push.
+    signing = signing_changes(rows)
     for row in rows:
+        row.signing = signing.get(row.pk)
         row.import_size = row.imported_tags if collapsed else None
         if row.import_size is not None:
             row.import_query = urlencode(imported_rows(row).as_query())

@@ -20,6 +20,9 @@ from tagledger.access import readable
 from .changelog import ChangelogFilter, InvalidFilter, imported_rows, page, parse
 from .keyset import Cursor
 from .models import TagEvent
+from .supply_chain import SIGNING_WORDS
+
+SIGNING_TITLES = {"unsigned": "signed → unsigned", "signer_changed": "another signer"}
 
 # A fixed namespace: an entry's id is derived from what it records, so it never changes.
 ENTRY_NAMESPACE = uuid.UUID("0b6f7f1e-3c2a-5d47-9a51-7461676c6564")
@@ -73,9 +76,10 @@ class ChangelogFeed(Feed):
         where = event.tag.repository.reference
         if event.import_size is not None:
             return _text(f"imported {event.import_size} {_tags(event.import_size)} in {where}")
+        flag = f" ({SIGNING_TITLES[event.signing]})" if event.signing else ""
         if event.kind == TagEvent.Kind.IMMUTABLE_MOVED:
-            return _text(f"immutable tag moved: {event.tag.name} in {where}")
-        return _text(f"{event.tag.name} {event.kind} in {where}")
+            return _text(f"immutable tag moved: {event.tag.name} in {where}{flag}")
+        return _text(f"{event.tag.name} {event.kind} in {where}{flag}")
 
     def item_link(self, event: TagEvent) -> str:
         if event.import_size is not None:
@@ -130,6 +134,8 @@ class ChangelogFeed(Feed):
             )
         if version:
             summary += format_html("<p>Version {}.</p>", str(version))
+        if event.signing:
+            summary += format_html("<p><strong>Signing:</strong> {}.</p>", SIGNING_WORDS[event.signing])
         return _text(summary)
 
 

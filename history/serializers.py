@@ -124,6 +124,7 @@ def event(event: TagEvent) -> dict:
         "detected_at": event.detected_at,
         "not_before": event.not_before,
         "imported": event.imported,
+        "signing": getattr(event, "signing", None),  # changelog.page reads it for the page
     }
 
 

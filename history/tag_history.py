@@ -17,6 +17,7 @@ from catalog.tags import Kind, classify
 
 from .keyset import Cursor, RowAfter, RowBefore
 from .models import Build, TagEvent, TagState, with_builds
+from .supply_chain import signing_changes
 from .versions import is_timestamp
 
 # A row is short (a digest, two times, a version): 50 a page, as the other lists.
@@ -94,9 +95,10 @@ def find(repository: Repository | int, name: object) -> Tag | None:
 
 
 def tag_history(tag: Tag, cursor: Cursor | None = None, size: int = PAGE_SIZE) -> TagHistory:
-    """The `size` newest events of `tag` after `cursor`, in three queries whatever `size`: the events
+    """The `size` newest events of `tag` after `cursor`, in four queries whatever `size`: the events
     with each one's end (the next event: one seek in `event_tag_timeline`, as TagEventQuerySet.held
-    does), their builds with versions (with_builds), and those builds' timestamp tags."""
+    does), their builds with versions (with_builds), those builds' timestamp tags, and their
+    signatures for each move's `signing` flag (history.supply_chain.signing_changes)."""
     later = TagEvent.objects.filter(tag=OuterRef("tag")).filter(
         RowAfter((OuterRef("detected_at"), OuterRef("pk")))
     )
@@ -109,6 +111,9 @@ def tag_history(tag: Tag, cursor: Cursor | None = None, size: int = PAGE_SIZE) -
         events = events.filter(RowBefore(cursor))
     found = list(events[: size + 1])
     shown = with_builds(found[:size])
+    signing = signing_changes(shown)
+    for event in shown:
+        event.signing = signing.get(event.pk)
     stamps = _timestamp_tags({event.build_id for event in shown if event.build_id})
     named = f"{tag.repository.reference}:{tag.name}"
     rows = [

@@ -78,10 +78,17 @@ def pasted(repository) -> list[dict[str, str]]:
     return [texts, *({"cursor": cursor} for cursor in cursors)]
 
 
+def real_path(repository) -> dict:
+    """Path parameters naming what the poll recorded: the repository, its version, its tag latest,
+    and its newest build."""
+    digest = repository.builds.latest("first_seen_at").digest
+    return {"id": repository.pk, "version": "1.0.0", "name": "latest", "digest": digest}
+
+
 def fuzz(schema, repository, mode: GenerationMode, *, checks, examples: int = 40, expect=None) -> None:
     """Each operation on its own, so each gets its share: anything the schema allows, and the same
     aimed at the polled repository, its version, its builds and its tag `latest`."""
-    real = {"id": repository.pk, "version": "1.0.0", "name": "latest"}
+    real = real_path(repository)
     queries = pasted(repository)
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -145,7 +152,7 @@ def test_every_parameter_at_its_edges_gets_an_answer_that_matches_the_schema(app
     (unless the case is about the path parameter itself): every case, not a sample."""
     wsgi, repository = app
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", wsgi)
-    real = {"id": repository.pk, "version": "1.0.0", "name": "latest"}
+    real = real_path(repository)
     checks = [*CHECKS, negative_data_rejection, unsupported_method, missing_required_header]
     failures, operations, count = [], set(), 0
     for result in schema.get_all_operations():
@@ -170,7 +177,7 @@ def test_every_parameter_at_its_edges_gets_an_answer_that_matches_the_schema(app
                     case.call_and_validate(checks=checks)
                 except BaseException as failure:  # a FailureGroup, listed below
                     failures.append(f"{case.method} {case.formatted_path} {case.query}: {failure}"[:600])
-    assert len(operations) == 9 and count > 200, (operations, count)
+    assert len(operations) == 12 and count > 200, (operations, count)
     assert not failures, "\n\n".join(failures)
 
 

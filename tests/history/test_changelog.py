@@ -451,10 +451,12 @@ def test_query_count_is_the_same_on_page_1_and_page_3(client, busy, django_asser
         assert len(shown(client.get(url))) == 50
     with CaptureQueriesContext(connection) as on_third:
         assert len(shown(client.get(third))) == 20
-    with django_assert_max_num_queries(5):  # the repository, events, their builds, lines, versions
+    # the repository, events, their builds, their signatures (the signing flags), lines, versions
+    with django_assert_max_num_queries(6):
         client.get(third)
 
-    assert len(on_first) == len(on_third)
+    # Page 3 costs what page 1 does, less the signatures' query when it holds no move to flag.
+    assert len(on_first) - 1 <= len(on_third) <= len(on_first)
 
 
 def test_a_deep_page_is_a_range_scan_of_the_changelog_index(busy):

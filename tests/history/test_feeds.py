@@ -238,5 +238,6 @@ def test_the_feed_costs_the_same_queries_for_any_number_of_entries(
     client, moved, django_assert_max_num_queries
 ):
     repository, _, _ = moved
-    with django_assert_max_num_queries(3):  # the repository named in the title, the events, their builds
+    # the repository named in the title, the events, their builds, their signatures (the signing flags)
+    with django_assert_max_num_queries(4):
         assert len(entries(client.get(FEED, {"repository": repository.pk}))) == 4
