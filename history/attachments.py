@@ -608,12 +608,15 @@ def store(found: list[tuple[list[Target], Found]], *, at: datetime) -> int:
     """Write what was read: an Attachment per document and build it describes, its packages as a
     PackageSet (history.packages). A referrer not read for now is left to the next re-check.
     Returns the number of rows written; a row the database refuses is lost alone (logged)."""
-    rows = []
+    rows, sets = [], {}
     # In an order of their own, not the order the reading's threads happened to finish in.
     for targets, item in sorted(found, key=lambda pair: (pair[1].manifest_digest, pair[1].blob_digest)):
         if item.retry and item.source == Source.REFERRERS:
             continue
-        packages = package_set(item.packages) if item.packages is not None and not item.error else None
+        packages = sets.get(item.packages) if item.packages is not None and not item.error else None
+        if packages is None and item.packages is not None and not item.error:
+            # Platforms (and rebuilds) share their SBOM's packages: one set, made once per poll.
+            packages = sets[item.packages] = package_set(item.packages)
         for build, platform in targets:
             row = Attachment(
                 build=build, platform=platform, subject=item.subject, source=item.source, kind=item.kind,
@@ -623,6 +626,8 @@ def store(found: list[tuple[list[Target], Found]], *, at: datetime) -> int:
                 package_count=packages.size if packages is not None else None, error=item.error, found_at=at,
             )  # fmt: skip
             rows.append(row)
+    if not rows:
+        return 0
     try:
         with transaction.atomic():
             return len(Attachment.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500))

@@ -10,17 +10,19 @@ when a test asks it to.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from django.core.cache import cache
 from django.utils import timezone
 
 from catalog.models import Registry, Repository
-from history import slots
+from history import attachments, slots
 from history.models import Attachment, Build, PollRun, ReferrersCheck, TagEvent
 from history.polling import poll
 from tests.history.factories import polled, watch
@@ -245,6 +247,27 @@ def test_a_tag_schema_index_lists_a_signature_bundle_and_an_sbom(image, pusher, 
     assert run.blob_gets == 1 + 2  # the image's config, and one layer each
 
 
+def test_a_bundle_of_an_attestation_reads_as_its_statement(image, pusher, signer):
+    """cosign v3 attaches attestations as Sigstore bundles too: a DSSE envelope over a statement
+    whose predicate is not cosign's signature predicate is read for what the statement says."""
+    pushed, repository = image
+    envelope, _ = signed_envelope(signer, in_toto_statement(pushed.digest, SLSA_V1, PROVENANCE))
+    certificate = base64.b64encode(signer.certificate.public_bytes(serialization.Encoding.DER)).decode()
+    bundle = json.dumps({
+        "mediaType": BUNDLE_V03, "verificationMaterial": {"certificate": {"rawBytes": certificate}},
+        "dsseEnvelope": json.loads(envelope),
+    }).encode()  # fmt: skip
+    attestation = pusher.push_artifact(
+        repository.name, None, [(Blob(bundle, BUNDLE_V03), {})], artifact_type=BUNDLE_V03
+    )
+    pusher.push_referrers_tag(repository.name, pushed.digest, [attestation.referrer()])
+
+    polled(repository)
+
+    [row] = rows(build_of(repository, pushed))
+    assert (row.kind, row.source, row.predicate_type, row.error) == ("provenance", "tag-schema", SLSA_V1, "")
+
+
 # --- 4. the referrers API ---------------------------------------------------------------------------------
 
 
@@ -340,6 +363,27 @@ def test_the_recheck_is_bounded_and_takes_the_longest_unasked_first(
 
     asked = {record.path.rsplit("/", 1)[1] for record in fault_proxy.find("GET", REFERRERS)}
     assert asked == {builds[2].digest, builds[0].digest}
+
+
+def test_a_registry_without_the_api_is_asked_again_after_a_day_for_one_request(buildx, fault_proxy):
+    pushed, repository = buildx
+    polled(repository)
+    Registry.objects.filter(host=fault_proxy.host).update(
+        referrers_api_checked_at=timezone.now() - attachments.API_MEMORY - timedelta(minutes=1)
+    )
+    repository = Repository.objects.select_related("registry").get(pk=repository.pk)
+    fault_proxy.reset()
+
+    run = polled(repository)
+
+    [asked] = fault_proxy.find("GET", REFERRERS)
+    assert asked.path.endswith(pushed.digest) and asked.status == 404
+    assert run.requests == 1 + 1 + 1  # the tag list, the HEAD of 1.0, the question
+    registry = Registry.objects.get(host=fault_proxy.host)
+    assert registry.referrers_api is False and registry.referrers_api_checked_at > timezone.now() - timedelta(
+        minutes=1
+    )
+    assert not ReferrersCheck.objects.exists()
 
 
 # --- what a hostile registry can send ---------------------------------------------------------------------

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from catalog.oci.client import MAX_REFERRERS, MAX_REFERRERS_PAGES, RegistryClient
+from catalog.oci.client import MAX_REFERRERS, MAX_REFERRERS_PAGES, RegistryClient, _referrers_page
 from catalog.oci.errors import BadResponse, RateLimited, RepositoryNotFound, Unavailable
 from catalog.oci.manifest import digest_of
 from tests.support.faultproxy import FaultProxy, Referrers, Respond, registry_error
@@ -217,3 +219,42 @@ def test_arguments_that_no_url_should_carry_are_refused_before_any_request(
     with client_for(fault_proxy) as client, pytest.raises(ValueError):
         client.list_referrers(repository, digest, artifact_type)
     assert fault_proxy.count() == 0
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=25,
+)
+ENTRY = st.fixed_dictionaries(
+    {},
+    optional={
+        "mediaType": JSON | st.just(OCI_MANIFEST), "digest": JSON | st.just(SUBJECT),
+        "size": JSON | st.integers(min_value=0), "artifactType": JSON | st.just(SBOM),
+        "annotations": JSON | st.dictionaries(st.text(max_size=8), st.text(max_size=8) | JSON, max_size=3),
+    },
+)  # fmt: skip
+
+
+INDEX = st.fixed_dictionaries(
+    {},
+    optional={"mediaType": JSON | st.just(OCI_INDEX), "manifests": JSON | st.lists(ENTRY | JSON, max_size=5)},
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    document=JSON | INDEX,
+    content_type=st.sampled_from([OCI_INDEX, "application/json", ""]),
+)  # fmt: skip
+def test_any_json_answer_is_a_list_of_descriptors_or_one_clear_refusal(document, content_type):
+    body = json.dumps(document).encode()
+    try:
+        found = _referrers_page(body, content_type, "referrers of t/app")
+    except BadResponse as error:
+        assert str(error).startswith("referrers of t/app") or "JSON" in str(error) or "UTF-8" in str(error)
+        return
+    for descriptor in found:
+        assert descriptor.digest.startswith("sha256:") and descriptor.size >= 0
+        assert isinstance(descriptor.artifact_type, str) and isinstance(descriptor.media_type, str)
+        assert all(isinstance(value, str) for value in descriptor.annotations.values())
