@@ -184,7 +184,10 @@ def test_events_are_every_change_newest_first(client, story):
         "detected_at",
         "not_before",
         "imported",
+        "signing",
     }
+    # No build of the story is signed: no move leaves a signature behind.
+    assert {e["signing"] for e in events} == {None}
     # Every row of the first poll (the import), each flagged, where the pages show one row for them.
     assert [e["imported"] for e in events] == [False] * 5 + [True] * 7
 
@@ -655,6 +658,7 @@ def test_openapi_schema_and_docs_load_nothing_from_elsewhere(client, settings):
             "repositories", "repositories/{id}/tags", "repositories/{id}/tags/{name}/history",
             "repositories/{id}/events", "repositories/{id}/versions",
             "repositories/{id}/versions/{version}/builds", "search", "compare", "pins",
+            "builds/{digest}", "builds/{digest}/packages", "packages",
         )
     )  # fmt: skip
     docs = client.get(f"{API}/docs")
