@@ -7,6 +7,7 @@ Everything runs on the real parts: Debian's docker-registry (tests/support/regis
     python -m bench.poll --quick            # a smoke run with small sizes, ~1 minute
     python -m bench.poll --only first,repoll --rounds 5
     python -m bench.poll --ab REVISION      # before/after: REVISION's polling code vs the work tree's
+    python -m bench.poll --only supply      # what reading signatures, attestations and SBOMs costs
 
 Results: a summary on stdout and everything measured in var/bench/poll[-quick][-SECTIONS][-ab].json
 (and --json PATH). bench/README.md says what each section measures and how.
@@ -77,6 +78,7 @@ class Sizes:
     scale_runs: int
     scale_timeout: float
     beat_seconds: float  # the run with the real beat (0: skipped)
+    supply_builds: int = 40  # buildx-shaped builds with attestations (section `supply`)
 
 
 FULL = Sizes(
@@ -88,8 +90,9 @@ QUICK = Sizes(
     builds=40, rounds=1, load_seconds=2, skopeo_sample=10, repolls=1,
     memory_builds=100, memory_runs=1,
     scale_repositories=6, scale_builds=2, scale_runs=1, scale_timeout=120, beat_seconds=0,
+    supply_builds=8,
 )  # fmt: skip
-SECTIONS = ("first", "repoll", "memory", "scale")
+SECTIONS = ("first", "repoll", "supply", "memory", "scale")
 
 
 def log(message: str) -> None:
@@ -476,6 +479,8 @@ def request_kind(method: str, path: str) -> str:
         return f"{method} manifest"
     if "/blobs/" in path:
         return f"{method} blob"
+    if "/referrers/" in path:
+        return f"{method} referrers"
     return f"{method} other"
 
 
@@ -512,6 +517,83 @@ def bench_repoll(registry: RunningRegistry, sizes: Sizes) -> dict:
     log(f"unchanged re-poll via proxy: {runs[-1]['requests']}, rows added {runs[-1]['rows_added']}")
     direct = [timed_poll(Repository.objects.select_related("registry").get(name=name)).seconds for _ in runs]
     return {"runs": runs, "direct_seconds": direct}
+
+
+# --- 3. the supply chain: what reading signatures, attestations and SBOMs costs ------------------------
+
+
+def push_supply(registry: RunningRegistry, name: str, builds: int) -> int:
+    """`builds` builds as buildx pushes them (2 platforms, each with an SPDX SBOM and a SLSA v1
+    provenance statement from tests/history/sboms), every other one signed with a cosign `.sig` tag
+    (a real certificate and signature, tests/support/sigstore.py); the number of tags."""
+    from tests.support import sigstore
+
+    sboms = PROJECT_DIR / "tests" / "history" / "sboms"
+    predicates = {
+        images.SPDX: json.loads((sboms / "trivy-alpine-3.15.spdx.json").read_text()),
+        images.SLSA_V1: json.loads((sboms / "buildkit-provenance-v1.intoto.json").read_text())["predicate"],
+    }
+    signer = sigstore.make_signer()
+    pusher = Pusher.for_registry(registry)
+    tags = 0
+    try:
+        for index in range(builds):
+            pushed = pusher.push_buildx_index(
+                name, f"1.0.{index}", seed=f"supply {index}", predicates=predicates
+            )
+            tags += 1
+            if index % 2 == 0:
+                payload = sigstore.simple_signing_payload(f"{registry.host}/{name}", pushed.digest)
+                layer = (
+                    images.Blob(payload, sigstore.SIMPLE_SIGNING),
+                    sigstore.cosign_signature_layer(signer, payload),
+                )
+                pusher.push_cosign(name, pushed.digest, "sig", [layer])
+                tags += 1
+    finally:
+        pusher.close()
+    return tags
+
+
+def bench_supply(registry: RunningRegistry, sizes: Sizes) -> dict:
+    """A first poll and an unchanged re-poll of buildx-shaped builds, counted at a proxy, with the
+    poll's supply-chain step (history.attachments.discover) and with it replaced by nothing: the
+    difference is what reading signatures, attestations and SBOMs costs. distribution 2.8 has no
+    referrers API, so that part is the one request that finds so."""
+    import catalog.models
+    from catalog.oci.auth import AuthMemory
+    from history import attachments
+    from history.models import Attachment, PackageSet
+
+    name = "bench/supply"
+    tags = push_supply(registry, name, sizes.supply_builds)
+    variants = {"without": lambda *args, **kwargs: 0, "with": attachments.discover}
+    results: dict[str, dict] = {}
+    with FaultProxy(registry.url) as proxy:
+        for label, discover in variants.items():
+            fresh_database()
+            catalog.models.AUTH_MEMORY = AuthMemory()  # each variant pings once, as a new process would
+            repository = watch(proxy.host, name)
+            original, attachments.discover = attachments.discover, discover
+            try:
+                row = {}
+                for poll_name in ("first", "repoll"):
+                    proxy.reset()
+                    timed = timed_poll(repository)
+                    counts = Counter(request_kind(record.method, record.path) for record in proxy.records)
+                    row[poll_name] = {**poll_row(timed), "by_kind": dict(sorted(counts.items()))}
+            finally:
+                attachments.discover = original
+            row["attachments"] = Attachment.objects.count()
+            row["package_sets"] = PackageSet.objects.count()
+            results[label] = row
+            log(f"supply chain {label} the step: first poll {row['first']['by_kind']} "
+                f"({row['first']['seconds']:.2f}s), re-poll {row['repoll']['by_kind']}")  # fmt: skip
+    extra = {
+        poll: results["with"][poll]["requests"] - results["without"][poll]["requests"]
+        for poll in ("first", "repoll")
+    }
+    return {"builds": sizes.supply_builds, "tags": tags, "variants": results, "extra_requests": extra}
 
 
 # --- 5. worker memory ---------------------------------------------------------------------------------
@@ -792,6 +874,15 @@ def report(results: dict) -> str:
         lines.append(f"unchanged re-poll via proxy: {run['requests']}; rows added {run['rows_added']}")
         lines.append(f"  seconds via proxy {[round(r['seconds'], 2) for r in repoll['runs']]}, "
                      f"direct {[round(s, 2) for s in repoll['direct_seconds']]}")  # fmt: skip
+    if supply := results.get("supply"):
+        lines.append(
+            f"supply chain: {supply['builds']} buildx builds, {supply['tags']} tags; extra requests "
+            f"first poll {supply['extra_requests']['first']}, re-poll {supply['extra_requests']['repoll']}"
+        )
+        for label, row in supply["variants"].items():
+            first, again = row["first"], row["repoll"]
+            lines.append(f"  {label:7s} the step: first {first['by_kind']} {first['seconds']:.2f}s; "
+                         f"re-poll {again['by_kind']}; {row['attachments']} attachments")  # fmt: skip
     if ab := results.get("ab"):
         lines.append(f"before ({ab['revision']}) / after (work tree), {ab['tags']} tags:")
         for label in (ab["revision"], "work tree"):
