@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/tagledger
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test lint format bench bench-poll bench-search bench-tools clean
+.PHONY: run test lint format bench bench-poll bench-search bench-packages bench-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: install python3-venv (apt-get install python3-venv)"; exit 1; }
@@ -41,7 +41,7 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .
 
 # Benchmarks (results in BENCHMARKS.md): each script also runs alone, e.g. `python -m bench.poll --quick`.
-bench: bench-poll bench-search
+bench: bench-poll bench-search bench-packages
 
 # The load tools the benchmarks compare against, installed when missing (as scripts/test-services does).
 bench-tools:
@@ -71,6 +71,12 @@ bench-search: $(VENV)/.installed-dev
 	  $(BIN)/python -m bench.search --backend $$backend $(BENCH_SEARCH_ARGS) && \
 	  $(BIN)/python -m bench.pages --backend $$backend $(BENCH_SEARCH_ARGS) || exit 1; \
 	done
+
+# Package search over 10 000 builds of 300 packages on PostgreSQL, and the storage per build (~1 min;
+# its own database tl_bench_packages, made afresh). BENCH_PACKAGES_ARGS=--quick: 1 000 builds.
+bench-packages: $(VENV)/.installed-dev
+	scripts/test-services
+	$(BIN)/python -m bench.packages $(BENCH_PACKAGES_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -365,8 +365,8 @@ def search(
     """The builds whose SBOMs name the package, newest first, a keyset page at a time: `name` as
     parse_query() reads it (a name, name@version or a purl), `version` exactly when given.
 
-    At most seven queries whatever the page size: the package ids, the page's build ids
-    (_page_ids: two or three), the builds, their SBOM attachments with the sets, their platforms."""
+    At most six queries whatever the page size: the package ids, the page's build ids (_page_ids:
+    one or two), the builds, the SBOMs of those _page_ids did not read, their platforms."""
     query = name if isinstance(name, PackageQuery) else parse_query(name, version)
     size = max(1, min(size, MAX_PAGE))
     matching = _matching_packages(query)
@@ -406,17 +406,29 @@ def _page_ids(matching: Iterable[int], cursor: Cursor | None, wanted: int) -> tu
     newest = Build.objects.order_by("-first_seen_at", "-pk")
     if cursor is not None:
         newest = newest.filter(RowBefore(cursor, ("first_seen_at", "pk")))
-    walked = list(newest.values_list("pk", "first_seen_at")[: wanted * WALK])
-    read = _sboms([pk for pk, _ in walked])
-    holding = {pk for pk, sboms in read.items() if any(not matching.isdisjoint(ids) for _, ids in sboms)}
-    found = [pk for pk, _ in walked if pk in holding][:wanted]
-    if len(found) == wanted or len(walked) < wanted * WALK:
+    sboms = Attachment.objects.filter(kind=Attachment.Kind.SBOM, packages__isnull=False)
+    rows = sboms.filter(build__in=newest.values("pk")[: wanted * WALK]).values_list(
+        "build_id", "build__first_seen_at", "platform_id", "packages__packages"
+    )
+    read: Sboms = {}
+    positions, holding = set(), set()
+    for build_id, at, platform_id, ids in rows:
+        read.setdefault(build_id, []).append((platform_id, ids))
+        positions.add((at, build_id))
+        if not matching.isdisjoint(ids):
+            holding.add((at, build_id))
+    found = [pk for _, pk in sorted(holding, reverse=True)[:wanted]]
+    if len(found) == wanted:
         return found, read
-    # Rare in the newest builds: the rest from the sets that hold it, older than what was read.
-    last_id, last_at = walked[-1]
-    sboms = Attachment.objects.filter(kind=Attachment.Kind.SBOM, packages__in=_holding_any(sorted(matching)))
-    older = Build.objects.filter(RowBefore(Cursor(last_at, last_id), ("first_seen_at", "pk")))
-    rest = older.filter(pk__in=sboms.values("build")).order_by("-first_seen_at", "-pk")
+    # Rare in the newest builds: the rest from the sets that hold it, older than every build read
+    # with an SBOM (those read without one hold nothing, wherever they are).
+    older = Build.objects.all()
+    if positions or cursor is not None:
+        older = older.filter(
+            RowBefore(Cursor(*min(positions)) if positions else cursor, ("first_seen_at", "pk"))
+        )
+    holders = sboms.filter(packages__in=_holding_any(sorted(matching))).values("build")
+    rest = older.filter(pk__in=holders).order_by("-first_seen_at", "-pk")
     return found + list(rest.values_list("pk", flat=True)[: wanted - len(found)]), read
 
 
