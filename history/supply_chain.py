@@ -187,6 +187,15 @@ class VulnerabilityInfo:
         }
 
 
+KIND_WORDS = {
+    Kind.SIGNATURE: "signature",
+    Kind.SBOM: "SBOM",
+    Kind.PROVENANCE: "provenance",
+    Kind.VULNERABILITIES: "vulnerability report",
+    Kind.ATTESTATION: "attestation",
+}
+
+
 @dataclass(frozen=True)
 class Unreadable:
     """An attachment found but not read: that one alone, with why."""
@@ -195,6 +204,10 @@ class Unreadable:
     source: str
     digest: str
     error: str
+
+    @property
+    def what(self) -> str:
+        return KIND_WORDS.get(self.kind, self.kind)
 
     @property
     def where(self) -> str:
@@ -390,6 +403,7 @@ def _read(build: Build, attachments, attestations, checked_at, signature_builds)
         for found in supply.attestations:
             unique.setdefault((found.digest, found.predicate_type), found)
         supply.attestations = list(unique.values())
+    signatures.sort(key=lambda found: (not found.verified, found.identity, found.source, found.digest))
     return SupplyChain(build, signatures, supplies, _looked(build, checked_at), attestations)
 
 

@@ -323,7 +323,7 @@ def test_the_page_shows_sbom_provenance_and_vulnerabilities_per_platform(client,
     )
     shown = " ".join(html.unescape(section(page(client, build))).split())
     assert "<h3>linux/amd64</h3>" in shown and "<h3>linux/arm64/v8</h3>" in shown
-    assert "SPDX 2.3 by <code>syft-1.4.1</code>, 2 packages" in shown
+    assert 'SPDX 2.3 by <code>syft-1.4.1</code> <span class="muted small">(from a BuildKit' in shown
     assert f'href="/api/v1/builds/{build.digest}/packages?platform=linux/amd64">2 packages</a>' in shown
     assert "builder <code>https://github.com/actions/runner</code>" in shown
     assert "source <code>https://github.com/acme/app@0123456789abcdef0123456789abcdef01234567</code>" in shown
