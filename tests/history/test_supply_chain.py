@@ -3,7 +3,9 @@
 vulnerabilities, unreadable attachments, where tagledger looked; hostile text escaped."""
 
 import html
+import json
 import re
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -12,11 +14,14 @@ from catalog.models import Registry
 from catalog.oci.mediatypes import OCI_MANIFEST
 from history import supply_chain
 from history.models import Attachment, Attestation, Build, ReferrersCheck
-from tests.history.factories import Image, attachment, platform, sbom, signature
+from tests.history.factories import Image, attachment, platform, polled, sbom, signature, watch
+from tests.support.pusher import SLSA_V1, Blob
+from tests.support.sigstore import SIMPLE_SIGNING, cosign_signature_layer, make_signer, simple_signing_payload
 
 pytestmark = pytest.mark.django_db
 
 API = "/api/v1/builds"
+SBOMS = Path(__file__).parent / "sboms"  # real documents of public projects
 SPDX = "https://spdx.dev/Document"
 SLSA = "https://slsa.dev/provenance/v1"
 PROVENANCE = {
@@ -433,3 +438,45 @@ def test_a_digest_in_two_repositories_is_a_409_until_one_is_chosen(client, publi
     chosen = client.get(f"{API}/{build.digest}", {"repository": "registry.example/mirror/app"})
     assert chosen.status_code == 200 and chosen.json()["repository"] == "registry.example/mirror/app"
     assert client.get(f"{API}/{build.digest}", {"repository": "registry.example/none"}).status_code == 404
+
+
+# --- from a real poll ---------------------------------------------------------------------------
+
+
+def test_a_polled_buildx_image_and_its_cosign_signature_through_the_api_and_the_page(
+    client, public, registry, pusher, repo_name
+):
+    """The real registry holds a buildx index (SPDX and SLSA statements per platform) and a cosign
+    `.sig` made with a real certificate; one poll, and the build API and page say what they hold."""
+    pushed = pusher.push_buildx_index(
+        repo_name, "1.0", seed="supply page",
+        predicates={
+            SPDX: json.loads((SBOMS / "trivy-alpine-3.15.spdx.json").read_bytes()),
+            SLSA_V1: json.loads((SBOMS / "buildkit-provenance-v1.intoto.json").read_bytes())["predicate"],
+        },
+    )  # fmt: skip
+    identity = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
+    signer = make_signer(identity, "https://token.actions.githubusercontent.com")
+    payload = simple_signing_payload(f"{registry.host}/{repo_name}", pushed.digest)
+    layer = (Blob(payload, SIMPLE_SIGNING), cosign_signature_layer(signer, payload))
+    signed = pusher.push_cosign(repo_name, pushed.digest, "sig", [layer])
+    repository = watch(registry, repo_name)
+    polled(repository)
+
+    body = client.get(f"{API}/{pushed.digest}").json()
+    assert [(found["architecture"], found["packages_count"]) for found in body["platforms"]] == [
+        ("amd64", 11),
+        ("arm64", 11),
+    ]
+    assert [
+        sorted(found["predicate_type"] for found in one["attestations"]) for one in body["platforms"]
+    ] == [sorted([SLSA_V1, SPDX])] * 2
+    [signature_found] = body["signatures"]
+    assert (signature_found["digest"], signature_found["source"]) == (signed.digest, "cosign-tag")
+    assert (signature_found["identity"], signature_found["verified"]) == (identity, True)
+
+    build = Build.objects.get(repository=repository, digest=pushed.digest)
+    shown = words(section(page(client, build)))
+    assert f"verified signed by {identity}" in shown and "11 packages" in shown
+    signature_build = Build.objects.get(repository=repository, digest=signed.digest)
+    assert f'href="/builds/{signature_build.pk}/"' in section(page(client, build))
