@@ -122,6 +122,7 @@ class Found:
     kind: str
     manifest_digest: str
     blob_digest: str = ""
+    position: int = 0  # the layer's place in its manifest
     media_type: str = ""
     predicate_type: str = ""
     details: dict = field(default_factory=dict)
@@ -174,13 +175,13 @@ def _buildkit(reading: "_Reading", new: list[New], platforms) -> list[Job]:
     for item in new:
         for subject, manifest_digest, layers in item.attestations:
             target = [(item.build, platforms.get((item.build.pk, subject)))]
-            for layer in layers:
+            for position, layer in enumerate(layers):
                 if layer.media_type != supply.IN_TOTO:
                     continue  # BuildKit writes only statements; anything else is no document of it
                 base = Found(
                     subject=subject or item.build.digest, source=Source.BUILDKIT, kind=Kind.ATTESTATION,
-                    manifest_digest=manifest_digest, blob_digest=layer.digest, media_type=layer.media_type,
-                    predicate_type=supply.predicate_type(layer),
+                    manifest_digest=manifest_digest, blob_digest=layer.digest, position=position,
+                    media_type=layer.media_type, predicate_type=supply.predicate_type(layer),
                 )  # fmt: skip
                 jobs.append(reading.layer_job(target, base, layer, item.build.digest))
     return jobs
@@ -190,13 +191,16 @@ def _buildkit(reading: "_Reading", new: list[New], platforms) -> list[Job]:
 
 
 def _artifact_tags(reading: "_Reading", repository: Repository, new: list[New], tags: dict[str, str]):
-    """Jobs for the artifact tags pointing at builds new in this poll."""
+    """Jobs for the artifact tags pointing at builds new in this poll. cosign re-pushes its tag
+    with one layer more for each new signature, and oras its index with one entry more: what was
+    read from the tag's earlier manifest is not read again."""
     by_digest = {item.build.digest: item for item in new}
     named = []
     for name, digest in sorted(tags.items()):
         if digest in by_digest and (info := classify(name)).artifact:
             named.append((info, by_digest[digest]))
     targets = _targets(repository, {info.subject_digest for info, _ in named})
+    stored = _stored([target[0][0] for target in targets.values()], (Source.COSIGN_TAG, Source.TAG_SCHEMA))
     jobs = []
     for info, item in named:
         target = targets.get(info.subject_digest)
@@ -205,23 +209,27 @@ def _artifact_tags(reading: "_Reading", repository: Repository, new: list[New], 
                 "%s: %s names %s, not recorded here: not read", repository, info.name, info.subject_digest
             )
             continue
+        read = stored.get(target[0][0].pk, set())
         if info.artifact == "referrers":
-            jobs += _tag_schema(reading, target, info.subject_digest, item)
+            jobs += _tag_schema(reading, target, info.subject_digest, item, read)
         elif not item.manifest.is_index and not item.manifest.legacy:
-            jobs += reading.artifact_jobs(target, info.subject_digest, Source.COSIGN_TAG, item.manifest)
+            jobs += reading.artifact_jobs(
+                target, info.subject_digest, Source.COSIGN_TAG, item.manifest, stored=read
+            )
     return jobs
 
 
-def _tag_schema(reading: "_Reading", target: list[Target], subject: str, item: New) -> list[Job]:
-    """The referrers a `sha256-<hex>` index lists: read as the poll read them (index entries it
-    has fetched), or fetched here (one GET each) when it did not (an entry of a platform the
-    repository does not record, say)."""
+def _tag_schema(reading: "_Reading", target: list[Target], subject: str, item: New, stored: set) -> list[Job]:
+    """The referrers a `sha256-<hex>` index lists, those not read before: read as the poll read
+    them (index entries it has fetched), or fetched here (one GET each) when it did not (an
+    entry of a platform the repository does not record, say)."""
     if not item.manifest.is_index:
         return []
     jobs = []
     for descriptor in _unique(item.manifest.manifests)[:MAX_REFERRERS]:
-        known = item.children.get(descriptor.digest)
-        jobs.append(reading.referrer_job(target, subject, Source.TAG_SCHEMA, descriptor, known))
+        if descriptor.digest not in stored:
+            known = item.children.get(descriptor.digest)
+            jobs.append(reading.referrer_job(target, subject, Source.TAG_SCHEMA, descriptor, known))
     return jobs
 
 
@@ -367,10 +375,20 @@ def _due_for_recheck(repository: Repository, new: list[New], now: datetime) -> l
 
 def _stored_referrers(builds: list[Build]) -> dict[int, set[str]]:
     """The referrer manifests already stored for each build: not read again."""
+    return _stored(builds, (Source.REFERRERS,))
+
+
+def _stored(builds: list[Build], sources: tuple[str, ...]) -> dict[int, set[str]]:
+    """What is already stored for each build from `sources`, in one query: each manifest digest,
+    and each layer as (blob digest, place)."""
+    if not builds:
+        return {}
     known: dict[int, set[str]] = {}
-    rows = Attachment.objects.filter(build__in=builds, source=Source.REFERRERS)
-    for build_id, digest in rows.values_list("build_id", "manifest_digest").distinct():
-        known.setdefault(build_id, set()).add(digest)
+    rows = Attachment.objects.filter(build__in=builds, source__in=sources)
+    for build_id, manifest, blob, position in rows.values_list(
+        "build_id", "manifest_digest", "blob_digest", "position"
+    ):
+        known.setdefault(build_id, set()).update([manifest, (blob, position)])
     return known
 
 
@@ -472,20 +490,28 @@ class _Reading:
 
         return job
 
-    def artifact_jobs(self, target, subject, source, manifest: Manifest, kind=Kind.ATTESTATION) -> list[Job]:
-        """A job per layer of an artifact manifest that holds a document tagledger reads."""
+    def artifact_jobs(
+        self, target, subject, source, manifest: Manifest, kind=Kind.ATTESTATION, stored=frozenset()
+    ) -> list[Job]:
+        """A job per layer of an artifact manifest that holds a document tagledger reads, but for
+        those `stored` ((blob digest, place) already read from an earlier manifest of the tag: cosign
+        appends a signature as a layer). Each layer is read, even one whose blob another layer
+        has: cosign signs one payload once per signer, with the signature in the annotations."""
         artifact_type = manifest.artifact_type or (manifest.config.media_type if manifest.config else "")
-        jobs = []
-        for layer in _unique(manifest.layers)[:MAX_LAYERS]:
+        jobs, readable = [], False
+        for position, layer in enumerate(manifest.layers[:MAX_LAYERS]):
             if _reader_of(layer.media_type) is None:
+                continue
+            readable = True
+            if (layer.digest, position) in stored:
                 continue
             base = Found(
                 subject=subject, source=source, kind=kind, manifest_digest=manifest.digest,
-                blob_digest=layer.digest, media_type=layer.media_type,
+                blob_digest=layer.digest, position=position, media_type=layer.media_type,
                 predicate_type=supply.predicate_type(layer) or _annotated_predicate(layer),
             )  # fmt: skip
             jobs.append(self.layer_job(target, base, layer, target[0][0].digest))
-        if not jobs:
+        if not readable:
             base = Found(subject, source, kind, manifest.digest, media_type=artifact_type)
             types = (
                 ", ".join(sorted({clipped(layer.media_type, 60) for layer in manifest.layers[:5]})) or "none"
@@ -610,7 +636,7 @@ def store(found: list[tuple[list[Target], Found]], *, at: datetime) -> int:
     Returns the number of rows written; a row the database refuses is lost alone (logged)."""
     rows, sets = [], {}
     # In an order of their own, not the order the reading's threads happened to finish in.
-    for targets, item in sorted(found, key=lambda pair: (pair[1].manifest_digest, pair[1].blob_digest)):
+    for targets, item in sorted(found, key=lambda pair: (pair[1].manifest_digest, pair[1].position)):
         if item.retry and item.source == Source.REFERRERS:
             continue
         packages = sets.get(item.packages) if item.packages is not None and not item.error else None
@@ -620,7 +646,7 @@ def store(found: list[tuple[list[Target], Found]], *, at: datetime) -> int:
         for build, platform in targets:
             row = Attachment(
                 build=build, platform=platform, subject=item.subject, source=item.source, kind=item.kind,
-                manifest_digest=item.manifest_digest, blob_digest=item.blob_digest,
+                manifest_digest=item.manifest_digest, blob_digest=item.blob_digest, position=item.position,
                 media_type=item.media_type[:255], predicate_type=item.predicate_type[:256],
                 details=item.details, packages=packages,
                 package_count=packages.size if packages is not None else None, error=item.error, found_at=at,

@@ -307,6 +307,9 @@ class Attachment(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     manifest_digest = models.CharField(max_length=135, help_text="The artifact or attestation manifest.")
     blob_digest = models.CharField(max_length=135, blank=True, help_text="The layer read; empty: none.")
+    # cosign signs one payload once per signer: a `.sig` manifest lists the same blob once per
+    # signature, each with its own annotations, so a layer is its blob and its place.
+    position = models.PositiveSmallIntegerField(default=0, help_text="The layer's place in its manifest.")
     media_type = models.CharField(max_length=255, blank=True, help_text="Of the layer (or the artifactType).")
     predicate_type = models.CharField(max_length=256, blank=True)
     details = models.JSONField(default=dict, blank=True, help_text="What was read, by kind (bounded).")
@@ -320,7 +323,8 @@ class Attachment(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["build", "manifest_digest", "blob_digest", "subject"], name="unique_attachment"
+                fields=["build", "manifest_digest", "blob_digest", "position", "subject"],
+                name="unique_attachment",
             )
         ]
 

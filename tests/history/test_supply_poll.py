@@ -191,6 +191,30 @@ def test_cosign_attestation_and_sbom_tags_read_as_their_statements(image, pusher
     assert packages.details["format"] == "SPDX 2.3"
 
 
+def test_a_signature_added_to_the_cosign_tag_is_read_alone(image, pusher, fault_proxy, signer):
+    """cosign adds a signature by pushing its `.sig` tag again with one layer more."""
+    pushed, repository = image
+    first = sign_layer(signer, pushed)
+    pusher.push_cosign(repository.name, pushed.digest, "sig", [first])
+    polled(repository)
+    second = sign_layer(make_signer("release@example.com", "https://accounts.google.com", email=True), pushed)
+    again = pusher.push_cosign(repository.name, pushed.digest, "sig", [first, second])
+    fault_proxy.reset()
+
+    run = polled(repository)
+
+    # both layers hold the same payload (the signatures are in their annotations): one blob GET,
+    # for the new layer, beside the new manifest's config (which the poll reads as it reads any)
+    assert first[0].digest == second[0].digest
+    assert fault_proxy.count("GET", f"{BLOBS}{second[0].digest}$") == 1
+    assert run.blob_gets == 1 + 1
+    signatures = rows(build_of(repository, pushed), kind="signature")
+    assert [(row.details["identity"], row.position, row.details["verified"]) for row in signatures] == [
+        (IDENTITY, 0, True), ("release@example.com", 1, True),
+    ]  # fmt: skip
+    assert signatures[1].manifest_digest == again.digest != signatures[0].manifest_digest
+
+
 def test_a_cosign_tag_naming_a_platform_image_attaches_to_that_platform(
     pusher, fault_proxy, repo_name, signer
 ):
@@ -266,6 +290,27 @@ def test_a_bundle_of_an_attestation_reads_as_its_statement(image, pusher, signer
 
     [row] = rows(build_of(repository, pushed))
     assert (row.kind, row.source, row.predicate_type, row.error) == ("provenance", "tag-schema", SLSA_V1, "")
+
+
+def test_a_referrer_added_to_the_tag_schema_index_is_read_alone(image, pusher, fault_proxy, signer):
+    pushed, repository = image
+    sbom = pusher.push_artifact(
+        repository.name, None, [(Blob(TRIVY_SPDX, SPDX_JSON), {})], artifact_type=SPDX_JSON
+    )
+    pusher.push_referrers_tag(repository.name, pushed.digest, [sbom.referrer()])
+    polled(repository)
+    bundle = pusher.push_artifact(
+        repository.name, None, [(Blob(sigstore_bundle(signer, pushed.digest), BUNDLE_V03), {})],
+        artifact_type=BUNDLE_V03,
+    )  # fmt: skip
+    pusher.push_referrers_tag(repository.name, pushed.digest, [sbom.referrer(), bundle.referrer()])
+    fault_proxy.reset()
+
+    polled(repository)
+
+    assert fault_proxy.count("GET", f"{BLOBS}{sbom.layer_digests[0]}$") == 0
+    assert fault_proxy.count("GET", f"{BLOBS}{bundle.layer_digests[0]}$") == 1
+    assert sorted(row.kind for row in rows(build_of(repository, pushed))) == ["sbom", "signature"]
 
 
 # --- 4. the referrers API ---------------------------------------------------------------------------------
