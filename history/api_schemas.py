@@ -173,6 +173,10 @@ class PeriodOut(Schema):
     pin: str | None = Field(
         description="registry/name:tag@digest: pulls exactly this build; null with `digest`."
     )
+    signing: Literal["unsigned", "signer_changed"] | None = Field(
+        description="The move that began it left a signed build for an unsigned one (`unsigned`) or for one "
+        "no signer of the previous build signed (`signer_changed`); null otherwise. As on the events."
+    )
 
 
 class TagHistoryPage(Schema):

@@ -197,6 +197,7 @@ def period(row: Period) -> dict:
         "build": build.pk if build else None,
         "previous_digest": row.event.previous_build.digest if row.event.previous_build else None,
         "pin": row.pin or None,
+        "signing": getattr(row.event, "signing", None),  # tag_history reads it for the page
     }
 
 

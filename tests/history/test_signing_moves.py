@@ -135,3 +135,12 @@ def test_one_query_for_a_whole_page_of_moves(image, django_assert_max_num_querie
     for number in range(2, 12):
         moved(image, [ALICE], None, tag=f"t{number}")
     assert cost() == few
+
+
+def test_the_tag_history_api_carries_signing_on_the_period_it_began(client, public, image):
+    moved(image, [ALICE], [MALLORY])
+    body = client.get(f"/api/v1/repositories/{image.repository.pk}/tags/latest/history").json()
+    assert [(period["kind"], period["signing"]) for period in body["items"]] == [
+        ("moved", "signer_changed"),
+        ("created", None),
+    ]

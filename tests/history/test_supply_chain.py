@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from catalog.models import Registry
 from catalog.oci.mediatypes import OCI_MANIFEST
@@ -480,3 +482,34 @@ def test_a_polled_buildx_image_and_its_cosign_signature_through_the_api_and_the_
     assert f"verified signed by {identity}" in shown and "11 packages" in shown
     signature_build = Build.objects.get(repository=repository, digest=signed.digest)
     assert f'href="/builds/{signature_build.pk}/"' in section(page(client, build))
+
+
+# What PostgreSQL's jsonb can hold: no NUL, no lone surrogate, no infinity (a document holding them
+# is the poll writer's to refuse, row by row).
+text = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=20)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
+    max_leaves=20,
+)
+FIELDS = [
+    *("identity", "issuer", "verified", "detail", "key", "rekor_bundle"),
+    *("format", "tool", "package_count", "scanner", "counts", "total"),
+    *("builder", "source_repository", "source_commit", "started_at", "finished_at", "slsa"),
+]
+
+
+@settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(
+    kind=st.sampled_from(Attachment.Kind.values),
+    details=st.dictionaries(st.sampled_from(FIELDS), json_values),
+)
+def test_any_json_in_details_reads_and_renders(client, public, two_platforms, kind, details):
+    """Whatever types a registry's document left in `details`, the reader reads and the page renders."""
+    build, amd64, _ = two_platforms
+    Attachment.objects.filter(build=build).delete()
+    attachment(build, kind, platform=amd64, details=details)
+    attachment(build, kind, details=details, error="" if details else "unreadable")
+    supply_chain.for_build(build)
+    assert client.get(reverse("history:build", args=[build.pk])).status_code == 200
+    assert client.get(f"{API}/{build.digest}").status_code == 200

@@ -179,6 +179,7 @@ def test_the_api_lists_the_same_periods_with_the_documented_names(client, story)
             "build": build.pk if build else None,
             "previous_digest": previous.digest if previous else None,
             "pin": f"{pin}{build.digest}" if build else None,
+            "signing": None,  # no build of the story is signed
         }
         for build, since, until, not_before, version, stamp, kind, previous in expected
     ]
