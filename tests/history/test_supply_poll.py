@@ -20,8 +20,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from django.core.cache import cache
 from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from catalog.models import Registry, Repository
+from catalog.oci.manifest import Descriptor
 from history import attachments, slots
 from history.models import Attachment, Build, PollRun, ReferrersCheck, TagEvent
 from history.polling import poll
@@ -500,3 +503,39 @@ def test_a_failing_blob_fails_its_attachment_and_a_429_ends_the_reading(buildx, 
     assert all(row.error == "" or "429" in row.error or row.blob_digest == amd64[0] for row in found.values())
     assert slots.paused_until(repository.registry) > 0  # the 429 pauses the registry, as anywhere
     cache.clear()
+
+
+DOCUMENT_TYPES = [
+    SIMPLE_SIGNING,
+    BUNDLE_V03,
+    DSSE_ENVELOPE,
+    "application/vnd.in-toto+json",
+    SPDX_JSON,
+    CYCLONEDX_JSON,
+]
+ANNOTATIONS = ["dev.cosignproject.cosign/signature", "dev.sigstore.cosign/certificate", "predicateType", "x"]
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    body=st.binary(max_size=200) | JSON_VALUES.map(lambda value: json.dumps(value).encode()),
+    media_type=st.sampled_from(DOCUMENT_TYPES),
+    annotations=st.dictionaries(st.sampled_from(ANNOTATIONS), st.text(max_size=40)),
+)
+def test_any_blob_reads_as_a_document_or_as_why_not_and_never_raises(body, media_type, annotations):
+    layer = Descriptor(media_type, "sha256:" + "1" * 64, len(body), annotations=annotations)
+    base = attachments.Found("sha256:" + "2" * 64, "cosign-tag", "attestation", "sha256:" + "3" * 64)
+
+    found = attachments._read(base, attachments._reader_of(media_type), body, layer)
+
+    assert found.kind in Attachment.Kind.values
+    assert not (found.error and (found.details or found.packages))  # unreadable: nothing read from it
+    if media_type in (SIMPLE_SIGNING, BUNDLE_V03) and found.kind == "signature":
+        assert found.details["verified"] is False and found.details["detail"]  # random bytes never verify
+    assert len(found.error) <= attachments.MAX_ERROR
+    json.dumps(found.details)  # stored as JSON

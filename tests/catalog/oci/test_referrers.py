@@ -242,7 +242,7 @@ INDEX = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(
     document=JSON | INDEX,
     content_type=st.sampled_from([OCI_INDEX, "application/json", ""]),
