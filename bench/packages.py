@@ -21,8 +21,10 @@ A search reads the sets of the newest builds first and asks the GIN index only f
 not fill (history.packages._page_ids): `name` is mostly the first, `name@version` of an older
 version and `rare` both.
 
-Reported: p50/p95 per round and their medians against the issue's target (p95 ≤ 50 ms), SQL
-queries per call, EXPLAIN ANALYZE of the page query, and the storage per build: the package,
+Reported: p50/p95 per round and their medians against the issue's target (p95 ≤ 50 ms), the
+p95 of the CPU time this process spent (Python and Django, without the database's: on a shared
+machine the wall time is mostly waiting for a core), SQL queries per call, EXPLAIN ANALYZE of the
+queries that read package sets, and the storage per build: the package,
 package-set and attachment tables (pg_total_relation_size) over the builds, beside the same
 memberships as one (build, package) row each, built for the comparison and dropped.
 Results: var/bench/packages[-quick].json and a markdown table on stdout.
@@ -219,13 +221,19 @@ def generate(builds_per_repository: int, seed: int = 13) -> dict:
 
 
 def sample_queries(count: int, seed: int) -> dict[str, list[str]]:
+    from django.db import connection
+
     from history.models import Attachment, Build, Package
 
     rng = random.Random(seed)  # noqa: S311 - a sample, not a secret
+    with connection.cursor() as cursor:  # the package versions some build holds
+        cursor.execute("SELECT DISTINCT jsonb_array_elements(packages)::bigint FROM history_packageset")
+        members = [row[0] for row in cursor.fetchall()]
     held = list(
-        Package.objects.filter(name__in=[package_name(n) for n in range(NAMES)]).values_list(
-            "name", "version"
-        )
+        Package.objects.filter(pk__in=members)
+        .exclude(name="librare")
+        .order_by("name", "version")
+        .values_list("name", "version")
     )
     digests = list(
         Build.objects.filter(attachments__kind=Attachment.Kind.SBOM).values_list("digest", flat=True)
@@ -252,21 +260,24 @@ def run(queries: dict[str, list[str]], rounds: int, warmup: int) -> dict:
     for kind, texts in queries.items():
         for text in texts[:warmup]:
             call(kind, text)
-        p50s, p95s, found, sql = [], [], 0, 0
+        p50s, p95s, cpu95s, found, sql = [], [], [], 0, 0
         for _ in range(rounds):
-            times = []
+            times, cpu = [], []
             for text in texts:
                 reset_queries()
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 page = call(kind, text)
                 times.append((time.perf_counter() - started) * 1000)
+                cpu.append((time.process_time() - started_cpu) * 1000)
                 found += bool(page.items)
                 sql = max(sql, len(connection.queries))
             p50s.append(round(percentile(times, 50), 2))
             p95s.append(round(percentile(times, 95), 2))
+            cpu95s.append(round(percentile(cpu, 95), 2))
         results[kind] = {
             "queries": len(texts), "rounds": rounds, "p50_ms": p50s, "p95_ms": p95s,
             "median_p50_ms": sorted(p50s)[len(p50s) // 2], "median_p95_ms": sorted(p95s)[len(p95s) // 2],
+            "median_python_cpu_p95_ms": sorted(cpu95s)[len(cpu95s) // 2],
             "found_share": round(found / (len(texts) * rounds), 2), "sql_per_call": sql,
         }  # fmt: skip
     return results
@@ -334,15 +345,17 @@ def report(generated: dict, results: dict, sizes: dict) -> str:
         f"SBOMs of {PER_BUILD} packages, {generated['package_sets']} distinct sets, {generated['packages']} "
         "package versions",
         "",
-        "| query | n x rounds | p50 ms | p95 ms | p95 per round | SQL/call | found | target p95 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| query | n x rounds | p50 ms | p95 ms | p95 per round | process CPU p95 ms | SQL/call | found "
+        "| target p95 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, row in results.items():
         verdict = f"≤ {TARGET_MS} ms: {'met' if row['median_p95_ms'] <= TARGET_MS else 'MISSED'}"
         rounds = ", ".join(str(v) for v in row["p95_ms"])
         lines.append(
             f"| {kind} | {row['queries']} x {row['rounds']} | {row['median_p50_ms']} | "
-            f"{row['median_p95_ms']} | {rounds} | {row['sql_per_call']} | {row['found_share']:.0%} | "
+            f"{row['median_p95_ms']} | {rounds} | {row['median_python_cpu_p95_ms']} | "
+            f"{row['sql_per_call']} | {row['found_share']:.0%} | "
             f"{verdict if kind != 'build' else '—'} |"
         )
     mib = 1024 * 1024
