@@ -474,18 +474,15 @@ class _Reading:
             read = manifest
             if read is None:
                 if descriptor.media_type not in mediatypes.IMAGES:
-                    return [
-                        (
-                            target,
-                            _error(base, f"a {clipped(descriptor.media_type or 'manifest', 80)} is not read"),
-                        )
-                    ], []
+                    return _failure(
+                        target, base, f"a {clipped(descriptor.media_type or 'manifest', 80)} is not read"
+                    )
                 try:
                     read = self.manifest(descriptor.digest)
                 except _NotRead as error:
-                    return [(target, _error(base, str(error), error.retry))], []
+                    return _failure(target, base, str(error), error.retry)
             if read.is_index or read.legacy:
-                return [(target, _error(base, "a referrer that is an index is not read"))], []
+                return _failure(target, base, "a referrer that is an index is not read")
             return [], self.artifact_jobs(target, subject, source, read, base.kind)
 
         return job
@@ -513,15 +510,9 @@ class _Reading:
             jobs.append(self.layer_job(target, base, layer, target[0][0].digest))
         if not readable:
             base = Found(subject, source, kind, manifest.digest, media_type=artifact_type)
-            types = (
-                ", ".join(sorted({clipped(layer.media_type, 60) for layer in manifest.layers[:5]})) or "none"
-            )
-            return [
-                lambda: (
-                    [(target, _error(base, f"no layer of a type tagledger reads (layers: {types})"))],
-                    [],
-                )
-            ]
+            types = ", ".join(sorted({clipped(layer.media_type, 60) for layer in manifest.layers[:5]}))
+            reason = f"no layer of a type tagledger reads (layers: {types or 'none'})"
+            return [lambda: _failure(target, base, reason)]
         return jobs
 
     def layer_job(self, target: list[Target], base: Found, layer: Descriptor, build_digest: str) -> Job:
@@ -531,7 +522,7 @@ class _Reading:
             try:
                 body = self.blob(layer, limit, build_digest)
             except _NotRead as error:
-                return [(target, _error(base, str(error), error.retry))], []
+                return _failure(target, base, str(error), error.retry)
             return [(target, _read(base, how, body, layer))], []
 
         return job
@@ -602,6 +593,11 @@ def _kind_of(artifact_type: str) -> str:
     if "spdx" in artifact_type or "cyclonedx" in artifact_type:
         return Kind.SBOM
     return Kind.ATTESTATION
+
+
+def _failure(target: list[Target], base: Found, reason: str, retry: bool = False):
+    """A job's result for a document that was not read: its Found says why, and no more jobs."""
+    return [(target, _error(base, reason, retry))], []
 
 
 def _error(base: Found, reason: str, retry: bool = False) -> Found:
