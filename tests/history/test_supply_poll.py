@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -58,6 +59,16 @@ IDENTITY = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads
 ISSUER = "https://token.actions.githubusercontent.com"
 
 REFERRERS, BLOBS, MANIFESTS = r"/referrers/", r"/blobs/", r"/manifests/"
+
+
+@dataclass(frozen=True)
+class Lying(Blob):
+    """A blob whose descriptor claims another size."""
+
+    size: int = 0
+
+    def descriptor(self, **extra: object) -> dict[str, object]:
+        return super().descriptor(**extra) | {"size": self.size}
 
 
 @pytest.fixture(scope="module")
@@ -454,10 +465,11 @@ def test_hostile_documents_fail_only_themselves(image, pusher, fault_proxy, sign
     ]
     sbom = pusher.push_cosign(repository.name, pushed.digest, "sbom", layers)
     pusher.push_cosign(repository.name, pushed.digest, "sig", [broken_certificate])
+    claimed = Lying(b'{"a": 1}', SPDX_JSON, size=17 * 1024 * 1024)  # distribution stores the lie
     huge = pusher.push_artifact(
-        repository.name, None, [(Blob(b"{}", SPDX_JSON), {})], artifact_type=SPDX_JSON
+        repository.name, None, [(Blob(b"{}", SPDX_JSON), {}), (claimed, {})], artifact_type=SPDX_JSON
     )
-    # the registry lies about the layer's size: past the cap, it is never fetched
+    # the first layer's blob is 17 MiB on the wire: the client stops reading at the cap
     fault_proxy.add_rule(
         Respond(200, {"Content-Type": "application/json"}, b"x" * (17 * 1024 * 1024)),
         method="GET", path=f"{BLOBS}{huge.layer_digests[0]}$",
@@ -473,13 +485,14 @@ def test_hostile_documents_fail_only_themselves(image, pusher, fault_proxy, sign
     errors = [found[blob.digest].error for blob, _ in layers]
     assert all(errors), errors
     assert "deeper" in errors[0] or "deep" in errors[0]
-    assert (
-        found[huge.layer_digests[0]].error.endswith("byte cap") or "cap" in found[huge.layer_digests[0]].error
-    )
+    assert found[huge.layer_digests[0]].error.endswith("byte cap")
+    # the second says it is past the cap: never asked for
+    assert found[claimed.digest].error.startswith(f"the document is {17 * 1024 * 1024} bytes; at most")
+    assert fault_proxy.count("GET", f"{BLOBS}{claimed.digest}$") == 0
     [signature] = rows(build, kind="signature")
     assert signature.details["verified"] is False and "certificate" in signature.details["detail"]
     assert all(not row.details for row in found.values() if row.error)
-    assert len(found) == 6 and sbom.digest in {row.manifest_digest for row in found.values()}
+    assert len(found) == 7 and sbom.digest in {row.manifest_digest for row in found.values()}
 
 
 def test_a_failing_blob_fails_its_attachment_and_a_429_ends_the_reading(buildx, pusher, fault_proxy):
