@@ -513,3 +513,13 @@ def test_any_json_in_details_reads_and_renders(client, public, two_platforms, ki
     supply_chain.for_build(build)
     assert client.get(reverse("history:build", args=[build.pk])).status_code == 200
     assert client.get(f"{API}/{build.digest}").status_code == 200
+
+
+def test_a_signature_s_own_build_page_has_no_supply_chain_section(client, public, image):
+    build = image.release("1.0", "", "1.0")
+    signature_build = image.build()
+    image.tag(
+        f"sha256-{build.digest.removeprefix('sha256:')}.sig", signature_build, subject_digest=build.digest
+    )
+    assert 'id="supply-chain"' not in page(client, signature_build)
+    assert 'id="supply-chain"' in page(client, build)
