@@ -40,7 +40,7 @@ from django.utils import timezone
 from catalog.models import Registry, Repository
 from catalog.oci import mediatypes
 from catalog.oci.client import RegistryClient
-from catalog.oci.errors import BadResponse, RegistryError
+from catalog.oci.errors import BadResponse, RateLimited, RegistryError
 from catalog.oci.manifest import Descriptor, Manifest, _json_object
 from catalog.tags import Kind as TagKind
 from catalog.tags import classify
@@ -135,9 +135,13 @@ Job = Callable[[], tuple[list[tuple[list[Target], Found]], list["Job"]]]
 
 
 class _NotRead(Exception):
-    def __init__(self, reason: str, retry: bool):
+    """A document not read: `retry` when later may do better; `answered` when the registry said
+    something (an error answer), rather than the poll not asking (its deadline, a 429 before)."""
+
+    def __init__(self, reason: str, retry: bool, answered: bool = False):
         super().__init__(reason)
         self.retry = retry
+        self.answered = answered
 
 
 def discover(
@@ -296,7 +300,14 @@ class _ReferrersApi:
                 try:
                     descriptors = self.reading.list_referrers(subject)
                 except _NotRead as error:
-                    log.info("%s: the referrers of %s not asked: %s", self.registry, subject, error)
+                    log.info("%s: the referrers of %s not read: %s", self.registry, subject, error)
+                    with self.lock:
+                        if self.answer is None and error.answered and self.known() is None:
+                            # The first question failed: a registry whose referrers route answers
+                            # garbage or 5xx is taken as one without the API (go-containerregistry
+                            # falls back on such answers too), asked again after API_MEMORY, rather
+                            # than asked on every poll, an unchanged re-poll included.
+                            self.answer = False
                     return [], jobs  # not marked checked: asked again by the next poll's re-check
                 with self.lock:
                     self.answer = descriptors is not None
@@ -431,7 +442,8 @@ class _Reading:
 
     def _failed(self, error: RegistryError) -> _NotRead:
         self.budget.note(error)
-        return _NotRead(clipped(f"{type(error).__name__}: {error}", MAX_ERROR), retry=error.transient)
+        reason = clipped(f"{type(error).__name__}: {error}", MAX_ERROR)
+        return _NotRead(reason, retry=error.transient, answered=not isinstance(error, RateLimited))
 
     def list_referrers(self, subject: str):
         self._asked()

@@ -445,6 +445,25 @@ def test_a_registry_without_the_api_is_asked_again_after_a_day_for_one_request(b
     assert not ReferrersCheck.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [Respond(200, {"Content-Type": "text/html"}, b"<html>welcome</html>"), Respond(503)],
+    ids=["a web page", "unavailable"],
+)
+def test_a_referrers_route_that_answers_nonsense_counts_as_no_api_for_a_day(buildx, fault_proxy, answer):
+    pushed, repository = buildx
+    fault_proxy.add_rule(answer, path=REFERRERS)
+
+    with quick_client(repository) as client:
+        polled(repository, client)
+
+    assert Registry.objects.get(host=fault_proxy.host).referrers_api is False
+    assert len(rows(build_of(repository, pushed))) == 4  # the BuildKit statements are read all the same
+    fault_proxy.reset()
+    polled(Repository.objects.select_related("registry").get(pk=repository.pk))
+    assert fault_proxy.count("GET", REFERRERS) == 0
+
+
 # --- what a hostile registry can send ---------------------------------------------------------------------
 
 
