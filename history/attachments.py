@@ -563,6 +563,14 @@ def _read(base: Found, how: str, body: bytes, layer: Descriptor) -> Found:
         contents = (
             statement if how == "bundle" else read_document(body, layer.media_type, base.predicate_type)
         )
+        details = contents.details
+        # Who signed an attestation (a cosign `.att` layer, with the certificate in its annotations,
+        # or an attestation bundle): kept beside what it says, as `signed_by` (a signature's details).
+        if how == "bundle":
+            details = {**details, "signed_by": signatures.read_bundle(body, base.subject).as_details()}
+        elif signatures.CERTIFICATE_ANNOTATION in layer.annotations:
+            signed = signatures.read_signed_envelope(body, layer.annotations, base.subject)
+            details = {**details, "signed_by": signed.as_details()}
     except UnreadableDocument as error:
         return _error(base, str(error))
     except Exception as error:  # a reader's bug: this document alone, with its traceback logged
@@ -570,7 +578,7 @@ def _read(base: Found, how: str, body: bytes, layer: Descriptor) -> Found:
         return _error(base, f"internal error: {type(error).__name__}")
     return replace(
         base, kind=contents.kind, predicate_type=contents.predicate_type or base.predicate_type,
-        details=contents.details, packages=contents.packages if contents.kind == Kind.SBOM else None,
+        details=details, packages=contents.packages if contents.kind == Kind.SBOM else None,
     )  # fmt: skip
 
 

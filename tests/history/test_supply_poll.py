@@ -201,6 +201,12 @@ def test_cosign_attestation_and_sbom_tags_read_as_their_statements(image, pusher
     assert (provenance.kind, provenance.source, provenance.predicate_type, provenance.error) == (
         "provenance", "cosign-tag", SLSA_V1, "",
     )  # fmt: skip
+    signed_by = provenance.details["signed_by"]  # who signed the attestation, beside what it says
+    assert (signed_by["identity"], signed_by["verified"], signed_by["names_subject"]) == (
+        IDENTITY,
+        True,
+        True,
+    )
     assert (packages.kind, packages.media_type, packages.package_count) == ("sbom", SPDX_TEXT_JSON, 11)
     assert packages.details["format"] == "SPDX 2.3"
 
@@ -304,6 +310,7 @@ def test_a_bundle_of_an_attestation_reads_as_its_statement(image, pusher, signer
 
     [row] = rows(build_of(repository, pushed))
     assert (row.kind, row.source, row.predicate_type, row.error) == ("provenance", "tag-schema", SLSA_V1, "")
+    assert (row.details["signed_by"]["identity"], row.details["signed_by"]["verified"]) == (IDENTITY, True)
 
 
 def test_a_referrer_added_to_the_tag_schema_index_is_read_alone(image, pusher, fault_proxy, signer):
