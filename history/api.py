@@ -9,6 +9,7 @@ Paged lists answer `{"items": [...], "next": ...}`: pass `next` back as `cursor`
 # reader its page calls, and answers with that result's one serializer (history/serializers.py).
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated
 
 from django.conf import settings
@@ -269,6 +270,7 @@ def build(
             description="registry/name, as `reference` in /repositories: the one to read when the same "
             "digest is recorded in several (else 409 lists them).",
         ),
+        _strictly(partial(params.text, max_length=diff.MAX_TEXT, what="repository")),
     ] = "",
 ):
     """One build: its repository, version, the tags it held, its platforms, and its supply chain as
@@ -440,12 +442,12 @@ def _repository_or_404(pk: int) -> Repository:
 
 
 def _no_build(digest: str, repository: str) -> str:
-    where = repository or "any watched repository"
+    where = f"{repository} has no build" if repository else "no watched repository has a build"
     image = Platform.objects.filter(digest=digest).select_related("build__repository__registry").first()
     if image is None:
-        return f"{where} has no build {digest}"
+        return f"{where} {digest}"
     return (
-        f"{where} has no build {digest}: it is the {image} image of the build {image.build.digest} "
+        f"{where} {digest}: it is the {image} image of the build {image.build.digest} "
         f"in {image.build.repository.reference}"
     )
 

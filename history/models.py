@@ -101,6 +101,9 @@ class Build(models.Model):
         indexes = [
             # lookup by digest or digest prefix, across repositories.
             models.Index(fields=["digest"], name="build_digest"),
+            # the newest builds first, across repositories (package search reads their SBOMs first).
+            # Made CONCURRENTLY on PostgreSQL (migration 0015).
+            models.Index(fields=["first_seen_at", "id"], name="build_newest"),
         ]
 
     def __str__(self) -> str:
@@ -267,8 +270,8 @@ class PackageSet(models.Model):
     shares its predecessor's set, and a set is a list of Package ids rather than a row per build
     and package (300 packages: about 1.5 KB, where rows would take 300 index entries and tuples).
 
-    "Sets that contain package 7" is `packages @> '[7]'`, served on PostgreSQL by the GIN
-    (jsonb_path_ops) index `package_set_members` of migration 0013."""
+    "Sets that hold package 7 or 9" is `package_set_ids(packages) && '{7,9}'`, served on PostgreSQL
+    by the exact GIN index `package_set_members` of migration 0013 over the ids as an array."""
 
     key = models.CharField(max_length=64, unique=True, help_text="sha256 of the sorted package ids.")
     packages = models.JSONField(default=list, help_text="Package ids, ascending.")

@@ -11,13 +11,13 @@ of it. A single-platform build's digest is its platform's, so its SBOMs name the
 Readers, each one shape for the page, the API and `manage.py lookup --package`:
 - in_build(): a build's packages (one platform's, or every platform's), by name, a keyset page;
 - search(): the builds containing a package (`openssl`, `openssl@3.0.13`, a purl), newest first,
-  with the platforms that contain it and whether a tag points there now;
-- of_platform() and sets_diff(): what compare shows of two builds' packages.
+  with the platforms that contain it and whether a tag points there now.
+Compare's package diff is history.supply_chain.diff_packages.
 
 Search finds the Package ids by name (the `package_name_version` index on (lower(name),
-version)), the sets containing any of them (`packages @> '[id]'`, one GIN probe each, on
-PostgreSQL; `json_each` over every set on SQLite: correct, and as slow as reading every set), then
-the SBOM attachments holding those sets and their builds.
+version)), the sets containing any of them (`package_set_ids(packages) && ids`, one probe of
+an exact GIN index, on PostgreSQL; `json_each` over every set on SQLite: correct, and as slow as
+reading every set), then the SBOM attachments holding those sets and their builds.
 """
 
 import re
@@ -305,17 +305,6 @@ def _after(cursor: PackageCursor) -> Q:
     )
 
 
-def of_platform(build: Build, platform: Platform | None) -> list[Package]:
-    """What `platform` of `build` contains (None: any of its platforms), by name, version, purl:
-    for compare, which reads two builds' whole lists."""
-    attachments = Attachment.objects.filter(build=build, kind=Attachment.Kind.SBOM, packages__isnull=False)
-    if platform is not None:
-        attachments = attachments.filter(Q(platform=platform) | Q(platform__isnull=True))
-    return list(
-        Package.objects.filter(pk__in=_members(attachments)).order_by("name", "version", "purl", "pk")
-    )
-
-
 def _members(attachments) -> RawSQL:
     """The package ids of these attachments' sets, for `pk__in`: the union, unpacked by the
     database (an SBOM may list 20 000 packages; no list of ids goes back and forth)."""
@@ -405,10 +394,9 @@ def _page_ids(matching: Iterable[int], cursor: Cursor | None, wanted: int) -> tu
     """The ids of the `wanted` newest builds after `cursor` whose SBOMs hold any of `matching`,
     and the SBOMs of the builds it read.
 
-    Two ways, because what each costs depends on how common the package is. Asking the index for
-    every set that holds it costs a containment check of each such set (the GIN index of jsonb
-    is lossy: each candidate is read again and decompressed): 15 µs a set, so 100 ms for a
-    package in 7 000 sets, however few of those builds a page shows. Reading the newest builds'
+    Two ways, because what each costs depends on how common the package is. The index gives every
+    set that holds it, then every build of those sets is sorted for a page: for a package in most
+    of a million builds, a million of each, however few a page shows. Reading the newest builds'
     sets costs what those builds are, whatever the package. So the newest WALK * `wanted` builds
     are read first, which fills a page of anything in a good share of current builds (openssl,
     zlib); only what they do not fill goes to the index, from where that reading stopped."""
@@ -490,12 +478,9 @@ def _matching_packages(query: PackageQuery) -> dict[int, str]:
 def _holding_any(ids: list[int]) -> RawSQL:
     """The ids of the sets holding any of `ids`, for `pk__in`."""
     if connection.vendor == "postgresql":
-        # One `@>` a package, each a probe of the GIN index package_set_members whose candidates
-        # are checked once each. (An OR of the probes reads as one condition, which the planner
-        # estimates as if it matched a handful of sets and then checks up to once a package for
-        # every set in the table: five times as slow.)
-        probes = " UNION ".join(["SELECT id FROM history_packageset WHERE packages @> %s::jsonb"] * len(ids))
-        return RawSQL(probes, [f"[{int(pk)}]" for pk in ids])  # noqa: S611 (only placeholders are interpolated)
+        # One probe of the exact GIN index package_set_members (migration 0013) for all of them.
+        holding = "SELECT id FROM history_packageset WHERE package_set_ids(packages) && %s::bigint[]"
+        return RawSQL(holding, [[int(pk) for pk in ids]])  # noqa: S611 (only placeholders are interpolated)
     # SQLite has no containment for JSON: every set's members are read (json_each).
     marks = ", ".join(["%s"] * len(ids))
     members = f"SELECT s.id FROM history_packageset s, json_each(s.packages) m WHERE m.value IN ({marks})"  # noqa: S608
@@ -529,58 +514,4 @@ def _describe(builds: list[Build], matching: dict[int, str], read: Sboms) -> lis
                 # An SBOM of the build's own digest is about every platform of it.
                 names |= {name for pk, name in platforms[build.pk] if platform_id in (None, pk)}
         found.append(Found(build, sorted(names), sorted(versions), build.current))
-    return found
-
-
-# --- compare --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PackageDiff:
-    """What changed between two lists of packages, as `chainctl images diff` shows it."""
-
-    added: list[dict] = field(default_factory=list)  # [{name, type, version, purl}]
-    removed: list[dict] = field(default_factory=list)
-    changed: list[dict] = field(default_factory=list)  # [{name, type, from, to}]
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.changed)
-
-    def as_dict(self) -> dict:
-        return {"added": self.added, "removed": self.removed, "changed": self.changed}
-
-
-def sets_diff(a, b) -> PackageDiff:
-    """From `a` to `b`: each a PackageSet, None (no SBOM), or the Package rows of_platform() gives.
-
-    A package (type and name) with one version on each side that differ has changed; one with
-    several versions on a side (two kernels, two libssl) changes as versions added and removed."""
-    older, newer = _rows(a), _rows(b)
-    by_name_a, by_name_b = _by_name(older), _by_name(newer)
-    added, removed, changed = [], [], []
-    for key in sorted(by_name_a.keys() | by_name_b.keys()):
-        was, now = by_name_a.get(key, {}), by_name_b.get(key, {})
-        if len(was) == len(now) == 1 and was.keys() != now.keys():
-            (before,), (after,) = was, now
-            changed.append({"name": key[0], "type": key[1], "from": before, "to": after})
-            continue
-        removed += [package_dict(was[version]) for version in sorted(was.keys() - now.keys())]
-        added += [package_dict(now[version]) for version in sorted(now.keys() - was.keys())]
-    return PackageDiff(added, removed, changed)
-
-
-def _rows(side) -> list[Package]:
-    if side is None:
-        return []
-    if isinstance(side, PackageSet):
-        return list(Package.objects.filter(pk__in=side.packages))
-    return list(side)
-
-
-def _by_name(rows: list[Package]) -> dict[tuple[str, str], dict[str, Package]]:
-    """{(name, type): {version: a row}}: the same version under two purls (two distros' qualifiers)
-    is one version here."""
-    found: dict[tuple[str, str], dict[str, Package]] = {}
-    for row in sorted(rows, key=lambda row: (row.name, row.type, row.version, row.purl)):
-        found.setdefault((row.name, row.type), {}).setdefault(row.version, row)
     return found

@@ -4,20 +4,29 @@ import django.db.models.deletion
 import django.db.models.functions.text
 from django.db import migrations, models
 
-# "The package sets that contain package 7": `packages @> '[7]'`, one GIN probe per package id
-# (history.packages). PostgreSQL only; the table is new, so no CONCURRENTLY is needed. SQLite reads
-# the sets with json_each, which is what an embedded instance's size affords.
-GIN = "CREATE INDEX package_set_members ON history_packageset USING gin (packages jsonb_path_ops)"
+# "The package sets that hold any of packages 7, 9": `package_set_ids(packages) && '{7,9}'`, one probe
+# of an exact GIN index over the set's ids as an array (history.packages). GIN over jsonb
+# (jsonb_path_ops) is lossy: each candidate set is decompressed and checked again, 100 ms for a
+# package in 6 000 sets, where the array index answers in 3 ms. PostgreSQL only; the table is
+# new, so no CONCURRENTLY is needed. SQLite reads the sets with json_each, which is what an embedded
+# instance's size affords.
+FUNCTION = """
+CREATE OR REPLACE FUNCTION package_set_ids(jsonb) RETURNS bigint[] LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT array(SELECT jsonb_array_elements_text($1)::bigint) $$
+"""
+INDEX = "CREATE INDEX package_set_members ON history_packageset USING gin (package_set_ids(packages))"
 
 
-def create_gin(apps, schema_editor):
+def create_index(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(GIN)
+        schema_editor.execute(FUNCTION)
+        schema_editor.execute(INDEX)
 
 
-def drop_gin(apps, schema_editor):
+def drop_index(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute("DROP INDEX IF EXISTS package_set_members")
+        schema_editor.execute("DROP FUNCTION IF EXISTS package_set_ids(jsonb)")
 
 
 class Migration(migrations.Migration):
@@ -84,5 +93,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('build', 'manifest_digest', 'blob_digest', 'subject'), name='unique_attachment')],
             },
         ),
-        migrations.RunPython(create_gin, drop_gin, elidable=False),
+        migrations.RunPython(create_index, drop_index, elidable=False),
     ]

@@ -27,11 +27,9 @@ from history.packages import (
     PackageCursor,
     UnknownBuild,
     in_build,
-    of_platform,
     package_set,
     parse_query,
     search,
-    sets_diff,
 )
 from tests.history import factories
 
@@ -445,47 +443,6 @@ def test_an_unknown_build_or_hostile_platform_is_refused(builds):
     for bad in ["linux", "linux/amd64/v8/x", "linux/\0", "linux/amd64 ", "linux/" + "a" * 100]:
         with pytest.raises(InvalidPackageQuery, match="is not a platform"):
             in_build(middle.digest, bad)
-
-
-# --- compare's reader -------------------------------------------------------------------------------
-
-
-def test_a_diff_says_what_was_added_removed_and_changed(builds):
-    old, _, new = builds
-    amd64 = lambda build: build.platforms.get(architecture="amd64")  # noqa: E731
-    diff = sets_diff(of_platform(old, amd64(old)), of_platform(new, amd64(new)))
-    assert diff.as_dict() == {
-        "added": [],
-        "removed": [],
-        "changed": [
-            {"name": "bash", "type": "deb", "from": "5.2", "to": "5.2.1"},
-            {"name": "openssl", "type": "deb", "from": "3.0.11", "to": "3.0.13"},
-        ],
-    }
-    arm64 = lambda build: build.platforms.get(architecture="arm64")  # noqa: E731
-    diff = sets_diff(of_platform(old, arm64(old)), of_platform(new, arm64(new)))
-    assert [row["name"] for row in diff.added] == ["zlib1g"]
-    assert diff.removed == [
-        {
-            "name": "openssl",
-            "version": "3.0.11",
-            "type": "deb",
-            "purl": "pkg:deb/debian/openssl@3.0.11?arch=amd64",
-        }
-    ]
-
-
-def test_a_diff_of_sets_with_several_versions_of_a_package_adds_and_removes_versions():
-    a = package_set([deb("linux-image@6.1"), deb("linux-image@6.2"), deb("bash@5.2")])
-    b = package_set([deb("linux-image@6.2"), deb("linux-image@6.3"), deb("bash@5.2")])
-    diff = sets_diff(a, b)
-    assert ([row["version"] for row in diff.removed], [row["version"] for row in diff.added]) == (
-        ["6.1"],
-        ["6.3"],
-    )
-    assert not diff.changed
-    assert not sets_diff(a, a)
-    assert len(sets_diff(None, b).added) == 3 and len(sets_diff(a, None).removed) == 3
 
 
 # --- the API ----------------------------------------------------------------------------------------

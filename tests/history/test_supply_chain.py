@@ -422,7 +422,7 @@ def test_the_api_answers_404_for_an_unknown_digest_and_names_a_platform_s_build(
     build, amd64, _ = two_platforms
     unknown = client.get(f"{API}/sha256:{'0' * 64}")
     assert unknown.status_code == 404
-    assert unknown.json() == {"detail": f"any watched repository has no build sha256:{'0' * 64}"}
+    assert unknown.json() == {"detail": f"no watched repository has a build sha256:{'0' * 64}"}
     image = client.get(f"{API}/{amd64.digest}")
     assert image.status_code == 404
     assert f"it is the linux/amd64 image of the build {build.digest}" in image.json()["detail"]
@@ -440,6 +440,14 @@ def test_a_digest_in_two_repositories_is_a_409_until_one_is_chosen(client, publi
     chosen = client.get(f"{API}/{build.digest}", {"repository": "registry.example/mirror/app"})
     assert chosen.status_code == 200 and chosen.json()["repository"] == "registry.example/mirror/app"
     assert client.get(f"{API}/{build.digest}", {"repository": "registry.example/none"}).status_code == 404
+
+
+@pytest.mark.parametrize("repository", ["acme\0app", "acme/\x1bapp", "a" * 5000])
+def test_a_hostile_repository_parameter_is_a_400_that_says_why(client, public, image, repository):
+    build = image.release("1.0", "", "1.0")
+    response = client.get(f"{API}/{build.digest}", {"repository": repository})
+    assert response.status_code == 400, response.content
+    assert response.json()["detail"].startswith("repository: ")
 
 
 # --- from a real poll ---------------------------------------------------------------------------
