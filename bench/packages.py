@@ -17,9 +17,9 @@ Timed in-process, one at a time, first page (50 builds) each:
 - rare:         a package only one repository's last builds hold;
 - nomatch:      a name no SBOM names;
 - build:        the first page (100) of one build's packages (in_build).
-A search reads the sets of the newest builds first and asks the GIN index only for what they do
-not fill (history.packages._page_ids): `name` is mostly the first, `name@version` of an older
-version and `rare` both.
+A search reads the sets of the newest builds first and asks the exact index of set members only
+for what they do not fill (history.packages._page_ids): `name` is mostly the first,
+`name@version` of an older version and `rare` both.
 
 Reported: p50/p95 per round and their medians against the issue's target (p95 ≤ 50 ms), the
 p95 of the CPU time this process spent (Python and Django, without the database's: on a shared
