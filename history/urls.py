@@ -18,6 +18,7 @@ urlpatterns = [
     path("versions/<int:pk>/", builds.version, name="version"),
     path("versions/<int:pk>/compare", builds.version_compare, name="version_compare"),
     path("builds/<int:pk>/", builds.build, name="build"),
+    path("builds/<int:pk>/packages", builds.build_packages, name="build_packages"),
     path("watch", staff.watch, name="watch"),
     path("repositories/<int:pk>/unwatch", staff.unwatch, name="unwatch"),
     path("repositories/<int:pk>/poll", staff.poll_now, name="poll_now"),

@@ -15,6 +15,7 @@ from django.utils.html import escape, format_html_join
 from django.utils.safestring import mark_safe
 
 from catalog.duration import format_duration
+from catalog.oci.manifest import parse_time
 
 from ..wording import plural, short_digest
 
@@ -38,6 +39,14 @@ def when(moment) -> str:
     text = local.isoformat(" ", "seconds")  # 2026-11-26 12:00:00+00:00
     title = f"{text[:19]} {escape(local.tzname())}"
     return mark_safe(f'<time datetime="{moment.isoformat()}" title="{title}">{text[:16]}</time>')  # noqa: S308
+
+
+@register.filter
+def when_text(value) -> str:
+    """A time a document states as text (a provenance's buildStartedOn), shown as `when` shows
+    times; text that is no RFC 3339 time is shown as it is, escaped."""
+    moment = parse_time(value)
+    return when(moment) if moment else escape(value or "")
 
 
 @register.filter

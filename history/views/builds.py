@@ -8,7 +8,7 @@ from django.utils.http import urlencode
 from catalog.models import Version
 from tagledger.access import readable
 
-from .. import params, supply, supply_chain
+from .. import packages, params, supply, supply_chain
 from ..digests import image_id
 from ..keyset import Cursor, InvalidCursor
 from ..models import Build, TagEvent
@@ -67,7 +67,6 @@ def build(request, pk: int):
         # The build as a whole first, when anything describes it; then each platform shown below.
         "supplies": [chain.whole] * (chain.whole is not None)
         + [found for found in chain.by_platform if found.platform.pk in shown],
-        "api_build": reverse("api:build", kwargs={"digest": build.digest}),
         "build": build,
         "platforms": [
             (
@@ -89,3 +88,19 @@ def build(request, pk: int):
         "older": older,
     }
     return render(request, "history/build.html", context)
+
+
+@readable
+def build_packages(request, pk: int):
+    """The packages a build's SBOMs name, by name, a page at a time: what the build page's package
+    count links to, and `GET /api/v1/builds/{digest}/packages` as a page (the same reader)."""
+    build = get_object_or_404(Build.objects.select_related("repository__registry", "version"), pk=pk)
+    platform = request.GET.get("platform", "")
+    context = {"build": build, "platform": platform, "platforms": sorted(map(str, build.platforms.all()))}
+    try:
+        cursor = packages.PackageCursor.decode(request.GET["cursor"]) if request.GET.get("cursor") else None
+        context["page"] = packages.in_build(build.digest, platform, cursor)
+    except (packages.InvalidPackageQuery, InvalidCursor) as invalid:
+        context["error"] = str(invalid)
+        return render(request, "history/build_packages.html", context, status=400)
+    return render(request, "history/build_packages.html", context)

@@ -22,6 +22,7 @@ from playwright.sync_api import Page, expect
 from catalog.oci.mediatypes import OCI_MANIFEST
 from history.models import Build, Platform
 from tests.browser.conftest import serious_violations, shot
+from tests.history import factories
 from tests.history.factories import Image
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
@@ -122,6 +123,12 @@ def temurin():
             image.tag(name, rebuilt, at=at)
         image.rebuilds.append(rebuilt)
     image.version_ = version
+    # The newest build's supply chain: a signer and packages a registry chose, long and hostile.
+    newest = image.rebuilds[-1]
+    factories.signature(newest, "https://github.com/" + "an-org/a-repository-name/" * 4 + HOSTILE)
+    packages = [(f"lib{n}-{'long-' * (n % 5)}name", f"1.{n}.0-r{n}") for n in range(40)] + [(HOSTILE, "1")]
+    for platform in newest.platforms.all():
+        factories.sbom(newest, *packages, platform=platform)
     return image
 
 
@@ -179,6 +186,7 @@ def visits(image: Image) -> list[Visit]:
         Visit("repository", f"/repositories/{repository.pk}/", open_folded),
         Visit("version", f"/versions/{image.version_.pk}/"),
         Visit("build", f"/builds/{newest.pk}/", keys_beside_values),
+        Visit("build-packages", reverse("history:build_packages", args=[newest.pk])),
         Visit("changelog", "/changelog"),
         Visit("repository-changelog", f"/repositories/{repository.pk}/changelog"),
         Visit("search", "/search?" + urlencode({"q": "21.0.5_11"})),

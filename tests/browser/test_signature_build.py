@@ -31,7 +31,7 @@ def test_a_signature_and_its_build_link_each_other_and_fit(page: Page, signed, w
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
     page.locator("p.artifact-of a").click()
     expect(page).to_have_url(f"{page.url.split('/builds/')[0]}/builds/{release.pk}/")
-    expect(page.get_by_role("heading", name="Signatures, attestations and SBOMs")).to_be_visible()
+    expect(page.get_by_role("heading", name="Artifact tags naming this build")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
     shot(page, f"build-signed-{width}")
     assert serious_violations(page) == []

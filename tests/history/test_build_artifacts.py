@@ -77,7 +77,7 @@ def test_a_signature_build_shows_no_unknown_platform(client, signed):
 def test_the_signed_build_links_to_its_signature_build(client, signed):
     _, release, signature = signed
     content = client.get(f"/builds/{release.pk}/").content.decode()
-    section = content[content.index("Signatures, attestations and SBOMs") :]
+    section = content[content.index("Artifact tags naming this build") :]
     assert artifact_tag(release.digest, ".sig") in section
     assert f'href="/builds/{signature.pk}/"' in section
     # and the release's page is not itself called an artifact of anything
@@ -106,7 +106,7 @@ def test_names_that_only_look_like_artifact_tags_name_no_build(client, name):
     image.tag(name, other)
     assert Tag.objects.get(name=name).kind != "artifact"
     assert "of build" not in text(client.get(f"/builds/{other.pk}/")).split("References")[0]
-    assert "Signatures, attestations and SBOMs" not in text(client.get(f"/builds/{release.pk}/"))
+    assert "Artifact tags naming this build" not in text(client.get(f"/builds/{release.pk}/"))
 
 
 def count_queries(client, url: str) -> int:

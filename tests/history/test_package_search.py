@@ -632,3 +632,50 @@ def test_the_search_page_shows_a_bad_package_query_as_400(client, builds, params
     response = client.get("/search", params)
     assert response.status_code == 400
     assert error in response.content.decode()
+
+
+# --- the build's packages page ----------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("public")
+def test_the_build_s_packages_page_lists_what_the_api_lists_by_platform_and_page(client, builds):
+    _, middle, _ = builds
+    url = reverse("history:build_packages", args=[middle.pk])
+
+    def shown(response) -> list[str]:
+        assert response.status_code == 200
+        return [
+            row.split("</code>")[0]
+            for row in response.content.decode().split('<td><a href="/search?package=')[1:]
+        ]
+
+    assert shown(client.get(url)) == ['bash"><code>bash', 'openssl"><code>openssl', 'openssl"><code>openssl']
+    assert shown(client.get(url, {"platform": "linux/arm64/v8"})) == [
+        'bash"><code>bash',
+        'openssl"><code>openssl',
+    ]
+    first = client.get(url, {"platform": "linux/amd64"})
+    assert b"3.0.13" in first.content and b"3.0.11" not in first.content
+    after_bash = in_build(middle.digest, size=1).next_cursor.encode()  # the API's cursor is the page's
+    assert shown(client.get(url, {"cursor": after_bash})) == ['openssl"><code>openssl'] * 2
+
+
+@pytest.mark.usefixtures("public")
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"platform": "linux/s390x"}, "has no platform linux/s390x"),
+        ({"platform": "linux/\0"}, "is not a platform"),
+        ({"platform": "<script>/x"}, "is not a platform"),
+        ({"cursor": "not-a-cursor"}, "damaged or was edited"),
+    ],
+)
+def test_the_build_s_packages_page_answers_bad_parameters_with_a_400_that_says_why(
+    client, builds, params, says
+):
+    _, middle, _ = builds
+    response = client.get(reverse("history:build_packages", args=[middle.pk]), params)
+    assert response.status_code == 400
+    assert says in response.content.decode()
+    assert b"<script>" not in response.content
+    assert client.get(reverse("history:build_packages", args=[10**9])).status_code == 404
