@@ -41,7 +41,7 @@ from catalog.models import Registry, Repository
 from catalog.oci import mediatypes
 from catalog.oci.client import RegistryClient
 from catalog.oci.errors import BadResponse, RateLimited, RegistryError
-from catalog.oci.manifest import Descriptor, Manifest, _json_object
+from catalog.oci.manifest import Descriptor, Manifest, json_object
 from catalog.tags import Kind as TagKind
 from catalog.tags import classify
 from catalog.text import clipped
@@ -586,7 +586,7 @@ def _bundle_statement(body: bytes):
     """The statement of a Sigstore bundle's DSSE envelope when it is an attestation (any predicate
     but cosign's signature); None for a signature, or when it does not read (read_bundle says why)."""
     try:
-        envelope = _json_object(body, "the bundle").get("dsseEnvelope")
+        envelope = json_object(body, "the bundle").get("dsseEnvelope")
         if not isinstance(envelope, dict):
             return None
         contents = read_document(json.dumps(envelope).encode(), DSSE)

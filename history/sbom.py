@@ -27,7 +27,7 @@ from typing import Any
 
 from packageurl import PackageURL
 
-from catalog.oci.manifest import _array, _clean, _object
+from catalog.oci.manifest import dict_or_empty, list_or_empty, storable_text
 from catalog.text import quoted
 
 # The column sizes of history.models.Package.
@@ -101,10 +101,10 @@ def _spdx(document: dict) -> Sbom:
     match = _SPDX_VERSION.fullmatch(version) if isinstance(version, str) else None
     if not match:
         raise UnreadableDocument(f"SPDX version {_shown(version)} is not read: SPDX 2.x JSON is")
-    creators = _object(document.get("creationInfo")).get("creators")
+    creators = dict_or_empty(document.get("creationInfo")).get("creators")
     tools = [
         creator.split(":", 1)[1]
-        for creator in _array(creators)
+        for creator in list_or_empty(creators)
         if isinstance(creator, str) and creator.startswith("Tool:")
     ]
     return _sbom(f"SPDX {match[1]}", tools, _spdx_packages(_list(document.get("packages"), "SPDX packages")))
@@ -117,7 +117,7 @@ def _spdx_packages(packages: list):
         purl = next(
             (
                 ref.get("referenceLocator")
-                for ref in _array(package.get("externalRefs"))
+                for ref in list_or_empty(package.get("externalRefs"))
                 if isinstance(ref, dict)
                 and _text(ref.get("referenceCategory"), MAX_TYPE) in _PACKAGE_MANAGER
                 and ref.get("referenceType") == "purl"
@@ -141,13 +141,13 @@ def _cyclonedx(document: dict) -> Sbom:
         raise UnreadableDocument(
             f"CycloneDX specVersion {_shown(version)} is not read: CycloneDX 1.x JSON is"
         )
-    tools = _object(document.get("metadata")).get("tools")
+    tools = dict_or_empty(document.get("metadata")).get("tools")
     # 1.4 lists tools; 1.5 and later group them as {"components": [...], "services": [...]}.
     if isinstance(tools, dict):
-        tools = _array(tools.get("components")) + _array(tools.get("services"))
+        tools = list_or_empty(tools.get("components")) + list_or_empty(tools.get("services"))
     names = []
-    for tool in _array(tools):
-        name, release = (_object(tool).get(key) for key in ("name", "version"))
+    for tool in list_or_empty(tools):
+        name, release = (dict_or_empty(tool).get(key) for key in ("name", "version"))
         if isinstance(name, str) and name.strip():
             names.append(f"{name}-{release}" if isinstance(release, str) and release.strip() else name)
     components = _list(document.get("components"), "CycloneDX components")
@@ -211,7 +211,7 @@ def _purl(value: Any) -> tuple[str, str]:
         return "", ""
     if len(purl) > MAX_PURL or len(parsed.type) > MAX_TYPE or _CONTROLS.search(purl):
         return "", ""
-    return _clean(purl), _clean(parsed.type)
+    return storable_text(purl), storable_text(parsed.type)
 
 
 def _text(value: Any, limit: int) -> str:
@@ -219,7 +219,7 @@ def _text(value: Any, limit: int) -> str:
     `limit`; "" for any other JSON type (a number as a name is no name)."""
     if not isinstance(value, str):
         return ""
-    return _CONTROLS.sub("", _clean(value[: limit * 2]))[:limit]
+    return _CONTROLS.sub("", storable_text(value[: limit * 2]))[:limit]
 
 
 def _list(value: Any, what: str) -> list:

@@ -18,9 +18,6 @@ becomes a `Signature` whose detail says which part and why. The signer's identit
 read from the certificate as shown (controls removed, clipped), never trusted for anything.
 """
 
-import base64
-import binascii
-import json
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -33,7 +30,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ObjectIdentifier
 
-from history.statements import pae
+from catalog.oci.errors import BadResponse
+from catalog.oci.manifest import dict_or_empty, json_object
+from history.sbom import UnreadableDocument
+from history.statements import decode_base64, pae
 
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_MEDIA_TYPES = (SIMPLE_SIGNING_MEDIA_TYPE,)
@@ -170,11 +170,11 @@ def read_bundle(body: bytes, subject: str) -> Signature:
             raise _Unreadable("the document is not a Sigstore bundle (no Sigstore mediaType)")
     except _Unreadable as error:
         return _unreadable(str(error), None, REKOR_NOT_READ)
-    material = _object(bundle.get("verificationMaterial"))
+    material = dict_or_empty(bundle.get("verificationMaterial"))
     certificate = _bundle_certificate(material)
     rekor = _tlog_entries(material.get("tlogEntries"))
     if "messageSignature" in bundle:
-        return _message_signature(_object(bundle.get("messageSignature")), certificate, subject, rekor)
+        return _message_signature(dict_or_empty(bundle.get("messageSignature")), certificate, subject, rekor)
     if "dsseEnvelope" in bundle:
         return _envelope(bundle.get("dsseEnvelope"), certificate, subject, rekor)
     return _unreadable("the bundle holds neither a messageSignature nor a dsseEnvelope", certificate, rekor)
@@ -198,7 +198,7 @@ def read_signed_envelope(body: bytes, annotations: Mapping[str, str], subject: s
 
 def _simple_signing_digest(payload: bytes) -> str:
     document = _json_object(payload, MAX_PAYLOAD_BYTES, "the payload")
-    image = _object(_object(document.get("critical")).get("image"))
+    image = dict_or_empty(dict_or_empty(document.get("critical")).get("image"))
     digest = image.get("docker-manifest-digest")
     if not isinstance(digest, str):
         raise _Unreadable("payload names no digest")
@@ -214,7 +214,7 @@ def _names(named: str | None, subject: str, what: str) -> str:
 def _message_signature(
     content: dict, certificate: _Certificate | None, subject: str, rekor: str
 ) -> Signature:
-    message = _object(content.get("messageDigest"))
+    message = dict_or_empty(content.get("messageDigest"))
     name = message.get("algorithm")
     algorithm = _DIGEST_HASHES.get(name) if isinstance(name, str) else None
     subject_algorithm, _, subject_hex = subject.partition(":")
@@ -240,7 +240,7 @@ def _message_signature(
 
 def _envelope(value: object, certificate: _Certificate | None, subject: str, rekor: str) -> Signature:
     """A DSSE envelope: valid when any of its signatures verifies over the PAE of its payload."""
-    envelope = _object(value)
+    envelope = dict_or_empty(value)
     payload_type = envelope.get("payloadType")
     signatures = envelope.get("signatures")
     try:
@@ -263,7 +263,7 @@ def _envelope(value: object, certificate: _Certificate | None, subject: str, rek
     results: list[tuple[bool | None, str]] = []
     for entry in signatures[:MAX_ENVELOPE_SIGNATURES]:
         try:
-            signature = _base64(_object(entry).get("sig"), MAX_SIGNATURE_CHARS, "the signature")
+            signature = _base64(dict_or_empty(entry).get("sig"), MAX_SIGNATURE_CHARS, "the signature")
         except _Unreadable as error:
             results.append((None, NOT_CHECKED + str(error)))
             continue
@@ -286,7 +286,7 @@ def _statement_names(payload_type: str, payload: bytes, subject: str) -> tuple[b
     if not isinstance(subjects, list) or not subjects:
         return False, "statement names no digest"
     algorithm, _, hex_digest = subject.partition(":")
-    named = [_object(_object(entry).get("digest")).get(algorithm) for entry in subjects]
+    named = [dict_or_empty(dict_or_empty(entry).get("digest")).get(algorithm) for entry in subjects]
     if hex_digest and hex_digest in named:
         return True, "statement names this digest"
     return False, "statement names another digest"
@@ -312,10 +312,10 @@ def _annotation_certificate(annotations: Mapping[str, str]) -> _Certificate | No
 
 def _bundle_certificate(material: dict) -> _Certificate | None:
     if "certificate" in material:  # v0.3: the leaf alone
-        raw = _object(material["certificate"]).get("rawBytes")
+        raw = dict_or_empty(material["certificate"]).get("rawBytes")
     elif "x509CertificateChain" in material:  # v0.1, v0.2: the leaf first
-        chain = _object(material["x509CertificateChain"]).get("certificates")
-        raw = _object(chain[0]).get("rawBytes") if isinstance(chain, list) and chain else None
+        chain = dict_or_empty(material["x509CertificateChain"]).get("certificates")
+        raw = dict_or_empty(chain[0]).get("rawBytes") if isinstance(chain, list) and chain else None
     else:
         return None  # a publicKey hint, or nothing: a key tagledger does not have
     try:
@@ -463,7 +463,7 @@ def _rekor_annotation(value: object) -> str:
         )
     except _Unreadable:
         return REKOR_UNREADABLE
-    payload = _object(bundle.get("Payload"))
+    payload = dict_or_empty(bundle.get("Payload"))
     shape = (
         isinstance(bundle.get("SignedEntryTimestamp"), str)
         and isinstance(payload.get("body"), str)
@@ -481,7 +481,7 @@ def _tlog_entries(value: object) -> str:
     if not isinstance(value, list):
         return REKOR_UNREADABLE
     for entry in value[:MAX_ENVELOPE_SIGNATURES]:
-        entry = _object(entry)
+        entry = dict_or_empty(entry)
         index = entry.get("logIndex")
         evidence = isinstance(entry.get("inclusionPromise"), dict) or isinstance(
             entry.get("inclusionProof"), dict
@@ -531,35 +531,20 @@ def _json_object(body: object, limit: int, what: str) -> dict:
     if len(body) > limit:
         raise _Unreadable(f"{what} is larger than {limit // 1024 // 1024} MiB")
     try:
-        # NaN and Infinity are no JSON; nothing here takes a float, so read them as None.
-        document = json.loads(body.decode("utf-8"), parse_constant=lambda _: None)
-    except (UnicodeDecodeError, ValueError):  # not UTF-8, malformed, an integer of 4300+ digits
-        raise _Unreadable(f"{what} is not JSON") from None
-    except RecursionError:  # nested deeper than the parser's stack
-        raise _Unreadable(f"{what} nests too deep") from None
-    if not isinstance(document, dict):
-        raise _Unreadable(f"{what} is not a JSON object")
-    return document
+        return json_object(body, what)  # UTF-8 only, depth bounded, NaN and Infinity read as None
+    except BadResponse as error:
+        raise _Unreadable(str(error)) from None
 
 
 def _base64(value: object, limit: int, what: str) -> bytes:
-    """Standard or URL-safe base64, padded or not (protobuf-JSON readers accept all four)."""
     if not isinstance(value, str) or not value:
         raise _Unreadable(f"{what} is missing")
     if len(value) > limit:
         raise _Unreadable(f"{what} is too large")
-    text = value.strip().replace("\n", "").replace("\r", "")
-    if "-" in text or "_" in text:
-        text = text.replace("-", "+").replace("_", "/")
-    text += "=" * (-len(text) % 4)
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        raise _Unreadable(f"{what} is not base64") from None
-
-
-def _object(value: object) -> dict:
-    return value if isinstance(value, dict) else {}
+        return decode_base64(value.strip(), what)
+    except UnreadableDocument as error:
+        raise _Unreadable(str(error)) from None
 
 
 def _is_integer(value: object) -> bool:

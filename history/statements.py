@@ -23,7 +23,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from catalog.oci.errors import BadResponse
-from catalog.oci.manifest import _array, _clean, _json_object, _object, is_digest, parse_time
+from catalog.oci.manifest import (
+    dict_or_empty,
+    is_digest,
+    json_object,
+    list_or_empty,
+    parse_time,
+    storable_text,
+)
 from catalog.text import quoted
 
 from .sbom import Package, UnreadableDocument, is_sbom, parse_sbom
@@ -136,10 +143,10 @@ def parse_envelope(body: bytes) -> Envelope:
         raise UnreadableDocument("the envelope's signatures are not a list")
     decoded = []
     for number, signature in enumerate(signatures[:MAX_SIGNATURES], 1):
-        sig = _object(signature).get("sig")
+        sig = dict_or_empty(signature).get("sig")
         if not isinstance(sig, str):
             raise UnreadableDocument(f"the envelope's signature {number} has no sig")
-        decoded.append(_base64(sig, f"the envelope's signature {number}"))
+        decoded.append(decode_base64(sig, f"the envelope's signature {number}"))
     return Envelope(payload_type, payload, tuple(decoded))
 
 
@@ -160,10 +167,10 @@ def _envelope_payload(document: dict) -> tuple[str, bytes]:
     payload = document.get("payload")
     if not isinstance(payload, str):
         raise UnreadableDocument("the envelope's payload is not text")
-    return _clean(payload_type, MAX_DETAIL), _base64(payload, "the envelope's payload")
+    return storable_text(payload_type, MAX_DETAIL), decode_base64(payload, "the envelope's payload")
 
 
-def _base64(text: str, what: str) -> bytes:
+def decode_base64(text: str, what: str) -> bytes:
     """Base64 as DSSE producers write it: standard or URL-safe alphabet, padded or not, and line
     breaks skipped (Go's decoder skips them, so envelopes with them verify elsewhere)."""
     text = text.replace("\n", "").replace("\r", "")
@@ -215,8 +222,8 @@ def _statement(document: dict, annotated: str) -> Contents:
 def _subjects(value: Any) -> tuple[str, ...]:
     """`sha256:<hex>` (or sha512) for each digest a subject gives, in order, without repeats."""
     digests = []
-    for subject in _array(value)[:MAX_SUBJECTS]:
-        for algorithm, hex_digest in _object(_object(subject).get("digest")).items():
+    for subject in list_or_empty(value)[:MAX_SUBJECTS]:
+        for algorithm, hex_digest in dict_or_empty(dict_or_empty(subject).get("digest")).items():
             if is_digest(digest := f"{algorithm}:{hex_digest}" if isinstance(hex_digest, str) else ""):
                 digests.append(digest)
     return tuple(dict.fromkeys(digests))
@@ -239,22 +246,22 @@ def _sbom_contents(document: Any, predicate_type: str, subjects: tuple[str, ...]
 
 def _provenance(predicate: dict, version: str) -> dict:
     if version == "1":
-        definition = _object(predicate.get("buildDefinition"))
-        run = _object(predicate.get("runDetails"))
-        metadata = _object(run.get("metadata"))
-        builder = _object(run.get("builder")).get("id")
+        definition = dict_or_empty(predicate.get("buildDefinition"))
+        run = dict_or_empty(predicate.get("runDetails"))
+        metadata = dict_or_empty(run.get("metadata"))
+        builder = dict_or_empty(run.get("builder")).get("id")
         build_type = definition.get("buildType")
-        parameters = _object(definition.get("externalParameters"))
-        sources = [parameters.get("configSource"), *_array(definition.get("resolvedDependencies"))]
-        vcs = _object(_object(metadata.get("buildkit_metadata")).get("vcs"))
+        parameters = dict_or_empty(definition.get("externalParameters"))
+        sources = [parameters.get("configSource"), *list_or_empty(definition.get("resolvedDependencies"))]
+        vcs = dict_or_empty(dict_or_empty(metadata.get("buildkit_metadata")).get("vcs"))
         started, finished = metadata.get("startedOn"), metadata.get("finishedOn")
     else:  # v0.2, and v0.1 whose recipe became v0.2's buildType and invocation
-        invocation = _object(predicate.get("invocation"))
-        metadata = _object(predicate.get("metadata"))
-        builder = _object(predicate.get("builder")).get("id")
-        build_type = predicate.get("buildType", _object(predicate.get("recipe")).get("type"))
-        sources = [invocation.get("configSource"), *_array(predicate.get("materials"))]
-        vcs = _object(_object(metadata.get(BUILDKIT_METADATA)).get("vcs"))
+        invocation = dict_or_empty(predicate.get("invocation"))
+        metadata = dict_or_empty(predicate.get("metadata"))
+        builder = dict_or_empty(predicate.get("builder")).get("id")
+        build_type = predicate.get("buildType", dict_or_empty(predicate.get("recipe")).get("type"))
+        sources = [invocation.get("configSource"), *list_or_empty(predicate.get("materials"))]
+        vcs = dict_or_empty(dict_or_empty(metadata.get(BUILDKIT_METADATA)).get("vcs"))
         started, finished = metadata.get("buildStartedOn"), metadata.get("buildFinishedOn")
     repository, commit = _source(sources, vcs)
     return {
@@ -272,8 +279,8 @@ def _source(sources: list, vcs: dict) -> tuple[str, str]:
     """The repository and commit built: the first source with a Git commit digest, else what
     BuildKit's vcs metadata says; ("", "") when nothing does."""
     for source in sources[:MAX_ENTRIES]:
-        source = _object(source)
-        digest = _object(source.get("digest"))
+        source = dict_or_empty(source)
+        digest = dict_or_empty(source.get("digest"))
         commit = digest.get("gitCommit", digest.get("sha1"))
         if isinstance(commit, str) and _COMMIT.fullmatch(commit) and isinstance(source.get("uri"), str):
             return _repository(source["uri"]), commit
@@ -311,11 +318,11 @@ def _time(value: Any) -> str | None:
 def _vuln_predicate(predicate: dict) -> dict:
     """cosign's vuln predicate (the scanner, and its result as the scanner wrote it) or in-toto's
     vulns predicate (the same scanner, and its result as a list of vulnerabilities)."""
-    scanner = _object(predicate.get("scanner"))
+    scanner = dict_or_empty(predicate.get("scanner"))
     result = scanner.get("result")
     if isinstance(result, list):
         report = _summary("", (_listed_severity(item) for item in result))
-    elif (report := _report(_object(result))) is None:
+    elif (report := _report(dict_or_empty(result))) is None:
         raise UnreadableDocument("the scan result is neither SARIF, Trivy, Grype JSON nor a list")
     named = " ".join(_detail(scanner.get(key)) for key in ("uri", "version")).strip()
     return report | {"scanner": named[:MAX_DETAIL]} if named else report
@@ -327,18 +334,18 @@ def _report(document: dict) -> dict | None:
     if isinstance(document.get("runs"), list) and ("sarif" in schema.lower() or version.startswith("2.")):
         return _sarif(document)
     if isinstance(document.get("Results"), list):
-        scanner = " ".join(("Trivy", _detail(_object(document.get("Trivy")).get("Version")))).strip()
+        scanner = " ".join(("Trivy", _detail(dict_or_empty(document.get("Trivy")).get("Version")))).strip()
         severities = (
-            _word(_object(vulnerability).get("Severity"))
+            _word(dict_or_empty(vulnerability).get("Severity"))
             for result in document["Results"]
-            for vulnerability in _array(_object(result).get("Vulnerabilities"))
+            for vulnerability in list_or_empty(dict_or_empty(result).get("Vulnerabilities"))
         )
         return _summary(scanner, severities)
     if isinstance(document.get("matches"), list):
-        descriptor = _object(document.get("descriptor"))
+        descriptor = dict_or_empty(document.get("descriptor"))
         scanner = " ".join(_detail(descriptor.get(key)) for key in ("name", "version")).strip()
         severities = (
-            _word(_object(_object(match).get("vulnerability")).get("severity"))
+            _word(dict_or_empty(dict_or_empty(match).get("vulnerability")).get("severity"))
             for match in document["matches"]
         )
         return _summary(scanner or "Grype", severities)
@@ -348,22 +355,22 @@ def _report(document: dict) -> dict | None:
 def _sarif(document: dict) -> dict:
     scanners, severities = [], []
     for run in document["runs"]:
-        driver = _object(_object(_object(run).get("tool")).get("driver"))
+        driver = dict_or_empty(dict_or_empty(dict_or_empty(run).get("tool")).get("driver"))
         scanners.append(" ".join(_detail(driver.get(key)) for key in ("name", "version")).strip())
-        rules = [_object(rule) for rule in _array(driver.get("rules"))]
+        rules = [dict_or_empty(rule) for rule in list_or_empty(driver.get("rules"))]
         by_id = {rule["id"]: rule for rule in rules if isinstance(rule.get("id"), str)}
-        for result in _array(_object(run).get("results")):
-            result = _object(result)
+        for result in list_or_empty(dict_or_empty(run).get("results")):
+            result = dict_or_empty(result)
             index = result.get("ruleIndex")
             rule = (
                 rules[index]
                 if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(rules)
                 else by_id.get(_detail(result.get("ruleId")), {})
             )
-            score = _object(result.get("properties")).get(
-                "security-severity", _object(rule.get("properties")).get("security-severity")
+            score = dict_or_empty(result.get("properties")).get(
+                "security-severity", dict_or_empty(rule.get("properties")).get("security-severity")
             )
-            level = result.get("level", _object(rule.get("defaultConfiguration")).get("level"))
+            level = result.get("level", dict_or_empty(rule.get("defaultConfiguration")).get("level"))
             severities.append(_score(score) or _SARIF_LEVELS.get(_detail(level), "unknown"))
     return _summary(", ".join(dict.fromkeys(name for name in scanners if name)), severities)
 
@@ -371,10 +378,10 @@ def _sarif(document: dict) -> dict:
 def _listed_severity(item: Any) -> str:
     """An in-toto vulns result's severity: a list of {method, score}, where a score is a word
     ("medium") or a CVSS number ("5.2"); the first word, else the first number, says which."""
-    item = _object(item)
+    item = dict_or_empty(item)
     scores = [
-        _object(entry).get("score")
-        for entry in _array(_object(item.get("vulnerability", item)).get("severity"))
+        dict_or_empty(entry).get("score")
+        for entry in list_or_empty(dict_or_empty(item.get("vulnerability", item)).get("severity"))
     ]
     words = (_SEVERITY_WORDS.get(_detail(score).lower()) for score in scores)
     return next(filter(None, words), None) or next(filter(None, map(_score, scores)), "unknown")
@@ -417,7 +424,7 @@ def _json(body: bytes, what: str) -> dict:
     if len(body) > MAX_DOCUMENT_BYTES:
         raise UnreadableDocument(f"{what} is larger than {MAX_DOCUMENT_BYTES // 1024 // 1024} MiB")
     try:
-        return _json_object(body, what)
+        return json_object(body, what)
     except BadResponse as error:  # not UTF-8, not JSON, too deep, not an object: said for a person
         raise UnreadableDocument(str(error)) from None
 
@@ -426,4 +433,4 @@ def _detail(value: Any) -> str:
     """A string of `details`: text only, no control characters, at most MAX_DETAIL characters."""
     if not isinstance(value, str):
         return ""
-    return _CONTROLS.sub("", _clean(value[: MAX_DETAIL * 2]))[:MAX_DETAIL].strip()
+    return _CONTROLS.sub("", storable_text(value[: MAX_DETAIL * 2]))[:MAX_DETAIL].strip()

@@ -48,9 +48,9 @@ from .manifest import (
     Manifest,
     ManifestHead,
     _descriptor,
-    _json_object,
     digest_of,
     is_digest,
+    json_object,
     parse_config,
     parse_manifest,
 )
@@ -779,7 +779,7 @@ def _filters_applied(value: str | None) -> set[str]:
 def _referrers_page(body: bytes, content_type: str | None, what: str) -> list[Descriptor]:
     """The entries of one page of a referrers answer: an OCI image index. An entry that is no
     valid descriptor (a digest or size of the wrong shape) is left out, the others kept."""
-    document = _json_object(body, what)
+    document = json_object(body, what)
     declared = document.get("mediaType")
     if declared is not None and declared != mediatypes.OCI_INDEX:
         raise BadResponse(f"{what}: mediaType {quoted(declared)} is not an OCI image index")

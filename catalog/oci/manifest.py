@@ -189,7 +189,7 @@ def parse_manifest(body: bytes, content_type: str, digest: str) -> Manifest:
     if content_type in mediatypes.LEGACY:
         # schema1 bodies carry a signature that changes per request: never a stable thing to hash.
         return Manifest(digest, content_type, len(body), body, legacy=True)
-    document = _json_object(body, "manifest")
+    document = json_object(body, "manifest")
     declared = document.get("mediaType")
     if declared is not None and declared != content_type:
         raise BadResponse(
@@ -228,9 +228,9 @@ def parse_manifest(body: bytes, content_type: str, digest: str) -> Manifest:
 
 def parse_config(body: bytes, digest: str) -> ImageConfig:
     """The summary of an image config; only a body that is no JSON object (or nests too deep) fails."""
-    document = _json_object(body, "image config")
-    config = _object(document.get("config"))
-    rootfs = _object(document.get("rootfs"))
+    document = json_object(body, "image config")
+    config = dict_or_empty(document.get("config"))
+    rootfs = dict_or_empty(document.get("rootfs"))
     return ImageConfig(
         digest=digest,
         created=_text(document.get("created")),
@@ -258,7 +258,8 @@ def parse_config(body: bytes, digest: str) -> ImageConfig:
             )
             # Compared step by step between builds (difflib, quadratic): bounded like the rest.
             for entry in itertools.islice(
-                (entry for entry in _array(document.get("history")) if isinstance(entry, dict)), MAX_ENTRIES
+                (entry for entry in list_or_empty(document.get("history")) if isinstance(entry, dict)),
+                MAX_ENTRIES,
             )
         ),
     )
@@ -271,7 +272,7 @@ _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 _NESTING_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1, +1, -1, -1 as signed bytes
 
 
-def _json_object(body: bytes, what: str) -> dict[str, Any]:
+def json_object(body: bytes, what: str) -> dict[str, Any]:
     # JSON between systems is UTF-8 (RFC 8259), and Go's decoder (the registry's) reads nothing
     # else; json.loads would also guess UTF-16 and UTF-32, whose bytes the depth scan cannot read.
     try:
@@ -323,7 +324,7 @@ def _platform(value: Any) -> Platform | None:
         variant=_text(value.get("variant"), MAX_PLATFORM_TEXT),
         os_version=_text(value.get("os.version"), MAX_PLATFORM_TEXT),
         os_features=tuple(
-            _clean(feature, MAX_PLATFORM_TEXT) for feature in _strings(value.get("os.features"))
+            storable_text(feature, MAX_PLATFORM_TEXT) for feature in _strings(value.get("os.features"))
         )[:MAX_OS_FEATURES],
     )
 
@@ -342,41 +343,41 @@ def _list(value: Any, what: str) -> list:
     return value
 
 
-def _array(value: Any) -> list:
+def list_or_empty(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
-def _object(value: Any) -> dict:
+def dict_or_empty(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
 def _string_map(value: Any) -> dict[str, str]:
     """Annotations and labels: string to string by the spec; a value of another type is dropped."""
-    kept = ((key, item) for key, item in _object(value).items() if isinstance(item, str))
-    return {_clean(key): _clean(item) for key, item in itertools.islice(kept, MAX_ENTRIES)}
+    kept = ((key, item) for key, item in dict_or_empty(value).items() if isinstance(item, str))
+    return {storable_text(key): storable_text(item) for key, item in itertools.islice(kept, MAX_ENTRIES)}
 
 
 def _keys(value: Any) -> tuple[str, ...]:
     """The keys of a set written as an object (ExposedPorts, Volumes: `{"80/tcp": {}}`), sorted."""
-    return tuple(sorted({_clean(key) for key in itertools.islice(_object(value), MAX_ENTRIES)}))
+    return tuple(sorted({storable_text(key) for key in itertools.islice(dict_or_empty(value), MAX_ENTRIES)}))
 
 
 def _strings(value: Any, *, lone: bool = False) -> tuple[str, ...]:
     """An array of strings, without its items of other types; a lone string only when `lone`."""
     if lone and isinstance(value, str):
-        return (_clean(value),)
-    kept = (item for item in _array(value) if isinstance(item, str))
-    return tuple(_clean(item) for item in itertools.islice(kept, MAX_ENTRIES))
+        return (storable_text(value),)
+    kept = (item for item in list_or_empty(value) if isinstance(item, str))
+    return tuple(storable_text(item) for item in itertools.islice(kept, MAX_ENTRIES))
 
 
 def _text(value: Any, limit: int | None = None) -> str:
-    return _clean(value, limit) if isinstance(value, str) else ""
+    return storable_text(value, limit) if isinstance(value, str) else ""
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _clean(text: str, limit: int | None = None) -> str:
+def storable_text(text: str, limit: int | None = None) -> str:
     """Text PostgreSQL can store: no NUL (text and JSONB refuse it), no lone surrogate (`"\\ud800"`
     in JSON; UTF-8 cannot encode it), so U+FFFD in its place; cut to `limit` characters."""
     if "\x00" in text:

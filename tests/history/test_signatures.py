@@ -365,17 +365,17 @@ HOSTILE_LAYERS = {
     "bundle huge": (replace(REKOR, " " * 2_000_000), True, True, False, REKOR_BAD),
     "bundle with NaN": (replace(REKOR, '{"SignedEntryTimestamp": NaN}'), True, True, False, REKOR_BAD),
     "bundle not text": (replace(REKOR, {"Payload": {}}), True, True, False, REKOR_BAD),
-    "payload not JSON": (with_payload(b"{not json"), False, False, True, "the payload is not JSON"),
-    "payload not UTF-8": (with_payload(b'{"a": "\xff\xfe"}'), False, False, True, "the payload is not JSON"),
+    "payload not JSON": (with_payload(b"{not json"), False, False, True, "the payload is not valid JSON"),
+    "payload not UTF-8": (with_payload(b'{"a": "\xff\xfe"}'), False, False, True, "the payload is not UTF-8"),
     "payload a list": (with_payload(b"[]"), False, False, True, "the payload is not a JSON object"),
-    "payload empty": (with_payload(b""), False, False, True, "the payload is not JSON"),
-    "payload nested deep": (with_payload(DEEP.encode()), False, False, True, "the payload nests too deep"),
+    "payload empty": (with_payload(b""), False, False, True, "the payload is not valid JSON"),
+    "payload nested deep": (with_payload(DEEP.encode()), False, False, True, "the payload nests deeper than"),
     "payload critical a string": (with_payload(b'{"critical": "x"}'), False, False, True, "names no digest"),
     "payload digest a number": (
         with_payload(b'{"critical": {"image": {"docker-manifest-digest": 5}}}'), False, False, True,
         "payload names no digest",
     ),
-    "payload digest huge integer": (with_payload(HUGE_INTEGER), False, False, True, "payload is not JSON"),
+    "payload digest huge integer": (with_payload(HUGE_INTEGER), False, False, True, "not valid JSON"),
     "payload larger than 1 MiB": (
         with_payload(TOO_BIG), None, False, True, "signature not checked: the payload is larger than 1 MiB"
     ),
@@ -629,7 +629,7 @@ HOSTILE_BUNDLES = {
         at((*ENVELOPE, "payload"), b64(b"[1]")), False, False, True, "the statement is not a JSON object"
     ),
     "payload deep": (
-        at((*ENVELOPE, "payload"), b64(DEEP.encode())), False, False, True, "the statement nests too deep"
+        at((*ENVELOPE, "payload"), b64(DEEP.encode())), False, False, True, "statement nests deeper than 128"
     ),
     "payloadType another": (
         at((*ENVELOPE, "payloadType"), "text/plain"), False, False, True, "not an in-toto statement"
@@ -686,10 +686,10 @@ def test_a_broken_message_signature_is_not_checked_and_says_why(path, value, cla
 @pytest.mark.parametrize(
     ("body", "clause"),
     [
-        (b"", "the bundle is not JSON"),
-        (b"\xff\xfe{}", "the bundle is not JSON"),
+        (b"", "the bundle is not valid JSON"),
+        (b"\xff\xfe{}", "the bundle is not UTF-8"),
         (b"null", "the bundle is not a JSON object"),
-        (DEEP.encode(), "the bundle nests too deep"),
+        (DEEP.encode(), "the bundle nests deeper than 128 levels"),
         (b" " * (signatures.MAX_DOCUMENT_BYTES + 1), "the bundle is larger than 16 MiB"),
         ("{}", "the bundle is not a document"),
     ],
@@ -836,7 +836,7 @@ class TestSignedEnvelope:
     @pytest.mark.parametrize(
         ("body", "clause"),
         [
-            (b"not json", "signature not checked: the envelope is not JSON"),
+            (b"not json", "signature not checked: the envelope is not valid JSON"),
             (
                 b'{"payloadType": "application/vnd.in-toto+json", "payload": "%%", "signatures": []}',
                 "signature not checked: the envelope payload is not base64",
