@@ -25,7 +25,7 @@ from catalog.text import clipped
 
 from . import attachments, slots, supply
 from .heartbeat import Heartbeat
-from .models import Attestation, Build, Platform, PollRun, TagState
+from .models import Attachment, Attestation, Build, Platform, PollRun, TagState
 from .wording import plural
 
 log = logging.getLogger(__name__)
@@ -86,15 +86,27 @@ class Observation:
     seen_at: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
 
 
-def poll(repository: Repository, *, progress: Progress | None = None, client: RegistryClient | None = None):
+def poll(
+    repository: Repository,
+    *,
+    progress: Progress | None = None,
+    client: RegistryClient | None = None,
+    supply_chain: bool = False,
+):
     """Poll `repository` once and record every change; returns the finished PollRun.
+
+    `supply_chain`: also read the signatures, attestations and SBOMs of the builds tags point to now
+    that have none recorded (builds stored before tagledger read them): each is fetched again as a
+    new build is, a GET of its manifest and of its attestation manifests, then read as step 5 reads
+    a new build's. Meant for once after an upgrade (`manage.py poll --supply-chain`): a build with
+    no supply chain at all is fetched again each time it is asked for.
 
     Raises RegistryBusy, before any request, when the registry is paused, or when it has no free
     slot and no poll running here frees one within SLOT_WAIT seconds (SLOT_GRACE when none runs).
     """
     sweep_stale_polls(PollRun.objects.filter(repository=repository))
     with _slots(repository.registry) as held, Heartbeat(repository, held, lease=POLL_LEASE):
-        return _Poll(repository, held.count, progress).run(client)
+        return _Poll(repository, held.count, progress, supply_chain=supply_chain).run(client)
 
 
 def sweep_stale_polls(polls) -> int:
@@ -133,8 +145,11 @@ def _poll_running(registry) -> bool:
 
 
 class _Poll:
-    def __init__(self, repository: Repository, threads: int, progress: Progress | None):
+    def __init__(
+        self, repository: Repository, threads: int, progress: Progress | None, *, supply_chain: bool = False
+    ):
         self.repository = repository
+        self.supply_chain = supply_chain  # also read the supply chain of builds stored before
         self.client: RegistryClient | None = None
         self.threads = threads
         self.progress = progress
@@ -156,6 +171,8 @@ class _Poll:
                 observation = self._heads(names, workers)  # 2. HEAD every tag
                 builds = self._builds(observation, workers)  # 3. GET each new build a HEAD names
             changes = self._record(names, observation, builds)  # 4. record what changed
+            if self.supply_chain:
+                self._fetch_again(builds)
             self._supply_chain(observation)  # 5. signatures, attestations, SBOMs of new builds
         except RegistryError as error:
             return self._finish(PollRun.Status.FAILED, error=str(error), error_object=error)
@@ -550,6 +567,21 @@ class _Poll:
         except Exception:
             log.exception("%s: reading the supply chain failed; the poll's record stands", self.repository)
         self.new = []
+
+    def _fetch_again(self, builds: dict[str, Build]) -> None:
+        """The builds tags point to now with no supply chain recorded, fetched again for step 5 as
+        if new (poll's `supply_chain`). One at a time: a one-off, bounded by the poll's deadline."""
+        stored = {item.build.pk for item in self.new}
+        known = [build for build in builds.values() if build.pk not in stored]
+        described = set(Attachment.objects.filter(build__in=known).values_list("build", flat=True).distinct())
+        for build in known:
+            if build.pk in described or build.legacy:
+                continue
+            fetched = self._fetch(build.digest)
+            if isinstance(fetched, Fetched):
+                self.new.append(attachments.New.of(build, fetched))
+            elif fetched.startswith("skipped"):
+                break  # the deadline or a 429: the rest another time
 
     # --- helpers ----------------------------------------------------------------------------
 

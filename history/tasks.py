@@ -54,11 +54,11 @@ def poll_repository(repository_id: int) -> None:
         log.info("%s: %s; rescheduled", repository, busy)
 
 
-def run_poll(repository: Repository, progress=None):
+def run_poll(repository: Repository, progress=None, *, supply_chain: bool = False):
     """Poll and release the lease with the next due time; used by the task and the CLI alike."""
     next_poll_at = None
     try:
-        run = polling.poll(repository, progress=progress)
+        run = polling.poll(repository, progress=progress, supply_chain=supply_chain)
         next_poll_at = timezone.now() + repository.interval
         return run
     except polling.RegistryBusy as busy:

@@ -15,11 +15,13 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from django.core.cache import cache
+from django.core.management import call_command
 from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -578,3 +580,39 @@ def test_any_blob_reads_as_a_document_or_as_why_not_and_never_raises(body, media
         assert found.details["verified"] is False and found.details["detail"]  # random bytes never verify
     assert len(found.error) <= attachments.MAX_ERROR
     json.dumps(found.details)  # stored as JSON
+
+
+# --- builds recorded before tagledger read supply chains ------------------------------------------
+
+
+def test_poll_supply_chain_reads_what_builds_recorded_before_hold_once_and_an_ordinary_poll_does_not(
+    buildx, pusher, fault_proxy, signer
+):
+    """An upgrade finds builds stored by polls that read no supply chain: an ordinary poll leaves
+    them (it reads new builds only), `poll --supply-chain` fetches them again and reads them all,
+    cosign tags included; asked again, it fetches only what still has nothing recorded."""
+    pushed, repository = buildx
+    signature = pusher.push_cosign(pushed.repository, pushed.digest, "sig", [sign_layer(signer, pushed)])
+    polled(repository)
+    build = build_of(repository, pushed)
+    Attachment.objects.all().delete()  # as a poll before this version left them
+
+    polled(repository)
+    assert not build.attachments.exists()
+
+    fault_proxy.reset()
+    call_command("poll", repository.reference, "--supply-chain", stdout=StringIO())
+    assert sorted((row.kind, row.source) for row in rows(build)) == [
+        ("provenance", "buildkit"), ("provenance", "buildkit"),
+        ("sbom", "buildkit"), ("sbom", "buildkit"), ("signature", "cosign-tag"),
+    ]  # fmt: skip
+    [signed] = rows(build, kind="signature")
+    assert (signed.manifest_digest, signed.details["verified"]) == (signature.digest, True)
+    # the build, its 2 images and 2 attestation manifests, and the .sig manifest; 4 statements and
+    # the signature layer (image configs are fetched again too: _fetch reads them for platforms)
+    assert fault_proxy.count("GET", MANIFESTS) == 6
+
+    fault_proxy.reset()
+    call_command("poll", repository.reference, "--supply-chain", stdout=StringIO())
+    assert fault_proxy.count("GET", MANIFESTS) == 1  # the .sig build alone: nothing attached to it
+    assert len(rows(build)) == 5

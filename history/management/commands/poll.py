@@ -31,6 +31,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("references", nargs="*", metavar="REFERENCE", help="Watched repositories.")
         parser.add_argument(
+            "--supply-chain",
+            action="store_true",
+            help="Also read the signatures, attestations and SBOMs of the builds tags point to now that "
+            "have none recorded: builds polled before tagledger read them (run once after upgrading). "
+            "Each such build costs its manifest GETs again.",
+        )
+        parser.add_argument(
             "--wait",
             type=int,
             default=DEFAULT_WAIT,
@@ -43,6 +50,7 @@ class Command(BaseCommand):
         if options["wait"] < 0:
             raise CommandError("--wait must be 0 or more seconds")
         self.wait = options["wait"]
+        self.supply_chain = options["supply_chain"]
         repositories = self.named(options["references"]) if options["references"] else self.enabled()
         if not repositories:
             self.stdout.write("nothing is watched; start with: manage.py watch REFERENCE")
@@ -129,7 +137,7 @@ class Command(BaseCommand):
         name = repository.reference
         bar = ProgressBar(self.stderr, name) if self.stderr.isatty() else None
         try:
-            run = tasks.run_poll(repository, progress=bar)
+            run = tasks.run_poll(repository, progress=bar, supply_chain=self.supply_chain)
         except polling.RegistryBusy as busy:
             self.stdout.write(
                 f"{name}: registry busy or paused, skipped: {busy}; try again in {busy.retry_after:.0f}s"
