@@ -31,6 +31,7 @@ from .changelog import ChangelogFilter, InvalidFilter, page
 from .keyset import Cursor, InvalidCursor, NameCursor
 from .lines import MAX_TAG_PAGE, TAG_CURSORS, TAG_PAGE, parse_query, tag_page, version_rows
 from .models import Build, Platform, TagEvent, with_poll_health
+from .pin_gate import Policy, gate
 from .pins import PinError, check
 from .search import InvalidQuery, lookup
 from .versions import digest_history
@@ -39,6 +40,7 @@ DEFAULT_PAGE, MAX_PAGE = 50, 200
 # Builds are tall (every tag each held, platforms, attestations): a page of 50 costs 0.65 times
 # the version page's 25 rows and timeline, 100 of them about as much (BENCHMARKS.md, Pages: api_builds).
 MAX_BUILD_PAGE = 100
+MAX_BEHIND = 10_000  # a pins check's max_behind: more than any tag's builds
 # What stored tag, version and variant names are made of; anything else names nothing here.
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"
 VARIANT_PATTERN = r"^[A-Za-z0-9._-]*$"
@@ -429,6 +431,46 @@ def pins(
     except PinError as error:
         raise HttpError(400, f"ref: {error}") from None
     return [result.as_dict() for result in results]
+
+
+@api.get("pins/check", response={200: out.PinCheckOut, **ERRORS})
+def pins_check(
+    request,
+    ref: Annotated[
+        list[str],
+        Query(
+            description="A pinned reference, a Dockerfile or compose line, or a whole file's text (read as "
+            "the pin check page reads it); repeatable."
+        ),
+    ],
+    max_behind: Annotated[
+        int,
+        Query(ge=0, le=MAX_BEHIND, description="Builds a pin may be behind its tag and still pass."),
+        _strictly(params.number),
+    ] = 0,
+    fail_on_inactive: Annotated[
+        bool, Query(description="Fail pins whose tag's version is inactive.")
+    ] = False,
+    allow_unknown: Annotated[
+        bool,
+        Query(
+            description="Pass pins tagledger cannot check (unknown or unreadable) instead of failing them."
+        ),
+    ] = False,
+    allow_unpinned: Annotated[
+        bool, Query(description="Pass references without a digest instead of failing them.")
+    ] = False,
+):
+    """The pins CI gate: `ok` is false when a pin is more than `max_behind` builds behind its tag, not a
+    build of it, unknown or unreadable, not pinned to a digest, or (with `fail_on_inactive`) of an
+    inactive version. Always 200 whatever the verdict: a CI script reads `ok`. The same body as
+    `manage.py pins check FILE --json`."""
+    policy = Policy(max_behind, fail_on_inactive, allow_unknown, allow_unpinned)
+    try:
+        verdict = gate(ref, policy)
+    except PinError as error:
+        raise HttpError(400, f"ref: {error}") from None
+    return verdict.as_dict()
 
 
 # --- helpers ------------------------------------------------------------------------------------

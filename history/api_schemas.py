@@ -406,6 +406,20 @@ class PinOut(Schema):
     compare_url: str | None = Field(description="The compare page from the pinned build to the current one.")
 
 
+class PinFailureOut(Schema):
+    line: int = Field(description="The failing pin's line, as in `pins`.")
+    text: str
+    reference: str | None
+    status: pins.Status
+    reason: str = Field(description="Why the policy refuses it, in one sentence.")
+
+
+class PinCheckOut(Schema):
+    ok: bool = Field(description="Every pin passes the policy: the CI gate's verdict.")
+    failed: list[PinFailureOut] = Field(description="The pins that fail, in input order.")
+    pins: list[PinOut] = Field(description="Every pin checked, as `GET /api/v1/pins` answers them.")
+
+
 class PackageOut(Schema):
     name: str
     version: str = Field(description="As the SBOM states it; empty when it states none.")

@@ -657,7 +657,7 @@ def test_openapi_schema_and_docs_load_nothing_from_elsewhere(client, settings):
         for path in (
             "repositories", "repositories/{id}/tags", "repositories/{id}/tags/{name}/history",
             "repositories/{id}/events", "repositories/{id}/versions",
-            "repositories/{id}/versions/{version}/builds", "search", "compare", "pins",
+            "repositories/{id}/versions/{version}/builds", "search", "compare", "pins", "pins/check",
             "builds/{digest}", "builds/{digest}/packages", "packages",
         )
     )  # fmt: skip
