@@ -1,8 +1,9 @@
 """The read-only JSON API under /api/v1/: repositories, tags, events, versions, builds, search, compare, pins.
 
-Same readers as the pages (everyone when TAGLEDGER_PUBLIC, else signed-in users); GET only;
-every error is `{"detail": "..."}`. Each list costs a fixed number of queries, whatever its size.
-Paged lists answer `{"items": [...], "next": ...}`: pass `next` back as `cursor` for the next page.
+Same readers as the pages (everyone when TAGLEDGER_PUBLIC, else signed-in users), or an API token sent
+as `Authorization: Bearer <token>`; GET only; every error is `{"detail": "..."}`. Each list costs a
+fixed number of queries, whatever its size. Paged lists answer `{"items": [...], "next": ...}`: pass
+`next` back as `cursor` for the next page.
 """
 
 # (The docstring above is the OpenAPI description.) Each endpoint reads its parameters, calls the
@@ -21,6 +22,7 @@ from ninja.security import SessionAuth
 from pydantic import BeforeValidator
 
 from catalog.models import Repository, Version
+from tagledger.tokens.auth import TokenAuthenticationError, bearerAuth
 
 from . import api_schemas as out
 from . import compare as diff
@@ -94,7 +96,8 @@ api = ReadOnlyAPI(
     version="1",
     description=__doc__,
     urls_namespace="api",
-    auth=Readers(),
+    # A token first, so a request that sends one acts as its user and scope even with a session.
+    auth=[bearerAuth(), Readers()],
     renderer=Renderer(),
     docs_url=_docs_url(),
     default_router=Router(by_alias=True),  # HeldTagOut's `from` is a Python keyword
@@ -103,7 +106,8 @@ api = ReadOnlyAPI(
 
 @api.exception_handler(AuthenticationError)
 def _unauthenticated(request, error):
-    return api.create_response(request, {"detail": "authentication required"}, status=401)
+    detail = error.detail if isinstance(error, TokenAuthenticationError) else "authentication required"
+    return api.create_response(request, {"detail": detail}, status=401)
 
 
 @api.exception_handler(ValidationError)

@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "axes",  # login throttling; its admin pages list lockouts, and deleting one lifts it
     "catalog",
     "history",
+    "tagledger.tokens",  # API tokens: Authorization: Bearer for scripts and CI
     "ninja",  # serves the API docs' Swagger UI from /static/, not a CDN
 ]
 

@@ -23,6 +23,7 @@ accounts = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("password_change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("tokens/", include("tagledger.tokens.urls")),
 ]
 
 urlpatterns = [

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import hypothesis
 import pytest
 import schemathesis
+from django.contrib.auth.models import User
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given
@@ -31,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 from history.keyset import Cursor, NameCursor
 from history.models import PollRun, TagEvent
 from history.polling import poll
+from tagledger.tokens.models import ApiToken
 from tagledger.wsgi import application
 from tests.history.factories import watch
 
@@ -85,7 +87,9 @@ def real_path(repository) -> dict:
     return {"id": repository.pk, "version": "1.0.0", "name": "latest", "digest": digest}
 
 
-def fuzz(schema, repository, mode: GenerationMode, *, checks, examples: int = 40, expect=None) -> None:
+def fuzz(
+    schema, repository, mode: GenerationMode, *, checks, examples: int = 40, expect=None, headers=None
+) -> None:
     """Each operation on its own, so each gets its share: anything the schema allows, and the same
     aimed at the polled repository, its version, its builds and its tag `latest`."""
     real = real_path(repository)
@@ -112,7 +116,7 @@ def fuzz(schema, repository, mode: GenerationMode, *, checks, examples: int = 40
         @hypothesis.settings(BOUNDED, max_examples=examples)
         @given(case=st.one_of(strategies))
         def check(case):
-            response = case.call_and_validate(checks=checks)
+            response = case.call_and_validate(checks=checks, headers=headers)
             if expect:
                 expect(response)
 
@@ -136,15 +140,40 @@ def test_a_private_instance_refuses_anonymous_requests_as_the_schema_says(app, s
     wsgi, repository = app
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", wsgi)
     assert all(
-        operation["security"] == [{"Readers": []}]
+        operation["security"] == [{"bearerAuth": []}, {"Readers": []}]
         for operations in schema.raw_schema["paths"].values()
         for operation in operations.values()
     )
 
     def refused(response):
-        assert (response.status_code, response.json()) == (401, {"detail": "authentication required"})
+        # Schemathesis also sends the bearer scheme's header, with made-up tokens: a 401 saying why.
+        assert response.status_code == 401 and response.json()["detail"]
+        if not response.request.headers.get("Authorization", "").lower().startswith("bearer"):
+            assert response.json()["detail"] == "authentication required"
 
     fuzz(schema, repository, GenerationMode.POSITIVE, checks=CHECKS, examples=5, expect=refused)
+
+
+def test_a_private_instance_answers_an_api_token_as_the_schema_says(app, settings):
+    """A script's request: no session, only `Authorization: Bearer` with a read-only token."""
+    settings.TAGLEDGER_PUBLIC = False
+    wsgi, repository = app
+    secret = ApiToken.objects.issue(User.objects.create_user("ci"), "schemathesis").secret
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", wsgi)
+
+    def answered(response):
+        assert response.status_code != 401, response.text
+
+    headers = {"Authorization": f"Bearer {secret}"}
+    fuzz(
+        schema,
+        repository,
+        GenerationMode.POSITIVE,
+        checks=CHECKS,
+        examples=5,
+        expect=answered,
+        headers=headers,
+    )
 
 
 def test_every_parameter_at_its_edges_gets_an_answer_that_matches_the_schema(app):
@@ -196,11 +225,14 @@ def test_a_public_instance_declares_no_credentials_for_reading(client, public):
     assert client.get("/api/v1/repositories").status_code == 200
 
 
-def test_a_private_instance_declares_its_session_for_every_operation(client, settings):
+def test_a_private_instance_declares_its_session_and_tokens_for_every_operation(client, settings):
     settings.TAGLEDGER_PUBLIC = False
     document = client.get("/api/v1/openapi.json").json()
-    assert all(operation["security"] == [{"Readers": []}] for operation in operations(document))
+    assert all(
+        operation["security"] == [{"bearerAuth": []}, {"Readers": []}] for operation in operations(document)
+    )
     assert all("401" in operation["responses"] for operation in operations(document))
     session = {"type": "apiKey", "in": "cookie", "name": "sessionid"}
-    assert document["components"]["securitySchemes"] == {"Readers": session}
+    bearer = {"type": "http", "scheme": "bearer"}
+    assert document["components"]["securitySchemes"] == {"bearerAuth": bearer, "Readers": session}
     assert client.get("/api/v1/repositories").status_code == 401
