@@ -175,7 +175,10 @@ class _Poll:
                 self._fetch_again(builds)
             self._supply_chain(observation)  # 5. signatures, attestations, SBOMs of new builds
         except RegistryError as error:
-            return self._finish(PollRun.Status.FAILED, error=str(error), error_object=error)
+            # Named by its kind, as a failed tag's reason is (`_failure`): /metrics counts errors by it.
+            return self._finish(
+                PollRun.Status.FAILED, error=f"{type(error).__name__}: {error}", error_object=error
+            )
         except Exception as error:
             self._finish(PollRun.Status.FAILED, error=f"internal error: {type(error).__name__}: {error}")
             raise

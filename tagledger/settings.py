@@ -87,6 +87,20 @@ CSRF_TRUSTED_ORIGINS = env_list("TAGLEDGER_CSRF_TRUSTED_ORIGINS", [])
 # Read pages and the API without login; watching and polling stay staff-only either way.
 TAGLEDGER_PUBLIC = env_bool("TAGLEDGER_PUBLIC", False)
 
+
+def _metrics_token() -> str:
+    """A bearer token that lets a scraper read /metrics without a session; empty: none does."""
+    token = env_str("TAGLEDGER_METRICS_TOKEN", "") or ""
+    if token and (len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token):
+        raise ConfigurationError(
+            "TAGLEDGER_METRICS_TOKEN must be at least 16 printable ASCII characters without spaces "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return token
+
+
+TAGLEDGER_METRICS_TOKEN = _metrics_token()
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -7,6 +7,8 @@ from django.views.decorators.http import require_GET
 
 from history.api import api
 
+from .metrics import metrics
+
 
 @require_GET
 def healthz(request):
@@ -32,4 +34,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
 ]
