@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from history.management.commands.pins import MAX_BYTES
 from history.pin_gate import Policy, refusal
 from history.pins import MAX_INPUT, MAX_REFERENCES, PinResult
+from tagledger.tokens.models import ApiToken
 from tests.history.test_pins import ZERO, Scene, values
 
 REFERENCE = "docker.io/library/python"
@@ -277,5 +278,10 @@ def test_bad_input_is_a_400(client, public, db, query, says):
     assert says in response.json()["detail"]
 
 
-def test_a_private_instance_asks_for_credentials(client, db):
-    assert client.get("/api/v1/pins/check", {"ref": "python:3.12"}).status_code == 401
+def test_a_private_instance_asks_for_credentials_and_ci_sends_a_token(client, django_user_model, pins):
+    issued = ApiToken.objects.issue(django_user_model.objects.create_user("ci"), "pins gate")
+    query = {"ref": pins["current"]}
+
+    assert client.get("/api/v1/pins/check", query).status_code == 401
+    answer = client.get("/api/v1/pins/check", query, headers={"Authorization": f"Bearer {issued.secret}"})
+    assert (answer.status_code, answer.json()["ok"]) == (200, True)
