@@ -20,6 +20,8 @@ from prometheus_client.utils import floatToGoString
 from catalog.models import Repository
 from catalog.oci.errors import RegistryError
 from history.models import PollRun, TagEvent
+from tagledger.tokens.auth import bearer_token
+from tagledger.tokens.models import ApiToken, TokenRefused
 
 # The window of every "recent" metric. Its values slide with it and may fall: they are gauges, to
 # be graphed or compared, not rate()d as counters.
@@ -241,17 +243,23 @@ def _repository_metrics(snapshot: Snapshot):
 
 
 def may_scrape(request) -> bool:
-    """The API's readers (a public instance, or a signed-in session), or `Authorization: Bearer`
-    with TAGLEDGER_METRICS_TOKEN when that is set."""
+    """The API's readers (a public instance, a signed-in session, an API token), or
+    `Authorization: Bearer` with TAGLEDGER_METRICS_TOKEN when that is set."""
     if settings.TAGLEDGER_PUBLIC or request.user.is_authenticated:
         return True
+    header = request.headers.get("Authorization", "")
     token = settings.TAGLEDGER_METRICS_TOKEN
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if not token or scheme.lower() != "bearer":
-        return False
+    scheme, _, given = header.partition(" ")
     # Bytes, so that any header compares (compare_digest refuses non-ASCII str); a lone surrogate
     # becomes bytes no UTF-8 token can equal.
-    return hmac.compare_digest(given.strip().encode("utf-8", "surrogatepass"), token.encode())
+    given = given.strip().encode("utf-8", "surrogatepass")
+    if token and scheme.lower() == "bearer" and hmac.compare_digest(given, token.encode()):
+        return True
+    try:
+        secret = bearer_token(header)
+        return secret is not None and ApiToken.objects.authenticate(secret) is not None
+    except TokenRefused:
+        return False
 
 
 @require_GET

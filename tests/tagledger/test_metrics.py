@@ -13,6 +13,7 @@ from catalog.models import Registry, Repository, Tag
 from history.models import PollRun, TagEvent
 from history.polling import poll
 from tagledger.metrics import ERROR_KINDS
+from tagledger.tokens.models import ApiToken
 from tests.history.factories import build, polled, tag_event, watch
 
 pytestmark = pytest.mark.django_db
@@ -207,6 +208,13 @@ def test_without_the_right_token_a_scrape_is_refused_with_401(settings, authoriz
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
     assert b"tagledger_" not in response.content
+
+
+def test_an_api_token_scrapes_as_it_reads_the_api_and_a_revoked_one_does_not():
+    issued = ApiToken.objects.issue(User.objects.create_user("prometheus"), "scraper")
+    scrape(Authorization=f"Bearer {issued.secret}")
+    issued.token.revoke()
+    assert Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {issued.secret}").status_code == 401
 
 
 def test_without_a_configured_token_no_bearer_gets_in(settings):
