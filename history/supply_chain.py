@@ -319,10 +319,13 @@ def for_builds(builds: list[Build], *, attachments_only: bool = False) -> dict[i
         attestations = Attestation.objects.of_builds(builds)
         checks = dict(ReferrersCheck.objects.filter(build__in=ids).values_list("build_id", "checked_at"))
         signature_builds = _recorded(builds, attachments)
+    by_build: dict[int, list[Attachment]] = {pk: [] for pk in ids}
+    for attachment in attachments:  # in order: each build's list keeps it
+        by_build[attachment.build_id].append(attachment)
     found = {}
     for build in builds:
-        mine = [attachment for attachment in attachments if attachment.build_id == build.pk]
-        found[build.pk] = _read(build, mine, attestations[build.pk], checks.get(build.pk), signature_builds)
+        read = (attestations[build.pk], checks.get(build.pk), signature_builds)
+        found[build.pk] = _read(build, by_build[build.pk], *read)
     return found
 
 
