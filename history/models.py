@@ -744,3 +744,116 @@ def with_activity(versions: models.QuerySet, *, now: datetime | None = None) -> 
             output_field=models.BooleanField(),
         )
     )
+
+
+# --- telling people: saved pin lists, subscriptions and their deliveries -------------------------
+
+
+class PinList(models.Model):
+    """Pinned references saved under a name (a Dockerfile, a compose file, a list), checked by
+    history.pins on every read; a subscription can fire when one of its pins falls behind."""
+
+    name = models.CharField(max_length=100)
+    text = models.TextField(help_text="As pasted; history.pins reads its reference lines.")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="pin_lists"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    # How far behind each pin was when last told: {line number (str): builds behind}. A pin fires a
+    # notification when it falls further behind than this, not again on every later poll.
+    behind = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Subscription(models.Model):
+    """Where to tell about which tag events: a webhook URL and what it wants to hear."""
+
+    class Format(models.TextChoices):
+        JSON = "json"
+        SLACK = "slack"  # Slack's and Mattermost's incoming webhooks
+        CLOUDEVENTS = "cloudevents"
+
+    name = models.CharField(max_length=100, blank=True)
+    url = models.URLField(max_length=2048)
+    format = models.CharField(max_length=16, choices=Format.choices, default=Format.JSON)
+    secret = models.CharField(
+        max_length=256, help_text="The HMAC key of X-Tagledger-Signature; kept to sign, never shown again."
+    )
+    # What it chooses; each empty choice takes everything.
+    repository = models.ForeignKey(
+        Repository, null=True, blank=True, on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    tag_pattern = models.CharField(
+        max_length=512, blank=True, help_text="A regular expression a tag must match."
+    )
+    kinds = models.JSONField(default=list, blank=True, help_text="Event kinds and signing flags; [] = all.")
+    line = models.ForeignKey(
+        "catalog.Line", null=True, blank=True, on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    version = models.ForeignKey(
+        Version, null=True, blank=True, on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    pin_list = models.ForeignKey(
+        PinList, null=True, blank=True, on_delete=models.CASCADE, related_name="subscriptions",
+        help_text="Fire when a pin of this list falls behind.",
+    )  # fmt: skip
+    enabled = models.BooleanField(default=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.TextField(blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.name or self.url
+
+
+class Delivery(models.Model):
+    """One message to one subscription (a batch of events, or a test) and the fate of its attempts."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # queued, or waiting for its next retry (next_attempt_at)
+        DELIVERED = "delivered"
+        FAILED = "failed"  # gave up: out of retries, or the subscription was disabled
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="deliveries")
+    # The idempotency key a receiver sees (X-Tagledger-Delivery): stable across retries.
+    key = models.CharField(max_length=64)
+    events = models.ManyToManyField(TagEvent, blank=True, related_name="deliveries")
+    test = models.BooleanField(default=False)
+    body = models.TextField(help_text="The exact bytes sent (UTF-8), signed anew on each attempt.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Of the last attempt.")
+    error = models.TextField(blank=True, help_text="Why the last attempt failed.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "key"], name="one_delivery_per_key"),
+        ]
+        indexes = [
+            # the delivery log, newest first: all, or one subscription's.
+            models.Index(fields=["-created_at", "-id"], name="delivery_log"),
+            models.Index(fields=["subscription", "-created_at", "-id"], name="delivery_subscription_log"),
+            # what is due for a retry (few rows: only the pending ones).
+            models.Index(fields=["next_attempt_at"], name="delivery_due", condition=Q(status="pending")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription} {self.key} {self.status}"
