@@ -15,7 +15,7 @@ platform image, an image ID, an attestation, a signature, or something of anothe
 
 import re
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import reduce
 from operator import or_
@@ -156,6 +156,31 @@ def check(lines: str | list[str]) -> list[PinResult]:
     pins = [entry for entry in entries if isinstance(entry, _Pin)]
     resolved = _Resolver(pins).results() if pins else {}
     return [resolved[entry.line] if isinstance(entry, _Pin) else entry for entry in entries]
+
+
+def check_each(texts: list[str]) -> list[list[PinResult]]:
+    """check() of several texts (saved pin lists) resolved together, so a page of lists costs the
+    queries of one check; raises PinError when any text is refused."""
+    read = [_read(text) for text in texts]
+    # The resolver knows pins by line number: number them apart (a text has at most MAX_INPUT + 1
+    # lines), then give each result its own line back.
+    span = MAX_INPUT + 2
+    pins = [
+        _Pin(index * span + entry.line, entry.text, entry.reference)
+        for index, entries in enumerate(read)
+        for entry in entries
+        if isinstance(entry, _Pin)
+    ]
+    resolved = _Resolver(pins).results() if pins else {}
+    return [
+        [
+            replace(resolved[index * span + entry.line], line=entry.line)
+            if isinstance(entry, _Pin)
+            else entry
+            for entry in entries
+        ]
+        for index, entries in enumerate(read)
+    ]
 
 
 # --- reading lines ------------------------------------------------------------------------------

@@ -1,0 +1,227 @@
+"""Saved pin lists: what saving takes and refuses, and which pins fell further behind since last told.
+
+History comes from real pushes to the real registry, recorded by real polls.
+"""
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from history.models import PinList
+from history.pin_lists import PinListError, fallen_behind, save, status, statuses
+from history.pins import MAX_INPUT, MAX_REFERENCES
+from tests.history.factories import polled, watch
+
+pytestmark = pytest.mark.django_db
+
+ZERO = "sha256:" + "0" * 64
+
+
+class Rebuilt:
+    """A repository whose tag `3.12` is rebuilt on demand (each rebuild polled)."""
+
+    def __init__(self, registry, pusher, name):
+        self.pusher, self.name = pusher, name
+        self.repository = watch(registry, name)
+        self.ref = self.repository.reference
+        self.digests = []
+        self.rebuild()
+
+    def rebuild(self) -> str:
+        self.digests.append(
+            self.pusher.push(self.name, "3.12", "oci-index", seed=f"build {len(self.digests)}").digest
+        )
+        polled(self.repository)
+        return self.digests[-1]
+
+    def pin(self, index: int = -1) -> str:
+        return f"{self.ref}:3.12@{self.digests[index]}"
+
+
+@pytest.fixture
+def rebuilt(registry, pusher, repo_name) -> Rebuilt:
+    return Rebuilt(registry, pusher, repo_name)
+
+
+@pytest.fixture
+def owner() -> User:
+    return User.objects.create_user("dev")
+
+
+# --- saving -----------------------------------------------------------------------------------------
+
+
+def test_a_list_is_saved_as_given_with_its_owner_and_its_pins_baseline(rebuilt, owner):
+    text = f"# base images\nFROM {rebuilt.pin()} AS build\nRUN make\n"
+
+    saved = save(name="  api Dockerfile ", text=text, owner=owner)
+
+    saved.refresh_from_db()
+    assert (saved.name, saved.text, saved.owner) == ("api Dockerfile", text, owner)
+    assert saved.behind == {"2": 0}
+    assert [result.status for result in status(saved)] == ["current"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "error"),
+    [
+        ("", "python:3.12@" + ZERO, "name: give the list a name"),
+        ("   ", "python:3.12@" + ZERO, "name: give the list a name"),
+        ("x" * 101, "python:3.12@" + ZERO, "name: at most 100 characters (101 given)"),
+        ("two\nlines", "python:3.12@" + ZERO, "name: only printable characters"),
+        ("nul\x00", "python:3.12@" + ZERO, "name: only printable characters"),
+        ("bell\x07", "python:3.12@" + ZERO, "name: only printable characters"),
+        ("surrogate \ud800", "python:3.12@" + ZERO, "name: only printable characters"),
+        (None, "python:3.12@" + ZERO, "name: give the list a name (text)"),
+        (["a"], "python:3.12@" + ZERO, "name: give the list a name (text)"),
+        ("ok", "", "text: no image reference found"),
+        ("ok", "# only a comment\nRUN true\n\n", "text: no image reference found"),
+        ("ok", "FROM ${BASE}\n", "text: no image reference found"),
+        ("ok", "not a reference at all!", "text: no image reference found"),
+        ("ok", "python:3.12\x00@" + ZERO, "text: line 1 holds a control character"),
+        ("ok", "# fine\nFROM python:3.12\x1b[31m", "text: line 2 holds a control character"),
+        ("ok", "FROM python:3.12\x9b31m", "text: line 1 holds a control character"),
+        ("ok", "python:3.12 \udfff", "text: line 1 holds a control character or is not text"),
+        (
+            "ok",
+            b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR".decode("latin-1"),
+            "text: line 1 holds a control character",
+        ),
+        ("ok", "a" * (MAX_INPUT + 1), "text: the input is too large (at most 512 KiB)"),
+        ("ok", "\n".join(f"python:3.{n}" for n in range(MAX_REFERENCES + 1)), "text: too many references"),
+        ("ok", None, "text: give the references as text"),
+        ("ok", {"text": "python:3.12"}, "text: give the references as text"),
+    ],
+)
+def test_saving_refuses_what_is_no_list_and_says_why(owner, name, text, error):
+    with pytest.raises(PinListError) as refused:
+        save(name=name, text=text, owner=owner)
+
+    assert str(refused.value).startswith(error), str(refused.value)
+    assert not PinList.objects.exists()
+
+
+def test_a_hostile_name_and_a_list_of_the_most_references_are_saved_as_text(owner):
+    text = "\n".join(f"python:3.{n}@{ZERO}" for n in range(MAX_REFERENCES))
+    saved = save(name='<script>alert("x")</script>', text=text, owner=owner)
+
+    assert PinList.objects.get().name == '<script>alert("x")</script>'
+    assert len(status(saved)) == MAX_REFERENCES
+
+
+def test_a_list_with_some_unreadable_lines_is_kept_and_shows_them_invalid(owner):
+    saved = save(name="mixed", text=f"FROM ${{BASE}}\nFROM python:3.12@{ZERO}\n", owner=owner)
+
+    assert [result.status for result in status(saved)] == ["invalid", "unknown"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(name=st.text(max_size=120), text=st.text(max_size=300))
+def test_any_text_is_saved_or_refused_with_a_reason_never_an_error(name, text):
+    owner, _ = User.objects.get_or_create(username="fuzz")
+    try:
+        saved = save(name=name, text=text, owner=owner)
+    except PinListError as refused:
+        assert str(refused).split(":")[0] in {"name", "text"}
+    else:
+        saved.refresh_from_db()
+        assert saved.text == text and 1 <= len(saved.name) <= 100
+        status(saved)
+
+
+# --- falling behind -----------------------------------------------------------------------------
+
+
+def test_a_pin_that_falls_behind_is_told_once_then_again_when_it_falls_further(rebuilt, owner):
+    current = rebuilt.pin()
+    saved = save(name="app", text=f"FROM {current}\n", owner=owner)
+    assert fallen_behind(saved) == []  # nothing moved since saving
+
+    rebuilt.rebuild()
+    (fell,) = fallen_behind(saved)
+    assert (fell.line, fell.status, fell.builds_behind) == (1, "behind", 1)
+    assert fell.current_reference == rebuilt.pin()
+    assert PinList.objects.get().behind == {"1": 1}
+
+    polled(rebuilt.repository)  # a poll that sees nothing new
+    assert fallen_behind(saved) == []
+    assert fallen_behind(PinList.objects.get()) == []  # the baseline is stored, not only in memory
+
+    rebuilt.rebuild()
+    (further,) = fallen_behind(saved)
+    assert further.builds_behind == 2
+    assert PinList.objects.get().behind == {"1": 2}
+
+
+def test_a_pin_already_behind_when_saved_fires_only_when_it_falls_further(rebuilt, owner):
+    rebuilt.rebuild()
+    saved = save(name="old", text=rebuilt.pin(0), owner=owner)
+    assert saved.behind == {"1": 1}
+    assert fallen_behind(saved) == []
+
+    rebuilt.rebuild()
+    assert [result.builds_behind for result in fallen_behind(saved)] == [2]
+
+
+def test_editing_a_list_resets_its_baseline(rebuilt, owner):
+    saved = save(name="app", text=rebuilt.pin(), owner=owner)
+    rebuilt.rebuild()
+    rebuilt.rebuild()
+
+    # The same line now holds another pin: its old count says nothing about it.
+    save(name="app", text=f"{rebuilt.pin(1)}\n", owner=owner, pin_list=saved)
+    assert PinList.objects.get().behind == {"1": 1}
+    assert fallen_behind(saved) == []
+    rebuilt.rebuild()
+    assert [result.builds_behind for result in fallen_behind(saved)] == [2]
+
+
+def test_only_the_pins_that_fell_are_told_and_unknown_ones_never(rebuilt, owner):
+    text = f"{rebuilt.pin()}\n{rebuilt.ref}:3.12@{ZERO}\nexample.com/nothing:1@{ZERO}\n"
+    saved = save(name="three", text=text, owner=owner)
+    assert saved.behind == {"1": 0}  # neither unknown pin is counted
+
+    rebuilt.rebuild()
+    assert [result.line for result in fallen_behind(saved)] == [1]
+
+
+def test_a_pin_that_catches_up_and_falls_behind_again_is_told_again(rebuilt, registry, pusher, owner):
+    first = rebuilt.pin()
+    saved = save(name="app", text=first, owner=owner)
+    rebuilt.rebuild()
+    assert len(fallen_behind(saved)) == 1
+
+    pusher.tag(rebuilt.name, rebuilt.digests[0], "3.12")  # the tag goes back to the pinned build
+    polled(rebuilt.repository)
+    assert fallen_behind(saved) == [] and saved.behind == {"1": 0}
+    pusher.tag(rebuilt.name, rebuilt.digests[1], "3.12")
+    polled(rebuilt.repository)
+    assert [result.builds_behind for result in fallen_behind(saved)] == [1]
+
+
+def test_a_deleted_list_has_nothing_to_tell(rebuilt, owner):
+    saved = save(name="gone", text=rebuilt.pin(), owner=owner)
+    PinList.objects.filter(pk=saved.pk).delete()
+
+    assert fallen_behind(saved) == []
+
+
+def test_checking_a_list_of_fifty_pins_costs_what_checking_one_does(rebuilt, owner):
+    one = save(name="one", text=rebuilt.pin(), owner=owner)
+    lines = [f"FROM {rebuilt.pin()} AS stage{n}" for n in range(50)]
+    many = save(name="fifty", text="\n".join(lines), owner=owner)
+
+    with CaptureQueriesContext(connection) as single:
+        fallen_behind(one)
+    with CaptureQueriesContext(connection) as fifty:
+        fallen_behind(many)
+    assert len(fifty) == len(single)
+
+    with CaptureQueriesContext(connection) as page:
+        checked = statuses([one, many] * 10)
+    assert len(page) <= len(single)
+    assert [len(each.results) for each in checked[:2]] == [1, 50]
+    assert checked[1].summary == [("current", "current", 50)]
