@@ -1,6 +1,7 @@
 """Django settings, read from the environment (see .env.example for every variable)."""
 
 import contextlib
+import ipaddress
 import os
 import secrets
 import stat
@@ -270,6 +271,35 @@ TAGLEDGER_REFERRERS_RECHECK_BUILDS = env_int("TAGLEDGER_REFERRERS_RECHECK_BUILDS
 TAGLEDGER_RATE_LIMIT_FLOOR = env_int("TAGLEDGER_RATE_LIMIT_FLOOR", 10, minimum=0)
 # A version with no new build for this long and no floating tag pointing into it is inactive (EOL).
 TAGLEDGER_INACTIVE_AFTER_DAYS = env_int("TAGLEDGER_INACTIVE_AFTER_DAYS", 90, minimum=1)
+
+
+def _notify_allow() -> list[str]:
+    """Host names and networks (CIDR) webhooks may reach although they are not public: a
+    self-hosted Mattermost on the LAN. Everything else must resolve to public addresses."""
+    entries = env_list("TAGLEDGER_NOTIFY_ALLOW", [])
+    for entry in entries:
+        with contextlib.suppress(ValueError):
+            ipaddress.ip_network(entry, strict=False)
+            continue
+        labels = entry.rstrip(".").split(".")
+        if not all(0 < len(label) <= 63 and set(label.lower()) <= _HOST_CHARACTERS for label in labels):
+            raise ConfigurationError(
+                f"TAGLEDGER_NOTIFY_ALLOW: {entry!r} is neither a host name nor an address or network "
+                "(e.g. chat.internal,10.1.0.0/16)"
+            )
+    return entries
+
+
+_HOST_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+TAGLEDGER_NOTIFY_ALLOW = _notify_allow()
+# A webhook's answer must be complete within this many seconds (connecting included).
+TAGLEDGER_NOTIFY_TIMEOUT = env_int("TAGLEDGER_NOTIFY_TIMEOUT", 10, minimum=1)
+# Attempts per delivery before it fails; the waits between them double from TAGLEDGER_NOTIFY_BACKOFF
+# seconds (with jitter, at most an hour): 8 attempts over about an hour by default.
+TAGLEDGER_NOTIFY_ATTEMPTS = env_int("TAGLEDGER_NOTIFY_ATTEMPTS", 8, minimum=1)
+TAGLEDGER_NOTIFY_BACKOFF = env_int("TAGLEDGER_NOTIFY_BACKOFF", 30, minimum=0)
+# A subscription whose deliveries failed this many attempts in a row is disabled until re-enabled.
+TAGLEDGER_NOTIFY_DISABLE_AFTER = env_int("TAGLEDGER_NOTIFY_DISABLE_AFTER", 10, minimum=1)
 
 LOG_LEVEL = env_choice("TAGLEDGER_LOG_LEVEL", "info", {"debug", "info", "warning", "error"})
 LOGGING = {

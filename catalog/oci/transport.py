@@ -117,6 +117,11 @@ class Attempt:
         self.done = False
         self.sockets: list[socket.socket] = []
 
+    def permits(self, address: _Address, kind: str) -> bool:
+        """Whether this attempt's connection may reach `address`, of `kind` (address_kind): a
+        subclass may allow single addresses (history.outbound's TAGLEDGER_NOTIFY_ALLOW)."""
+        return kind in self.allowed
+
 
 _current = threading.local()  # the attempt this thread is making: requests calls urllib3 in-thread
 
@@ -242,7 +247,7 @@ class _GuardedConnection:
 def _check_peer(sock: socket.socket, attempt: Attempt) -> None:
     address = _peer_address(sock.getpeername()[0])
     kind = address_kind(address)
-    if kind not in attempt.allowed:
+    if not attempt.permits(address, kind):
         raise UnsafeTarget(f"{attempt.refusal}: connected to {address}, a {kind} address")
 
 
