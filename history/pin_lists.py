@@ -6,12 +6,15 @@ from collections import Counter
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from .keyset import Cursor
 from .models import PinList
 from .pins import STATUS_LABELS, PinError, PinResult, check, check_each
 
 MAX_NAME = 100  # PinList.name's max_length
+PAGE_SIZE = 25  # lists per page: each of up to MAX_REFERENCES pins, all checked together
 
 
 class PinListError(ValueError):
@@ -36,6 +39,32 @@ class Checked:
         """(status, label, count) per status present: "3 current · 2 behind · 1 unknown"."""
         return [(status, STATUS_LABELS[status], count) for status, count in self.counts.items()]
 
+    def as_dict(self, *, pins: bool = False) -> dict:
+        """Plain JSON types, for the API; `pins`: each line's result, as /api/v1/pins/check has them."""
+        pin_list = self.pin_list
+        answer = {
+            "id": pin_list.pk,
+            "name": pin_list.name,
+            "owner": pin_list.owner.get_username() if pin_list.owner else None,
+            "created_at": pin_list.created_at.isoformat(),
+            "updated_at": pin_list.updated_at.isoformat(),
+            "counts": self.counts,
+        }
+        if pins:
+            answer |= {"text": pin_list.text, "pins": [result.as_dict() for result in self.results]}
+        return answer
+
+
+@dataclass(frozen=True)
+class Page:
+    """A keyset page of lists, newest first; `next` continues after its last one."""
+
+    items: list[Checked]
+    next: Cursor | None
+
+    def as_dict(self) -> dict:
+        return {"items": [item.as_dict() for item in self.items], "next": self.next and self.next.encode()}
+
 
 def save(*, name: str, text: str, owner, pin_list: PinList | None = None) -> PinList:
     """A new list of `owner`'s, or `pin_list` renamed and rewritten (it keeps its owner).
@@ -55,6 +84,26 @@ def save(*, name: str, text: str, owner, pin_list: PinList | None = None) -> Pin
     pin_list.name, pin_list.text, pin_list.updated_at, pin_list.behind = name, text, now, behind
     pin_list.save(update_fields=["name", "text", "updated_at", "behind"])
     return pin_list
+
+
+def may_edit(user, pin_list: PinList) -> bool:
+    """Its owner and staff may change or delete a list; everyone who may read sees it."""
+    return bool(user.is_authenticated and (user.is_staff or pin_list.owner_id == user.pk))
+
+
+def page(cursor: Cursor | None = None, *, size: int = PAGE_SIZE) -> Page:
+    """Saved lists, newest first, each with its pins checked: the lists page's and the API's reader."""
+    lists = PinList.objects.select_related("owner").order_by("-created_at", "-pk")
+    if cursor is not None:
+        lists = lists.filter(Q(created_at__lt=cursor.at) | Q(created_at=cursor.at, pk__lt=cursor.id))
+    found = list(lists[: size + 1])
+    more, found = len(found) > size, found[:size]
+    return Page(statuses(found), Cursor(found[-1].created_at, found[-1].pk) if more else None)
+
+
+def checked(pin_list: PinList) -> Checked:
+    """One list and its pins' status now: the list page's and the API's."""
+    return Checked(pin_list, status(pin_list))
 
 
 def status(pin_list: PinList) -> list[PinResult]:

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from . import feeds
-from .views import builds, changelog, compare, pages, pins, repositories, staff, tags
+from .views import builds, changelog, compare, pages, pin_lists, pins, repositories, staff, tags
 
 app_name = "history"
 
@@ -10,6 +10,9 @@ urlpatterns = [
     path("search", pages.search, name="search"),
     path("compare", compare.compare, name="compare"),
     path("pins", pins.pins, name="pins"),
+    path("pins/lists/", pin_lists.index, name="pin_lists"),
+    path("pins/lists/<int:pk>", pin_lists.pin_list, name="pin_list"),
+    path("pins/lists/<int:pk>/delete", pin_lists.delete, name="pin_list_delete"),
     path("changelog", changelog.changelog, name="changelog"),
     path("changelog/feed.atom", feeds.changelog_feed, name="changelog_feed"),
     path("repositories/<int:pk>/changelog", changelog.repository_changelog, name="repository_changelog"),

@@ -3,15 +3,18 @@
 History comes from real pushes to the real registry, recorded by real polls.
 """
 
+from html import escape
+
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from history.models import PinList
-from history.pin_lists import PinListError, fallen_behind, save, status, statuses
+from history.pin_lists import PAGE_SIZE, PinListError, fallen_behind, save, status, statuses
 from history.pins import MAX_INPUT, MAX_REFERENCES
 from tests.history.factories import polled, watch
 
@@ -225,3 +228,171 @@ def test_checking_a_list_of_fifty_pins_costs_what_checking_one_does(rebuilt, own
     assert len(page) <= len(single)
     assert [len(each.results) for each in checked[:2]] == [1, 50]
     assert checked[1].summary == [("current", "current", 50)]
+
+
+# --- pages ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def users() -> dict[str, User]:
+    return {
+        "owner": User.objects.create_user("owner"),
+        "other": User.objects.create_user("other"),
+        "staff": User.objects.create_user("staff", is_staff=True),
+    }
+
+
+def signed_in(user: User | None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def test_the_paste_page_offers_to_save_a_checked_list_when_signed_in(rebuilt, public, users):
+    text = f"FROM {rebuilt.pin()}\nRUN make\n"
+    anonymous = Client().post("/pins", {"refs": text}).content.decode()
+    assert "Save as a list" not in anonymous
+
+    client = signed_in(users["owner"])
+    html = client.post("/pins", {"refs": text}).content.decode()
+    assert f'<input type="hidden" name="text" value="FROM {rebuilt.pin()}\nRUN make\n">' in html
+
+    response = client.post("/pins/lists/", {"name": "api <b>Dockerfile</b>", "text": text})
+    saved = PinList.objects.get()
+    assert response.status_code == 302 and response.url == f"/pins/lists/{saved.pk}"
+    assert (saved.name, saved.text, saved.owner) == ("api <b>Dockerfile</b>", text, users["owner"])
+    page = client.get(response.url).content.decode()
+    assert "api &lt;b&gt;Dockerfile&lt;/b&gt;" in page and "<b>Dockerfile" not in page
+    assert f'<button type="button" class="copy" data-copy="{rebuilt.pin()}">Copy</button>' in page
+
+
+def test_the_lists_page_counts_each_lists_pins_by_status(rebuilt, public, users):
+    current, old = rebuilt.pin(), None
+    rebuilt.rebuild()
+    old = current
+    save(
+        name="mixed",
+        text=f"{rebuilt.pin()}\n{rebuilt.pin()}\n{old}\n{rebuilt.ref}:3.12@{ZERO}",
+        owner=users["owner"],
+    )
+
+    html = signed_in(users["owner"]).get("/pins/lists/").content.decode()
+
+    assert (
+        '2 <span class="pin pin-current">current</span> · 1 <span class="pin pin-behind">behind</span>'
+        in html
+    )
+    assert '1 <span class="pin pin-unknown">unknown</span>' in html
+    assert 'owner <span class="muted">(you)</span>' in html
+
+
+def test_a_list_shows_the_reference_to_pin_now_how_far_behind_and_a_compare_link(rebuilt, public, users):
+    old = rebuilt.pin()
+    rebuilt.rebuild()
+    rebuilt.rebuild()
+    saved = save(name="app", text=f"FROM {old}\n", owner=users["owner"])
+
+    html = Client().get(f"/pins/lists/{saved.pk}").content.decode()
+
+    assert '<span class="pin pin-behind">behind 2</span>' in html
+    assert f'data-copy="{rebuilt.pin()}"' in html
+    (result,) = status(saved)
+    assert escape(result.compare_url) in html
+    assert "Delete this list" not in html and "Save changes" not in html  # not the owner's
+
+
+@pytest.mark.parametrize(
+    ("who", "may"),
+    [(None, False), ("other", False), ("owner", True), ("staff", True)],
+)
+def test_only_the_owner_and_staff_edit_or_delete_a_list(rebuilt, public, users, who, may):
+    saved = save(name="app", text=rebuilt.pin(), owner=users["owner"])
+    client = signed_in(users.get(who))
+
+    page = client.get(f"/pins/lists/{saved.pk}")
+    assert page.status_code == 200
+    assert ("Save changes" in page.content.decode()) is may
+    edited = client.post(f"/pins/lists/{saved.pk}", {"name": "renamed", "text": rebuilt.pin()})
+    assert edited.status_code == (302 if may else 403)
+    assert PinList.objects.get().name == ("renamed" if may else "app")
+    assert PinList.objects.get().owner == users["owner"]  # staff editing does not take it over
+    deleted = client.post(f"/pins/lists/{saved.pk}/delete")
+    assert deleted.status_code == (302 if may else 403)
+    assert PinList.objects.exists() is not may
+
+
+def test_saving_needs_a_signed_in_user_and_reading_follows_the_instance(rebuilt, settings, users):
+    saved = save(name="app", text=rebuilt.pin(), owner=users["owner"])
+    settings.TAGLEDGER_PUBLIC = False
+    for path in ("/pins/lists/", f"/pins/lists/{saved.pk}"):
+        assert Client().get(path).status_code == 302  # to sign in
+        assert signed_in(users["other"]).get(path).status_code == 200
+    settings.TAGLEDGER_PUBLIC = True
+    response = Client().post("/pins/lists/", {"name": "x", "text": rebuilt.pin()})
+    assert response.status_code == 302 and response.url.startswith("/accounts/login/")
+    assert PinList.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("form", "error"),
+    [
+        ({"name": "", "text": "python:3.12"}, "Not saved: name: give the list a name"),
+        ({"name": "x", "text": "RUN true"}, "Not saved: text: no image reference found"),
+        ({"name": "x", "text": "python:3.12\x00"}, "Not saved: text: line 1 holds a control character"),
+        ({"name": "x" * 5000, "text": "python:3.12"}, "Not saved: name: at most 100 characters"),
+        ({"text": "python:3.12"}, "Not saved: name: give the list a name"),
+        ({}, "Not saved: name: give the list a name"),
+    ],
+)
+def test_a_refused_list_is_shown_again_with_the_reason(public, users, form, error):
+    response = signed_in(users["owner"]).post("/pins/lists/", form)
+
+    assert response.status_code == 400
+    assert error in response.content.decode()
+    assert not PinList.objects.exists()
+
+
+def test_a_refused_edit_keeps_the_stored_list(rebuilt, public, users):
+    saved = save(name="app", text=rebuilt.pin(), owner=users["owner"])
+
+    response = signed_in(users["owner"]).post(f"/pins/lists/{saved.pk}", {"name": "new", "text": "RUN true"})
+
+    assert response.status_code == 400
+    assert "Not saved: text: no image reference found" in response.content.decode()
+    assert (PinList.objects.get().name, PinList.objects.get().text) == ("app", rebuilt.pin())
+
+
+@pytest.mark.parametrize("path", ["/pins/lists/999999", "/pins/lists/999999/delete"])
+def test_a_missing_list_is_a_404(public, users, path):
+    assert signed_in(users["staff"]).post(path).status_code == 404
+
+
+@pytest.mark.parametrize("cursor", ["x", "%00", "a" * 300, "MjAyNi0wMS0wMXww"])
+def test_a_damaged_page_link_is_a_400(public, cursor):
+    assert Client().get(f"/pins/lists/?cursor={cursor}").status_code == 400
+
+
+def test_the_lists_page_pages_newest_first(rebuilt, public, users):
+    for n in range(PAGE_SIZE + 2):
+        save(name=f"list {n:02}", text=rebuilt.pin(), owner=users["owner"])
+    client = Client()
+
+    first = client.get("/pins/lists/")
+    names = [item.pin_list.name for item in first.context["page"].items]
+    assert names == [f"list {n:02}" for n in range(PAGE_SIZE + 1, 1, -1)]
+    following = client.get("/pins/lists/", {"cursor": first.context["page"].next.encode()})
+    assert [item.pin_list.name for item in following.context["page"].items] == ["list 01", "list 00"]
+    assert following.context["page"].next is None
+
+
+def test_the_lists_page_costs_the_same_queries_for_one_list_or_a_full_page(rebuilt, public, users):
+    save(name="one", text=rebuilt.pin(), owner=users["owner"])
+    with CaptureQueriesContext(connection) as one:
+        Client().get("/pins/lists/")
+    for n in range(PAGE_SIZE):
+        owner = User.objects.create_user(f"user{n}")
+        save(name=f"list {n}", text="\n".join([rebuilt.pin()] * 8), owner=owner)
+    with CaptureQueriesContext(connection) as full:
+        Client().get("/pins/lists/")
+    assert len(full) == len(one)
