@@ -5,11 +5,12 @@ import random
 from datetime import timedelta
 
 from celery import shared_task
+from django.db import DatabaseError
 from django.utils import timezone
 
 from catalog.models import Repository
 
-from . import polling
+from . import notify, polling
 from .models import PollRun
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ def run_poll(repository: Repository, progress=None, *, supply_chain: bool = Fals
     try:
         run = polling.poll(repository, progress=progress, supply_chain=supply_chain)
         next_poll_at = timezone.now() + repository.interval
+        # Tell subscribers once the events are committed; never raises, never waits on the network.
+        notify.after_poll(run)
         return run
     except polling.RegistryBusy as busy:
         # Not a failure: another poll holds the registry's slots, or its rate limit paused it.
@@ -68,3 +71,15 @@ def run_poll(repository: Repository, progress=None, *, supply_chain: bool = Fals
     finally:
         # A crash still frees the repository, retried after one interval rather than hammered.
         repository.release(next_poll_at=next_poll_at or timezone.now() + repository.interval)
+
+# Fan-out is idempotent (history.notify), so a redelivered or retried task makes no second delivery.
+@shared_task(
+    ignore_result=True, acks_late=True, autoretry_for=(DatabaseError,), retry_backoff=5, max_retries=5
+)
+def notify_poll(poll_id: int) -> None:
+    """Match a poll's events to subscriptions and queue the deliveries; a vanished poll: a quiet return."""
+    made = notify.fan_out(poll_id)
+    if made:
+        from . import deliveries  # history.deliveries imports these tasks
+
+        deliveries.enqueue(made)

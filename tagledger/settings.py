@@ -89,6 +89,42 @@ CSRF_TRUSTED_ORIGINS = env_list("TAGLEDGER_CSRF_TRUSTED_ORIGINS", [])
 TAGLEDGER_PUBLIC = env_bool("TAGLEDGER_PUBLIC", False)
 
 
+def _base_url() -> str:
+    """Where people reach this instance, for the links in notifications (made outside any request,
+    so the host cannot come from one); empty: the links are paths alone."""
+    from urllib.parse import urlsplit
+
+    url = (env_str("TAGLEDGER_BASE_URL", "") or "").rstrip("/")
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError on a port that is no number
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+        or not url.isprintable()
+        or " " in url
+    ):
+        raise ConfigurationError(
+            f"TAGLEDGER_BASE_URL={url!r:.200} must be an http(s) URL without user, query or fragment, "
+            "e.g. https://tagledger.example.com"
+        )
+    return url
+
+
+TAGLEDGER_BASE_URL = _base_url()
+# Events per notification: a poll that moves 50 tags sends each subscription one message, not 50
+# (1: a message per event).
+TAGLEDGER_NOTIFY_BATCH = env_int("TAGLEDGER_NOTIFY_BATCH", 100, minimum=1)
+
+
 def _metrics_token() -> str:
     """A bearer token that lets a scraper read /metrics without a session; empty: none does."""
     token = env_str("TAGLEDGER_METRICS_TOKEN", "") or ""
