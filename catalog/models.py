@@ -1,5 +1,7 @@
 """What is watched and how it is organised: registries, repositories, lines, versions, tags."""
 
+import hashlib
+import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -77,6 +79,19 @@ class RepositoryQuerySet(models.QuerySet):
     def by_reference(self, registry: str, name: str):
         return self.filter(registry__host=registry, name=name)
 
+    def by_hook_token(self, secret: str):
+        """The repository whose push-event token `secret` is (history.views.hooks)."""
+        return self.filter(hook_token_digest=digest_of_hook_token(secret))
+
+
+# A repository's push-event token: `tlh_` and 256 random bits, so a fast hash is right (as for
+# API tokens); only its SHA-256 is kept, and it is shown once (`manage.py hooks token`).
+HOOK_TOKEN_SCHEME = "tlh_"  # noqa: S105 (a prefix, not a secret)
+
+
+def digest_of_hook_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
 
 class Repository(models.Model):
     """A watched repository and how to poll it."""
@@ -99,6 +114,11 @@ class Repository(models.Model):
     )
     next_poll_at = models.DateTimeField(default=timezone.now)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # unique: the endpoint finds the repository of a token by this, in one indexed lookup.
+    hook_token_digest = models.CharField(
+        max_length=64, null=True, blank=True, unique=True, editable=False,
+        help_text="SHA-256 of this repository's own push-event token, which triggers only its polls.",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = RepositoryQuerySet.as_manager()
@@ -170,6 +190,21 @@ class Repository(models.Model):
     def release(self, *, next_poll_at: datetime) -> None:
         Repository.objects.filter(pk=self.pk).update(lease_until=None, next_poll_at=next_poll_at)
         self.lease_until, self.next_poll_at = None, next_poll_at
+
+    def issue_hook_token(self) -> str:
+        """A new push-event token for this repository (any earlier one stops working); the secret
+        is returned this once and only its digest kept."""
+        secret = HOOK_TOKEN_SCHEME + secrets.token_urlsafe(32)
+        self.hook_token_digest = digest_of_hook_token(secret)
+        Repository.objects.filter(pk=self.pk).update(hook_token_digest=self.hook_token_digest)
+        return secret
+
+    def revoke_hook_token(self) -> bool:
+        """Forget this repository's push-event token; False when it had none."""
+        had = self.hook_token_digest is not None
+        Repository.objects.filter(pk=self.pk).update(hook_token_digest=None)
+        self.hook_token_digest = None
+        return had
 
 
 class VersionQuerySet(models.QuerySet):

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from catalog.models import Repository
 
-from . import notify, polling
+from . import notify, polling, triggers
 from .models import PollRun
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,17 @@ def poll_repository(repository_id: int) -> None:
         run_poll(repository)
     except polling.RegistryBusy as busy:
         log.info("%s: %s; rescheduled", repository, busy)
+        return
+    # Released by now: a push that came while this poll was queued or running polls once more.
+    triggers.after_poll(repository)
+
+
+@shared_task(ignore_result=True)
+def poll_after_push(repository_id: int) -> None:
+    """Pushes came within the gap after a poll they caused: poll once more (history.triggers)."""
+    repository = Repository.objects.select_related("registry").filter(pk=repository_id, enabled=True).first()
+    if repository is not None:
+        triggers.follow_up(repository)
 
 
 def run_poll(repository: Repository, progress=None, *, supply_chain: bool = False):

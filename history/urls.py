@@ -1,7 +1,7 @@
 from django.urls import path
 
 from . import feeds
-from .views import builds, changelog, compare, pages, pin_lists, pins, repositories, staff, tags
+from .views import builds, changelog, compare, hooks, pages, pin_lists, pins, repositories, staff, tags
 
 app_name = "history"
 
@@ -25,4 +25,5 @@ urlpatterns = [
     path("watch", staff.watch, name="watch"),
     path("repositories/<int:pk>/unwatch", staff.unwatch, name="unwatch"),
     path("repositories/<int:pk>/poll", staff.poll_now, name="poll_now"),
+    path("hooks/registry/<str:token>", hooks.registry_push, name="registry_push"),
 ]

@@ -3,6 +3,7 @@
 import contextlib
 import ipaddress
 import os
+import re
 import secrets
 import stat
 from datetime import timedelta
@@ -137,6 +138,25 @@ def _metrics_token() -> str:
 
 
 TAGLEDGER_METRICS_TOKEN = _metrics_token()
+
+
+def _hook_token() -> str:
+    """The token in /hooks/registry/<token> that lets registries' push events trigger polls of any
+    watched repository; empty: only repositories' own tokens do (manage.py hooks token)."""
+    token = env_str("TAGLEDGER_HOOK_TOKEN", "") or ""
+    # It is part of a URL: only characters that need no escaping there.
+    if token and (len(token) < 16 or not re.fullmatch(r"[A-Za-z0-9._~-]+", token)):
+        raise ConfigurationError(
+            "TAGLEDGER_HOOK_TOKEN must be at least 16 of A-Z a-z 0-9 . _ ~ - "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return token
+
+
+TAGLEDGER_HOOK_TOKEN = _hook_token()
+# Push events poll a repository at most once per this many seconds: a burst of pushes gives one
+# poll at once and one more after this gap (history.triggers).
+TAGLEDGER_HOOK_MIN_INTERVAL = env_int("TAGLEDGER_HOOK_MIN_INTERVAL", 2, minimum=1)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

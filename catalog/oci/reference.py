@@ -11,6 +11,7 @@ __all__ = [
     "DEFAULT_REGISTRY",
     "ImageReference",
     "InvalidReference",
+    "is_valid_host",
     "is_valid_tag",
     "parse",
     "parse_digest",
@@ -179,6 +180,13 @@ def is_valid_repository(text: object) -> bool:
         isinstance(text, str)
         and len(text) <= MAX_REPOSITORY_LENGTH
         and _REMOTE_NAME_RE.fullmatch(text) is not None
+    )
+
+
+def is_valid_host(text: object) -> bool:
+    """Whether `text` is a registry host as references name one (`ghcr.io`, `127.0.0.1:5000`)."""
+    return (
+        isinstance(text, str) and len(text) <= MAX_REFERENCE_LENGTH and _DOMAIN_RE.fullmatch(text) is not None
     )
 
 

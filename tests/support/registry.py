@@ -95,8 +95,11 @@ def registry_config(
     *,
     htpasswd: Path | None = None,
     token_server: TokenServer | None = None,
+    notifications: list[dict[str, object]] | None = None,
 ) -> dict[str, object]:
-    """The registry's config.yml contents (JSON is valid YAML, so no YAML library is needed)."""
+    """The registry's config.yml contents (JSON is valid YAML, so no YAML library is needed).
+
+    `notifications`: endpoints the registry POSTs its events to (see `notification_endpoint`)."""
     config: dict[str, object] = {
         "version": 0.1,
         "log": {"level": "error", "accesslog": {"disabled": True}},
@@ -122,7 +125,23 @@ def registry_config(
                 "rootcertbundle": str(token_server.cert_path),
             }
         }
+    if notifications:
+        config["notifications"] = {"events": {"includereferences": True}, "endpoints": notifications}
     return config
+
+
+def notification_endpoint(url: str, name: str = "tagledger") -> dict[str, object]:
+    """A `notifications.endpoints` entry of distribution 2.8: every manifest event POSTed to `url`
+    as soon as it happens (a 1 s timeout and back-off: a test waits on it). Blob events
+    (application/octet-stream) are left out: they name no tag."""
+    return {
+        "name": name,
+        "url": url,
+        "timeout": "1s",
+        "threshold": 3,
+        "backoff": "1s",
+        "ignoredmediatypes": ["application/octet-stream"],
+    }
 
 
 def start_registry(
@@ -132,6 +151,7 @@ def start_registry(
     password: str = DEFAULT_PASSWORD,
     token_server: TokenServer | None = None,
     startup_timeout: float = 15.0,
+    notifications: list[dict[str, object]] | None = None,
 ) -> RunningRegistry:
     """Start a registry; in token mode a token server is created (and owned) unless given."""
     binary = require_binary("docker-registry")
@@ -151,7 +171,9 @@ def start_registry(
         # free_port() can race with another process; a bind failure just means retry.
         for attempt in itertools.count(1):
             port = free_port()
-            config = registry_config(root, port, auth, htpasswd=htpasswd, token_server=token_server)
+            config = registry_config(
+                root, port, auth, htpasswd=htpasswd, token_server=token_server, notifications=notifications
+            )
             config_path = workdir / "config.yml"
             config_path.write_text(json.dumps(config, indent=2))
             with (
