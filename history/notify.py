@@ -173,6 +173,8 @@ def clean_kinds(kinds: Iterable[str]) -> list[str]:
 def find_repository(reference: str) -> Repository:
     """The watched repository `registry/name` (as `manage.py watch` printed it)."""
     text = reference.strip()
+    if not text.isprintable() or len(text) > 600:
+        raise SubscriptionError("a repository reference is registry/name, without control characters")
     host, _, name = text.partition("/")
     found = (
         Repository.objects.select_related("registry").filter(registry__host=host, name=name).first()
@@ -478,8 +480,7 @@ def _store(batches: list[Batch]) -> list[Delivery]:
             Delivery(
                 subscription=batch.subscription,
                 key=key,
-                created_at=now,
-                next_attempt_at=now,
+                created_at=now,  # next_attempt_at empty: queued now; deliver_due picks it up if lost
                 body=payloads.render(batch.subscription.format, batch.items).decode(),
             )
             for (_, key), batch in new.items()

@@ -164,7 +164,7 @@ def attachment(item: dict) -> dict:
         ]
         target = links.get("compare") or links.get("build") or links.get("tag")
     made = {
-        "fallback": summary[:MAX_SHOWN],
+        "fallback": escape(summary),
         "color": ALARM if signing in SIGNING_WORDS else COLOURS.get(kind, "#767676"),
         "title": title,
         "fields": [found for found in fields if found["value"] != "—"],
