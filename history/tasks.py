@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 POLL_LEASE = polling.POLL_LEASE
 # A queued poll older than this is dropped: the next dispatch enqueues a fresh one.
 POLL_EXPIRES = 10 * 60
+# An attempt deliver_due queued that has waited this long is dropped: the next run queues it again.
+DELIVER_DUE_EXPIRES = 14
 # What dispatch claims: the queue wait only, so a dropped poll frees the repository a minute later.
 QUEUED_LEASE = timedelta(seconds=POLL_EXPIRES + 60)
 
@@ -66,6 +68,28 @@ def poll_after_push(repository_id: int) -> None:
         triggers.follow_up(repository)
 
 
+# No autoretry: a failed attempt records itself and schedules its retry (next_attempt_at), which
+# deliver_due queues; an attempt is claimed first, so a duplicate message sends nothing.
+@shared_task(ignore_result=True, acks_late=True)
+def deliver(delivery_id: int) -> None:
+    """One attempt at one notification delivery; a vanished delivery is a quiet return."""
+    from . import deliveries  # history.deliveries imports these tasks
+
+    deliveries.attempt_by_id(delivery_id)
+
+
+@shared_task(ignore_result=True)
+def deliver_due() -> int:
+    """Beat runs this every 15 s: queue an attempt for each delivery whose retry is due (each its
+    own task, so a slow receiver holds one worker thread, not the others' retries)."""
+    from . import deliveries
+
+    due = deliveries.due()
+    for delivery_id in due:
+        deliver.apply_async((delivery_id,), expires=DELIVER_DUE_EXPIRES)
+    return len(due)
+
+
 def run_poll(repository: Repository, progress=None, *, supply_chain: bool = False):
     """Poll and release the lease with the next due time; used by the task and the CLI alike."""
     next_poll_at = None
@@ -82,6 +106,7 @@ def run_poll(repository: Repository, progress=None, *, supply_chain: bool = Fals
     finally:
         # A crash still frees the repository, retried after one interval rather than hammered.
         repository.release(next_poll_at=next_poll_at or timezone.now() + repository.interval)
+
 
 # Fan-out is idempotent (history.notify), so a redelivered or retried task makes no second delivery.
 @shared_task(

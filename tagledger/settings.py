@@ -305,6 +305,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # waited in the queue past the next is useless, so it expires.
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-polls": {"task": "history.tasks.dispatch", "schedule": 15.0, "options": {"expires": 14}},
+    # Notification deliveries whose retry is due (and any whose queued task was lost).
+    "deliver-due": {"task": "history.tasks.deliver_due", "schedule": 15.0, "options": {"expires": 14}},
 }
 
 # Registry client: where docker-style credentials live (never in the database).
