@@ -19,7 +19,7 @@ from prometheus_client.utils import floatToGoString
 
 from catalog.models import Repository
 from catalog.oci.errors import RegistryError
-from history.models import PollRun, TagEvent
+from history.models import Delivery, PollRun, Subscription, TagEvent
 from tagledger.tokens.auth import bearer_token
 from tagledger.tokens.models import ApiToken, TokenRefused
 
@@ -29,6 +29,9 @@ WINDOW = timedelta(hours=24)
 # Poll durations, in seconds: an unchanged repository takes about one round trip per tag, a first
 # poll of a big one minutes, and TAGLEDGER_POLL_DEADLINE (20 min by default) ends every poll.
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600)
+# A webhook's answer time, in seconds: chat services answer in a fraction of a second, and
+# TAGLEDGER_NOTIFY_TIMEOUT (10 s by default) ends every attempt.
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # A poll counts as good when it checked tags and recorded what it saw: `partial` too, since one
 # tag that always fails (a registry's fault) would otherwise keep the "no good poll" alert firing.
 GOOD = (PollRun.Status.OK, PollRun.Status.PARTIAL)
@@ -65,10 +68,14 @@ class Snapshot:
     duration_sum: float
     errors: dict[str, int]
     events: dict[str, int]
+    deliveries: dict[str, int]
+    latencies: list[int]  # cumulative counts per LATENCY_BUCKETS entry, then +Inf
+    latency_sum: float
+    subscriptions: dict[str, int]
 
     @classmethod
     def read(cls, now: datetime | None = None) -> "Snapshot":
-        """Four queries whatever the data size (three when nothing is watched)."""
+        """Six queries whatever the data size (four when nothing is watched)."""
         now = now or timezone.now()
         since = now - WINDOW
         # Each subquery is one seek in `poll_latest` (repository, -started_at).
@@ -90,7 +97,45 @@ class Snapshot:
             .annotate(count=Count("pk"))
             .values_list("kind", "count")
         )
-        return cls(now, repositories, latest, events=events, **recent)
+        subscriptions = dict.fromkeys(("enabled", "disabled"), 0)
+        for enabled, count in (
+            Subscription.objects.order_by()
+            .values("enabled")
+            .annotate(count=Count("pk"))
+            .values_list("enabled", "count")
+        ):
+            subscriptions["enabled" if enabled else "disabled"] = count
+        return cls(
+            now, repositories, latest, events=events, subscriptions=subscriptions, **recent,
+            **_recent_deliveries(since),
+        )  # fmt: skip
+
+
+def _recent_deliveries(since: datetime) -> dict:
+    """The window's notification deliveries by status, and their last attempts' latencies, in one
+    query (a range of `delivery_log`)."""
+    latency = Q(latency_ms__isnull=False)
+    rows = (
+        Delivery.objects.filter(created_at__gte=since)
+        .order_by()
+        .values("status")
+        .annotate(
+            count=Count("pk"),
+            timed=Count("pk", filter=latency),
+            latency=Sum("latency_ms"),
+            **{
+                f"le_{index}": Count("pk", filter=Q(latency_ms__lte=bound * 1000))
+                for index, bound in enumerate(LATENCY_BUCKETS)
+            },
+        )
+    )
+    found = {"deliveries": {}, "latencies": [0] * (len(LATENCY_BUCKETS) + 1), "latency_sum": 0.0}
+    for row in rows:
+        found["deliveries"][row["status"]] = row["count"]
+        cumulative = [row[f"le_{index}"] for index in range(len(LATENCY_BUCKETS))] + [row["timed"]]
+        found["latencies"] = [a + b for a, b in zip(found["latencies"], cumulative, strict=True)]
+        found["latency_sum"] += (row["latency"] or 0) / 1000
+    return found
 
 
 def _recent_polls(repository_ids: list[int], since: datetime) -> dict:
@@ -178,6 +223,33 @@ def _window_metrics(snapshot: Snapshot):
     for kind in TagEvent.Kind.values:
         events.add_metric([kind], snapshot.events.get(kind, 0))
     yield events
+
+    deliveries = GaugeMetricFamily(
+        "tagledger_deliveries_24h",
+        "Notification deliveries made in the last 24 hours, by status now (pending ones may be retrying).",
+        labels=["status"],
+    )
+    for status in Delivery.Status.values:
+        deliveries.add_metric([status], snapshot.deliveries.get(status, 0))
+    yield deliveries
+
+    bounds = [floatToGoString(bound) for bound in LATENCY_BUCKETS] + ["+Inf"]
+    yield HistogramMetricFamily(
+        "tagledger_delivery_latency_seconds",
+        "How long receivers took to answer the last attempt of each delivery made in the last 24 hours "
+        "(a sliding window); one that got no answer counts with the time it waited.",
+        buckets=list(zip(bounds, snapshot.latencies, strict=True)),
+        sum_value=snapshot.latency_sum,
+    )
+
+    subscriptions = GaugeMetricFamily(
+        "tagledger_subscriptions",
+        "Notification subscriptions, enabled or disabled (by hand, or for failing).",
+        labels=["state"],
+    )
+    for state, count in snapshot.subscriptions.items():
+        subscriptions.add_metric([state], count)
+    yield subscriptions
 
 
 # (metric, PollRun field, what it counts) of each repository's last finished poll.

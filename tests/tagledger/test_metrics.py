@@ -10,7 +10,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from catalog.models import Registry, Repository, Tag
-from history.models import PollRun, TagEvent
+from history.models import Delivery, PollRun, Subscription, TagEvent
 from history.polling import poll
 from tagledger.metrics import ERROR_KINDS
 from tagledger.tokens.models import ApiToken
@@ -168,16 +168,55 @@ def test_a_scrape_costs_the_same_few_queries_whatever_the_data_size(
         for hours in range(3):
             poll_row(repo, "ok", ago=timedelta(hours=hours), rate_limit_remaining=number)
             tag_event(tag, build(repo), "moved", at=timezone.now() - timedelta(hours=hours))
-    with django_assert_max_num_queries(4):  # repositories, their last polls, the window's polls, events
-        values = scrape()
+        hook = Subscription.objects.create(url=f"https://hooks.example/{number}", secret="x")
+        delivery(hook, "1", "delivered", ago=timedelta(hours=1), latency_ms=100)
+    with django_assert_max_num_queries(6):  # repositories, their last polls, the window's polls, events,
+        values = scrape()  # subscriptions, the window's deliveries
     assert values[("tagledger_polls_24h", (("status", "ok"),))] == 3 * repositories
+    assert values[("tagledger_deliveries_24h", (("status", "delivered"),))] == repositories
 
 
 def test_nothing_watched_still_scrapes(public, django_assert_max_num_queries):
-    with django_assert_max_num_queries(2):
+    with django_assert_max_num_queries(4):
         values = scrape()
     assert values[("tagledger_polls_24h", (("status", "ok"),))] == 0
     assert values[("tagledger_poll_duration_seconds_count", ())] == 0
+    assert values[("tagledger_delivery_latency_seconds_count", ())] == 0
+    assert by_label(values, "tagledger_subscriptions", "state") == {"enabled": 0, "disabled": 0}
+
+
+def delivery(subscription, key: str, status: str, *, ago: timedelta, latency_ms: int | None) -> Delivery:
+    return Delivery.objects.create(
+        subscription=subscription, key=key, body="{}", status=status, latency_ms=latency_ms,
+        created_at=timezone.now() - ago,
+    )  # fmt: skip
+
+
+def test_deliveries_of_the_last_day_by_status_their_latency_and_subscriptions_by_state(public):
+    hook = Subscription.objects.create(url="https://hooks.example/a", secret="x")
+    Subscription.objects.create(url="https://hooks.example/b", secret="x", enabled=False)
+    Subscription.objects.create(url="https://hooks.example/c", secret="x", enabled=False)
+    delivery(hook, "1", "delivered", ago=timedelta(hours=1), latency_ms=80)
+    delivery(hook, "2", "delivered", ago=timedelta(hours=2), latency_ms=1200)
+    delivery(hook, "3", "failed", ago=timedelta(hours=3), latency_ms=10_000)  # waited out its deadline
+    delivery(hook, "4", "pending", ago=timedelta(minutes=1), latency_ms=None)  # not tried yet
+    delivery(hook, "5", "pending", ago=timedelta(minutes=2), latency_ms=300)  # retrying
+    delivery(hook, "6", "delivered", ago=timedelta(hours=25), latency_ms=50)  # before the window
+
+    values = scrape()
+
+    assert by_label(values, "tagledger_deliveries_24h", "status") == {
+        "pending": 2,
+        "delivered": 2,
+        "failed": 1,
+    }
+    histogram = by_label(values, "tagledger_delivery_latency_seconds_bucket", "le")
+    assert histogram == {
+        "0.1": 1, "0.25": 1, "0.5": 2, "1.0": 2, "2.5": 3, "5.0": 3, "10.0": 4, "30.0": 4, "+Inf": 4,
+    }  # fmt: skip
+    assert values[("tagledger_delivery_latency_seconds_count", ())] == 4
+    assert values[("tagledger_delivery_latency_seconds_sum", ())] == pytest.approx(0.08 + 1.2 + 10 + 0.3)
+    assert by_label(values, "tagledger_subscriptions", "state") == {"enabled": 1, "disabled": 2}
 
 
 def test_a_signed_in_session_may_scrape():
