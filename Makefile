@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/tagledger
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test lint format bench bench-poll bench-search bench-packages bench-tools clean
+.PHONY: run test lint format bench bench-poll bench-search bench-packages bench-hooks bench-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: install python3-venv (apt-get install python3-venv)"; exit 1; }
@@ -41,7 +41,7 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .
 
 # Benchmarks (results in BENCHMARKS.md): each script also runs alone, e.g. `python -m bench.poll --quick`.
-bench: bench-poll bench-search bench-packages
+bench: bench-poll bench-search bench-packages bench-hooks
 
 # The load tools the benchmarks compare against, installed when missing (as scripts/test-services does).
 bench-tools:
@@ -77,6 +77,13 @@ bench-search: $(VENV)/.installed-dev
 bench-packages: $(VENV)/.installed-dev
 	scripts/test-services
 	$(BIN)/python -m bench.packages $(BENCH_PACKAGES_ARGS)
+
+# Registry push events: a pushed rebuild to its `moved` event with the interval at 1 h, over a real
+# registry's notifications, gunicorn and a Celery worker (~2 min; its own database tl_bench_hooks).
+# BENCH_HOOKS_ARGS=--quick: 5 pushes a series.
+bench-hooks: $(VENV)/.installed-dev
+	scripts/test-services
+	$(BIN)/python -m bench.hooks $(BENCH_HOOKS_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
