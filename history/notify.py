@@ -13,6 +13,7 @@ import logging
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
@@ -52,6 +53,10 @@ MIN_SECRET, MAX_SECRET = 16, 256
 # Tags listed per build in a payload: a build of a busy repository may have held hundreds.
 MAX_HELD_TAGS = 50
 DEFAULT_BATCH = 100
+# catch_up fans out again the polls whose events are this recent, once the ordinary path has had
+# CATCH_UP_GRACE to do it.
+CATCH_UP_WINDOW = timedelta(hours=1)
+CATCH_UP_GRACE = timedelta(minutes=2)
 
 
 class SubscriptionError(ValueError):
@@ -297,12 +302,12 @@ class Batch:
         )  # fmt: skip
 
 
-def fan_out(poll_id: int) -> list[Delivery]:
+def fan_out(poll_id: int, *, pins: bool = True) -> list[Delivery]:
     """The deliveries of one poll's events, made once: run again, it makes none (and returns []).
 
     A fixed number of queries whatever the number of events or subscriptions (plus each pin
-    list's own check): the subscriptions, the events with their builds, signing and held tags,
-    the deliveries made before, the new ones and their events.
+    list's own check, unless `pins` is False): the subscriptions, the events with their builds,
+    signing and held tags, the deliveries made before, the new ones and their events.
     """
     run = PollRun.objects.select_related("repository__registry").filter(pk=poll_id).first()
     if run is None:
@@ -320,26 +325,46 @@ def fan_out(poll_id: int) -> list[Delivery]:
         .order_by("detected_at", "pk")
     )
     with transaction.atomic():
-        batches = _batches(run, subscriptions, events)
+        batches = _batches(run, subscriptions, events, pins=pins)
         return _store(batches)
 
 
-def _batches(run: PollRun, subscriptions: list[Subscription], events: list[TagEvent]) -> list[Batch]:
+def catch_up(now=None) -> list[Delivery]:
+    """Fan out again the finished polls of the last CATCH_UP_WINDOW: one whose fan-out was lost (the
+    broker was down as the poll ended, or the worker died) gets its deliveries now; one fanned out
+    before makes none. Pins are left to the ordinary path: they are checked once per poll."""
+    now = now or timezone.now()
+    if not Subscription.objects.filter(enabled=True).exists():
+        return []
+    polls = (
+        # the `event_changelog` index: an hour of events, not every poll ever run
+        TagEvent.objects.filter(detected_at__gte=now - CATCH_UP_WINDOW, detected_at__lt=now - CATCH_UP_GRACE)
+        .filter(imported=False, poll__status__in=(PollRun.Status.OK, PollRun.Status.PARTIAL))
+        .order_by()
+        .values_list("poll_id", flat=True)
+        .distinct()
+    )
+    return [delivery for poll_id in sorted(polls) for delivery in fan_out(poll_id, pins=False)]
+
+
+def _batches(
+    run: PollRun, subscriptions: list[Subscription], events: list[TagEvent], *, pins: bool = True
+) -> list[Batch]:
     with_builds(events)
     flags = signing_changes(events)
     builds = {build.pk: build for event in events for build in (event.build, event.previous_build) if build}
     held = TagEvent.objects.held(builds.values()) if builds else {}
     items = {event.pk: event_item(event, run.repository, held, flags.get(event.pk)) for event in events}
-    pins: dict[int, list[dict]] = {}  # per pin list: checked once per poll, whoever asks
+    checked: dict[int, list[dict]] = {}  # per pin list: checked once per poll, whoever asks
     size = getattr(settings, "TAGLEDGER_NOTIFY_BATCH", DEFAULT_BATCH)
     batches = []
     for subscription in subscriptions:
         chosen = [event for event in events if matches(subscription, event, flags.get(event.pk))]
         pin_items = []
-        if subscription.pin_list_id and wants(subscription, "pin_behind"):
-            if subscription.pin_list_id not in pins:
-                pins[subscription.pin_list_id] = pin_items_of(subscription.pin_list, run)
-            pin_items = pins[subscription.pin_list_id]
+        if pins and subscription.pin_list_id and wants(subscription, "pin_behind"):
+            if subscription.pin_list_id not in checked:
+                checked[subscription.pin_list_id] = pin_items_of(subscription.pin_list, run)
+            pin_items = checked[subscription.pin_list_id]
         # Events first, pins after: the events' batches (and so their keys) are the same when a
         # fan-out runs again, and finds no pins fallen further behind the second time.
         everything = [(event, items[event.pk]) for event in chosen] + [(None, item) for item in pin_items]
@@ -357,6 +382,8 @@ def matches(subscription: Subscription, event: TagEvent, signing: str | None = N
     """Does `subscription` choose `event` (of a repository it already chose)? Its builds must be
     filled in (with_builds). An empty choice takes everything; a signing flag is a kind of its own,
     so `unsigned` alone hears only the moves that lose their signature."""
+    if event.detected_at < subscription.created_at:  # (catch_up) what happened before it was made
+        return False
     if subscription.kinds and not (
         event.kind in subscription.kinds or (signing and signing in subscription.kinds)
     ):

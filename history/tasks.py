@@ -119,3 +119,14 @@ def notify_poll(poll_id: int) -> None:
         from . import deliveries  # history.deliveries imports these tasks
 
         deliveries.enqueue(made)
+
+
+@shared_task(ignore_result=True)
+def notify_catch_up() -> int:
+    """Beat runs this every 5 minutes: the deliveries of recent polls whose fan-out was lost."""
+    made = notify.catch_up()
+    if made:
+        from . import deliveries
+
+        deliveries.enqueue(made)
+    return len(made)

@@ -307,6 +307,10 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-due-polls": {"task": "history.tasks.dispatch", "schedule": 15.0, "options": {"expires": 14}},
     # Notification deliveries whose retry is due (and any whose queued task was lost).
     "deliver-due": {"task": "history.tasks.deliver_due", "schedule": 15.0, "options": {"expires": 14}},
+    # Notifications of polls whose fan-out was lost (the broker was down as the poll ended).
+    "notify-catch-up": {
+        "task": "history.tasks.notify_catch_up", "schedule": 300.0, "options": {"expires": 290}
+    },
 }
 
 # Registry client: where docker-style credentials live (never in the database).

@@ -20,7 +20,9 @@ URL = "http://127.0.0.1:9/hook"
 
 
 def subscription(**fields) -> Subscription:
-    """A subscription row written directly (subscribe's checks are tested on their own)."""
+    """A subscription row written directly (subscribe's checks are tested on their own), made
+    before the scene's events."""
+    fields.setdefault("created_at", timezone.now() - timedelta(days=1))
     return Subscription.objects.create(url=URL, secret="s" * 32, **fields)
 
 
@@ -194,6 +196,24 @@ def test_a_key_is_stable_and_names_the_subscription_and_events(scene):
     ids = list(made[one.pk].events.values_list("pk", flat=True))
     assert made[one.pk].key == notify.delivery_key(one, reversed(ids), poll_id=scene.run.pk)
     assert len(made[one.pk].key) == 40
+
+
+def test_a_subscription_never_hears_what_happened_before_it_was_made(scene):
+    subscription(created_at=timezone.now())
+    assert notify.fan_out(scene.run.pk) == []
+
+
+def test_catch_up_fans_out_finished_polls_whose_fan_out_was_lost(scene):
+    later = timezone.now() + notify.CATCH_UP_GRACE + timedelta(seconds=1)
+    assert notify.catch_up(now=later) == []  # no subscription
+    wanted = subscription()
+    running = PollRun.objects.create(repository=scene.image.repository, started_at=timezone.now())
+    TagState.objects.observe(scene.tag("1.0"), scene.b2, at=timezone.now(), poll=running, immutable=False)
+    assert notify.catch_up(now=timezone.now()) == []  # within the grace: the ordinary path's turn
+    (made,) = notify.catch_up(now=later + timedelta(seconds=1))  # not the running poll's
+    assert made.subscription == wanted and sent_tags(made) == ALL
+    assert notify.catch_up(now=later + timedelta(seconds=1)) == []  # made once
+    assert notify.catch_up(now=later + notify.CATCH_UP_WINDOW) == []  # too old to matter
 
 
 def test_a_vanished_poll_or_no_subscription_makes_nothing(scene):
