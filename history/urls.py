@@ -1,7 +1,19 @@
 from django.urls import path
 
 from . import feeds
-from .views import builds, changelog, compare, hooks, pages, pin_lists, pins, repositories, staff, tags
+from .views import (
+    builds,
+    changelog,
+    compare,
+    hooks,
+    notifications,
+    pages,
+    pin_lists,
+    pins,
+    repositories,
+    staff,
+    tags,
+)
 
 app_name = "history"
 
@@ -22,6 +34,12 @@ urlpatterns = [
     path("versions/<int:pk>/compare", builds.version_compare, name="version_compare"),
     path("builds/<int:pk>/", builds.build, name="build"),
     path("builds/<int:pk>/packages", builds.build_packages, name="build_packages"),
+    path("notifications/", notifications.subscriptions, name="notifications"),
+    path("notifications/deliveries", notifications.deliveries, name="deliveries"),
+    path("notifications/<int:pk>/test", notifications.send_test, name="notification_test"),
+    path("notifications/<int:pk>/disable", notifications.disable, name="notification_disable"),
+    path("notifications/<int:pk>/enable", notifications.enable, name="notification_enable"),
+    path("notifications/<int:pk>/remove", notifications.remove, name="notification_remove"),
     path("watch", staff.watch, name="watch"),
     path("repositories/<int:pk>/unwatch", staff.unwatch, name="unwatch"),
     path("repositories/<int:pk>/poll", staff.poll_now, name="poll_now"),
