@@ -261,3 +261,22 @@ def test_an_allowed_network_admits_the_connected_peer_too(sink, settings, monkey
     settings.TAGLEDGER_NOTIFY_ALLOW = ["127.0.0.0/8"]
     monkeypatch.setattr(transport, "resolve", lambda host: [ipaddress.ip_address("93.184.216.34")])
     assert outbound.post(sink.url, b"{}", {}, timeout=5).status == 200
+
+
+@pytest.mark.parametrize(
+    "entry", ["bad host", "10.0.0.0/33", "a..b", "http://chat.internal", "chat:8065", "é.example"]
+)
+def test_an_allow_list_entry_that_is_no_host_or_network_stops_start_up(tmp_path, entry):
+    from tests.tagledger.test_env import run_check
+
+    result = run_check(tmp_path, TAGLEDGER_NOTIFY_ALLOW=f"chat.internal,{entry}")
+    assert result.returncode != 0 and "is neither a host name nor an address or network" in result.stderr
+
+
+def test_an_allow_list_of_names_addresses_and_networks_starts(tmp_path):
+    from tests.tagledger.test_env import run_check
+
+    result = run_check(
+        tmp_path, TAGLEDGER_NOTIFY_ALLOW="chat.internal, mattermost ,10.20.0.0/16,192.168.1.7,fd00::/8"
+    )
+    assert result.returncode == 0, result.stderr
