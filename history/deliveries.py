@@ -201,8 +201,13 @@ def _failed(delivery, now, *, error: str, latency: float | None, code: int | Non
     )
     if not updated:  # failed meanwhile by its subscription's disablement: keep what this attempt saw
         Delivery.objects.filter(pk=delivery.pk).update(**record)
+    # The subscription by id: its URL may be a secret (Slack's, Mattermost's).
     log.info(
-        "delivery %s to %s failed (attempt %d): %s", delivery.key, delivery.subscription, attempts, error
+        "delivery %s to subscription %s failed (attempt %d): %s",
+        delivery.key,
+        delivery.subscription_id,
+        attempts,
+        error,
     )
     if delivery.test:
         return
@@ -226,7 +231,7 @@ def disable_failing(subscription: Subscription, reason: str, *, now: datetime | 
     )
     if not disabled:
         return False
-    log.warning("subscription %s disabled: %s", subscription, reason)
+    log.warning("subscription %s disabled: %s", subscription.pk, reason)
     Delivery.objects.filter(subscription_id=subscription.pk, status=Delivery.Status.PENDING).update(
         status=Delivery.Status.FAILED,
         next_attempt_at=None,

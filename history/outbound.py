@@ -177,7 +177,7 @@ def post(url: str, body: bytes, headers: dict, *, timeout: float) -> Response:
         except (ValueError, *transport.TRANSPORT_ERRORS) as error:
             if attempt.expired:
                 raise SendFailed(f"no complete answer within {timeout:g} s") from None
-            raise SendFailed(_reason(error)) from None
+            raise SendFailed(_reason(error, url)) from None
     if attempt.expired:  # the start may look whole: cut short by the watchdog's shutdown
         raise SendFailed(f"no complete answer within {timeout:g} s")
     latency = time.monotonic() - started
@@ -196,8 +196,14 @@ def _read_start(response: requests.Response) -> bytes:
     return b"".join(chunks)
 
 
-def _reason(error: Exception) -> str:
-    """A failed connection in a few words: 'ConnectionError: … Connection refused'."""
+def _reason(error: Exception, url: str) -> str:
+    """A failed connection in a few words: 'ConnectionError: … Connection refused'. Without the
+    URL's path and query, which urllib3 quotes: a Slack or Mattermost webhook's path is its secret."""
     if isinstance(error, requests.Timeout):
         return f"timed out ({type(error).__name__})"
-    return f"{type(error).__name__}: {transport.ends(str(error), 100)}"
+    text = str(error)
+    parts = urlsplit(url)
+    for secret in (url, parts.path + (f"?{parts.query}" if parts.query else ""), parts.path):
+        if len(secret) > 1:
+            text = text.replace(secret, "/...")
+    return f"{type(error).__name__}: {transport.ends(text, 100)}"

@@ -238,6 +238,16 @@ def test_a_refused_connection_is_a_send_failure_with_a_reason(settings):
         outbound.post(url, b"{}", {}, timeout=5)
 
 
+def test_a_send_failure_does_not_repeat_the_url_path_which_may_be_a_webhook_secret(settings):
+    settings.TAGLEDGER_NOTIFY_ALLOW = ["127.0.0.1"]
+    with Sink() as gone:
+        url = f"http://127.0.0.1:{gone.port}/h/secret?token=1"
+    with pytest.raises(outbound.SendFailed) as failure:
+        outbound.post(url, b"{}", {}, timeout=5)
+    assert "secret" not in str(failure.value) and "token" not in str(failure.value)
+    assert "Connection refused" in str(failure.value)
+
+
 def test_the_url_is_checked_again_before_each_post(sink, settings):
     settings.TAGLEDGER_NOTIFY_ALLOW = []
     with pytest.raises(UnsafeURL, match=r"127\.0\.0\.1 is a loopback address"):
