@@ -24,9 +24,9 @@ from pydantic import BeforeValidator
 from catalog.models import Repository, Version
 from tagledger.tokens.auth import TokenAuthenticationError, bearerAuth
 
+from . import api_notifications, packages, params, supply_chain
 from . import api_schemas as out
 from . import compare as diff
-from . import packages, params, supply_chain
 from . import serializers as serialize
 from . import tag_history as history
 from .changelog import ChangelogFilter, InvalidFilter, page
@@ -48,6 +48,7 @@ NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"
 VARIANT_PATTERN = r"^[A-Za-z0-9._-]*$"
 DIGEST_PATTERN = r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"  # catalog.oci.manifest's
 ERRORS = {400: out.Error, 401: out.Error, 404: out.Error}
+READERS = [{"bearerAuth": []}, {"Readers": []}]  # the readers' security; the staff-only endpoints differ
 
 
 class Readers(SessionAuth):
@@ -80,11 +81,24 @@ class ReadOnlyAPI(NinjaAPI):
         schema = super().get_openapi_schema(**kwargs)
         if settings.TAGLEDGER_PUBLIC:
             for operations in schema["paths"].values():
-                for operation in operations.values():  # every operation is a GET
+                for operation in operations.values():
+                    if operation.get("security") != READERS:
+                        continue  # a write, or staff only (notifications): credentials on every instance
                     operation.pop("security", None)
                     for status in (401, "401"):  # int keys until the document is rendered
                         operation.get("responses", {}).pop(status, None)
-            schema.get("components", {}).pop("securitySchemes", None)
+            used = {
+                name
+                for operations in schema["paths"].values()
+                for operation in operations.values()
+                for requirement in operation.get("security", [])
+                for name in requirement
+            }
+            schemes = schema.get("components", {}).get("securitySchemes", {})
+            for name in [name for name in schemes if name not in used]:
+                del schemes[name]
+            if not schemes:
+                schema.get("components", {}).pop("securitySchemes", None)
         return schema
 
     def get_openapi_operation_id(self, operation) -> str:
@@ -102,6 +116,7 @@ api = ReadOnlyAPI(
     docs_url=_docs_url(),
     default_router=Router(by_alias=True),  # HeldTagOut's `from` is a Python keyword
 )
+api.add_router("", api_notifications.router)  # staff only: its own auth (history/api_notifications.py)
 
 
 @api.exception_handler(AuthenticationError)

@@ -9,7 +9,7 @@ from catalog.tags import Kind
 
 from . import compare, pins, search, supply_chain
 from .lines import TAG_SORTS
-from .models import Attachment, PollRun, TagEvent
+from .models import Attachment, Delivery, PollRun, Subscription, TagEvent
 
 
 def one_of(values) -> object:
@@ -596,3 +596,84 @@ class SupplyChangeOut(Schema):
 
 
 CompareOut.model_rebuild()  # its supply-chain fields are defined after it
+
+
+# --- notifications (staff only): subscriptions and the delivery log ------------------------------
+
+SubscriptionFormat = one_of(Subscription.Format.values)
+DeliveryStatus = one_of(Delivery.Status.values)
+
+
+class SubscriptionIn(BaseModel):
+    """A new subscription; each empty choice takes everything."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048, description="The webhook: http or https, a host allowed as a target.")
+    format: SubscriptionFormat = "json"
+    secret: str | None = Field(
+        default=None, min_length=1, max_length=256, description="The HMAC key; null: one is made."
+    )
+    name: str = Field(default="", max_length=100)
+    repository: int | None = Field(default=None, ge=1, le=2**63 - 1, description="A repository's id.")
+    tag_pattern: str = Field(default="", max_length=512, description="A regular expression a tag must match.")
+    kinds: list[str] = Field(
+        default=[], max_length=20, description="Event kinds and signing flags; [] = all."
+    )
+    line: str | None = Field(default=None, max_length=260, description="A line of `repository`, e.g. 3.14.")
+    version: str | None = Field(default=None, max_length=260, description="A version of `repository`.")
+    pin_list: int | None = Field(default=None, ge=1, le=2**63 - 1, description="A saved pin list's id.")
+
+
+class SubscriptionOut(Schema):
+    id: int
+    name: str
+    url: str = Field(description="Masked: scheme, host and the last 4 characters (the path may be a key).")
+    format: SubscriptionFormat
+    repository: str | None
+    repository_id: int | None
+    tag_pattern: str
+    kinds: list[str]
+    line: str | None
+    version: str | None
+    pin_list: str | None
+    pin_list_id: int | None
+    filters: str = Field(description="What it hears, in words.")
+    enabled: bool
+    disabled_at: datetime | None
+    disabled_reason: str
+    consecutive_failures: int
+    last_status: DeliveryStatus | None = Field(description="Of its newest delivery; null before the first.")
+    created_at: datetime
+
+
+class SubscriptionCreated(SubscriptionOut):
+    secret: str = Field(description="The signing secret: shown in this response only.")
+
+
+class DeliverySubscriptionOut(Schema):
+    id: int
+    name: str
+    url: str = Field(description="Masked, as the subscription's.")
+
+
+class DeliveryOut(Schema):
+    id: int
+    key: str = Field(description="X-Tagledger-Delivery: the same on every attempt (idempotency).")
+    subscription: DeliverySubscriptionOut
+    status: DeliveryStatus
+    test: bool
+    events: int = Field(description="How many tag events it carries.")
+    attempts: int
+    created_at: datetime
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None = Field(description="When a pending delivery is tried again.")
+    delivered_at: datetime | None
+    response_code: int | None
+    latency_ms: int | None = Field(description="Of the last attempt.")
+    error: str = Field(description="Why the last attempt failed, cut to 300 characters.")
+
+
+class DeliveryPage(Schema):
+    items: list[DeliveryOut] = Field(description="Newest first.")
+    next: str | None = Field(description="Pass as `cursor` for the next (older) page; null: last page.")

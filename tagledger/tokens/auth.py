@@ -54,8 +54,14 @@ class bearerAuth(HttpAuthBase):
 
     openapi_scheme = "bearer"
 
+    def __init__(self, *, staff: bool = False) -> None:
+        """`staff`: for endpoints only staff may use (notifications hold webhook URLs and secrets): the
+        header is read on a public instance too, and a token of a user who is not staff is a 403."""
+        self.staff = staff
+        super().__init__()
+
     def __call__(self, request):
-        if settings.TAGLEDGER_PUBLIC:
+        if settings.TAGLEDGER_PUBLIC and not self.staff:
             return None
         header = request.headers.get("Authorization")
         if not header:
@@ -67,6 +73,8 @@ class bearerAuth(HttpAuthBase):
             token = ApiToken.objects.authenticate(secret)
         except TokenRefused as refused:
             raise TokenAuthenticationError(str(refused)) from None
+        if self.staff and not token.user.is_staff:
+            raise HttpError(403, "staff only: this token's user is not staff")
         check_method(token, request.method)
         request.user = token.user
         return token

@@ -139,11 +139,7 @@ def test_a_private_instance_refuses_anonymous_requests_as_the_schema_says(app, s
     settings.TAGLEDGER_PUBLIC = False
     wsgi, repository = app
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", wsgi)
-    assert all(
-        operation["security"] == [{"bearerAuth": []}, {"Readers": []}]
-        for operations in schema.raw_schema["paths"].values()
-        for operation in operations.values()
-    )
+    assert all(takes_a_token_or_a_session(operation) for operation in operations(schema.raw_schema))
 
     def refused(response):
         # Schemathesis also sends the bearer scheme's header, with made-up tokens: a 401 saying why.
@@ -206,7 +202,7 @@ def test_every_parameter_at_its_edges_gets_an_answer_that_matches_the_schema(app
                     case.call_and_validate(checks=checks)
                 except BaseException as failure:  # a FailureGroup, listed below
                     failures.append(f"{case.method} {case.formatted_path} {case.query}: {failure}"[:600])
-    assert len(operations) == 13 and count > 200, (operations, count)
+    assert len(operations) == 19 and count > 200, (operations, count)
     assert not failures, "\n\n".join(failures)
 
 
@@ -214,25 +210,54 @@ def operations(document: dict) -> list[dict]:
     return [operation for operations in document["paths"].values() for operation in operations.values()]
 
 
+READERS = [{"bearerAuth": []}, {"Readers": []}]
+
+
+def staff_only(operation: dict) -> bool:
+    """Notifications (subscriptions, deliveries): staff only on every instance, reads too."""
+    return "notifications" in operation.get("tags", [])
+
+
+def takes_a_token_or_a_session(operation: dict) -> bool:
+    """A token first, then a session: the readers' for a read, staff's or a signed-in user's otherwise."""
+    security = operation["security"]
+    return security[0] == {"bearerAuth": []} and len(security) == 2 and "401" in operation["responses"]
+
+
 def test_a_public_instance_declares_no_credentials_for_reading(client, public):
     """Swagger draws a lock on each operation that lists `security` and an Authorize button for a
     security scheme: a public instance's reads need neither, and never answer 401."""
     document = client.get("/api/v1/openapi.json").json()
-    assert len(operations(document)) >= 8
-    assert all("security" not in operation for operation in operations(document))
-    assert all("401" not in operation["responses"] for operation in operations(document))
-    assert "securitySchemes" not in document.get("components", {})
+    reads = [
+        operation
+        for methods in document["paths"].values()
+        for method, operation in methods.items()
+        if method == "get" and not staff_only(operation)
+    ]
+    assert len(reads) >= 8
+    assert all("security" not in operation for operation in reads)
+    assert all("401" not in operation["responses"] for operation in reads)
+    # Subscriptions hold webhook URLs and secrets: no public instance lets the anonymous read them.
+    assert all(
+        takes_a_token_or_a_session(operation) for operation in operations(document) if staff_only(operation)
+    )
+    assert "Readers" not in document.get("components", {}).get("securitySchemes", {})
     assert client.get("/api/v1/repositories").status_code == 200
+    assert client.get("/api/v1/subscriptions").status_code == 401
 
 
 def test_a_private_instance_declares_its_session_and_tokens_for_every_operation(client, settings):
     settings.TAGLEDGER_PUBLIC = False
     document = client.get("/api/v1/openapi.json").json()
+    assert all(takes_a_token_or_a_session(operation) for operation in operations(document))
     assert all(
-        operation["security"] == [{"bearerAuth": []}, {"Readers": []}] for operation in operations(document)
+        operation["security"] == READERS
+        for methods in document["paths"].values()
+        for method, operation in methods.items()
+        if method == "get" and not staff_only(operation)
     )
-    assert all("401" in operation["responses"] for operation in operations(document))
     session = {"type": "apiKey", "in": "cookie", "name": "sessionid"}
     bearer = {"type": "http", "scheme": "bearer"}
-    assert document["components"]["securitySchemes"] == {"bearerAuth": bearer, "Readers": session}
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearerAuth"] == bearer and schemes["Readers"] == session and schemes["Staff"] == session
     assert client.get("/api/v1/repositories").status_code == 401

@@ -256,9 +256,13 @@ def test_a_private_instance_documents_the_bearer_scheme(client, private):
     assert operations and all({"bearerAuth": []} in operation["security"] for operation in operations)
 
 
-def test_a_public_instance_documents_no_scheme(client, public):
+def test_a_public_instance_documents_no_scheme_for_reading(client, public):
+    """Only what needs credentials there too (writes, the staff-only notifications) declares a scheme."""
     document = client.get("/api/v1/openapi.json").json()
-    assert "securitySchemes" not in document.get("components", {})
+    assert "Readers" not in document.get("components", {}).get("securitySchemes", {})
+    reads = document["paths"]["/api/v1/repositories"]["get"]
+    assert "security" not in reads
+    assert document["paths"]["/api/v1/subscriptions"]["get"]["security"][0] == {"bearerAuth": []}
 
 
 # --- the page -----------------------------------------------------------------------------------
