@@ -407,10 +407,7 @@ def event_item(event: TagEvent, repository: Repository, held: dict, signing: str
     """An event as a payload lists it: the API's event fields, with its id, repository, tags and links."""
     build, previous = event.build, event.previous_build
     reference = repository.reference
-    links = {
-        "tag": absolute(reverse("history:tag", args=[repository.pk, event.tag.name])),
-        "changelog": absolute(reverse("history:repository_changelog", args=[repository.pk])),
-    }
+    links = {}
     if build:
         links["build"] = absolute(reverse("history:build", args=[build.pk]))
     if previous:
@@ -418,6 +415,8 @@ def event_item(event: TagEvent, repository: Repository, held: dict, signing: str
     if build and previous and build.digest != previous.digest:
         query = urlencode({"a": f"{reference}@{previous.digest}", "b": f"{reference}@{build.digest}"})
         links["compare"] = absolute(f"{reverse('history:compare')}?{query}")
+    links["changelog"] = absolute(reverse("history:repository_changelog", args=[repository.pk]))
+    links["tag"] = absolute(reverse("history:tag", args=[repository.pk, event.tag.name]))
     return {
         "id": str(event.pk),
         "kind": event.kind,
@@ -464,7 +463,10 @@ def pin_items_of(pin_list: PinList, run: PollRun) -> list[dict]:
             "current_reference": pin.current_reference,
             "builds_behind": pin.builds_behind,
             "detected_at": (run.finished_at or run.started_at).isoformat(),
-            "links": {"compare": absolute(compare)} if compare else {},
+            "links": {
+                **({"compare": absolute(compare)} if compare else {}),
+                "pin_list": absolute(reverse("history:pin_list", args=[pin_list.pk])),
+            },
         })  # fmt: skip
     return items
 

@@ -8,6 +8,7 @@ mrkdwn would read as markup (`<!channel>`, `<url|text>`). The same items always 
 """
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 JSON, SLACK, CLOUDEVENTS = "json", "slack", "cloudevents"
@@ -105,12 +106,10 @@ def cloudevent(item: dict, *, test: bool) -> dict:
         "source": _text(links.get("changelog") or links.get("pin_list")) or "/tagledger",
         "type": type_,
         "subject": subject,
-        "datacontenttype": "application/json",
-        "data": item,
     }
     if time := _text(item.get("detected_at")):
         event["time"] = time
-    return event
+    return {**event, "datacontenttype": "application/json", "data": item}
 
 
 # --- Slack and Mattermost -------------------------------------------------------------------------
@@ -159,7 +158,7 @@ def attachment(item: dict) -> dict:
             field("Digest", _short_digest(item.get("digest"))),
             field("Previous digest", _short_digest(item.get("previous_digest"))),
             field("Version", item.get("version")),
-            field("Detected", item.get("detected_at")),
+            field("Detected", _when(item.get("detected_at"))),
             field("Tags of the build", _tags(item.get("tags")), short=False),
         ]
         target = links.get("compare") or links.get("build") or links.get("tag")
@@ -167,11 +166,10 @@ def attachment(item: dict) -> dict:
         "fallback": escape(summary),
         "color": ALARM if signing in SIGNING_WORDS else COLOURS.get(kind, "#767676"),
         "title": title,
-        "fields": [found for found in fields if found["value"] != "—"],
     }
     if link := _link(target):
         made["title_link"] = link
-    return made
+    return {**made, "fields": [found for found in fields if found["value"] != "—"]}
 
 
 def field(title: str, value, *, short: bool = True) -> dict:
@@ -194,6 +192,14 @@ def _plain(value) -> str:
     """One line of printable text, at most MAX_SHOWN characters."""
     text = "".join(c if c.isprintable() else "?" for c in _text(value))
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
+
+
+def _when(value) -> str:
+    """An ISO time as people read it in chat (UTC, to the second); text that is none, as it is."""
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (TypeError, ValueError, OverflowError):
+        return _text(value)
 
 
 def _tags(tags) -> str:

@@ -13,6 +13,7 @@ from catalog.models import Tag
 from history import notify, payloads
 from history.models import Delivery, PinList, PollRun, Subscription, TagEvent, TagState
 from tests.history.factories import Image, signature, tag_event
+from tests.tagledger.test_env import run_check
 
 pytestmark = pytest.mark.django_db
 
@@ -461,3 +462,34 @@ def test_after_poll_swallows_any_error(scene, monkeypatch, caplog):
     monkeypatch.setattr(notify.transaction, "on_commit", broken)
     notify.after_poll(scene.run)
     assert "notifications not queued" in caplog.text
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "tagledger.example.com",
+        "ftp://tagledger.example.com",
+        "https://tagledger.example.com/?a=1",
+        "https://tagledger.example.com/#top",
+        "https://user:pw@tagledger.example.com",
+        "https://tagledger.example.com:port",
+        "https://",
+        "https://tagledger.example.com/a b",
+    ],
+)
+def test_a_base_url_that_is_no_http_url_stops_start_up(tmp_path, value):
+    result = run_check(tmp_path, TAGLEDGER_BASE_URL=value)
+    assert result.returncode != 0
+    assert "TAGLEDGER_BASE_URL=" in result.stderr and "must be an http(s) URL" in result.stderr
+
+
+def test_a_base_url_is_read_without_its_trailing_slash(tmp_path):
+    result = run_check(
+        tmp_path, TAGLEDGER_BASE_URL="https://tagledger.example.com/tl/", TAGLEDGER_NOTIFY_BATCH="1"
+    )
+    assert result.returncode == 0, result.stderr
+    result = run_check(tmp_path, TAGLEDGER_NOTIFY_BATCH="0")
+    assert "TAGLEDGER_NOTIFY_BATCH=0 is below the minimum of 1" in result.stderr
