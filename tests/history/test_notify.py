@@ -304,7 +304,7 @@ def test_a_pin_list_is_checked_once_per_poll_and_its_pins_ride_with_the_events(s
         "r@sha256:b",
         2,
     )
-    assert pin["links"]["compare"] == "/compare?a=1&b=2"
+    assert pin["links"] == {"compare": "/compare?a=1&b=2", "pin_list": f"/pins/lists/{pin_list.pk}"}
     assert pin["pin_list"] == {"id": pin_list.pk, "name": "prod"}
     assert made[pins_only.pk].events.count() == 0
     # again: the same events give the same keys; the pins did not fall further
