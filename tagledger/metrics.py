@@ -19,6 +19,7 @@ from prometheus_client.utils import floatToGoString
 
 from catalog.models import Repository
 from catalog.oci.errors import RegistryError
+from history import hook_counts
 from history.models import Delivery, PollRun, Subscription, TagEvent
 from tagledger.tokens.auth import bearer_token
 from tagledger.tokens.models import ApiToken, TokenRefused
@@ -343,4 +344,5 @@ def metrics(request):
         )  # fmt: skip
     registry = CollectorRegistry(auto_describe=False)  # a fresh one: nothing of the process's own
     registry.register(DatabaseCollector())
+    registry.register(hook_counts.Collector())  # push-event requests: counted in the cache
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from catalog.models import Repository
 
-from .. import hooks, triggers
+from .. import hook_counts, hooks, triggers
 
 EVERY_REPOSITORY = object()  # what TAGLEDGER_HOOK_TOKEN opens, where a repository's token opens one
 
@@ -24,6 +24,7 @@ EVERY_REPOSITORY = object()  # what TAGLEDGER_HOOK_TOKEN opens, where a reposito
 def registry_push(request, token: str):
     scope = _scope_of(token)
     if scope is None:
+        hook_counts.record("denied")
         raise Http404("no such hook")
     try:
         # Refused unread when announced too large; else read one byte past the cap to tell.
@@ -32,9 +33,11 @@ def registry_push(request, token: str):
         body = request.read(hooks.MAX_BODY + 1)
         pushes = hooks.read_pushes(body, request.META.get("CONTENT_TYPE", ""))
     except hooks.HookRefused as refused:
+        hook_counts.record("refused")
         return JsonResponse({"error": str(refused)}, status=refused.status)
     only = None if scope is EVERY_REPOSITORY else scope
     polls = sum(triggers.trigger(repository) for repository in triggers.watched(pushes, only=only))
+    hook_counts.record("polled" if polls else "quiet")
     return JsonResponse({"accepted": len(pushes), "polls": polls}, status=202)
 
 

@@ -215,6 +215,21 @@ def test_any_json_is_answered_202_or_400_never_500(hook_token, document, content
     assert isinstance(response.json(), dict)
 
 
+def test_metrics_count_the_requests_by_outcome(hook_token, public):
+    from tests.tagledger.test_metrics import by_label, scrape
+
+    watched()
+    post(hook_token, pushed())  # polled
+    post(hook_token, pushed())  # within the gap: left for its end
+    post(hook_token, pushed("team/unknown"))
+    post(hook_token, b"{}")
+    post(hook_token, pushed(), "text/plain")
+    post("wrong-token-0123456789", pushed())
+
+    counts = by_label(scrape(), "tagledger_hook_requests_total", "outcome")
+    assert counts == {"polled": 1, "quiet": 2, "refused": 2, "denied": 1}
+
+
 @pytest.mark.parametrize(
     "token",
     ["short", "x" * 15, "with/a/slash-0123456789", "sixteen chars ok", "tøken-with-ümlaut-1234", "a?b#c" * 4],
