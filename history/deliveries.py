@@ -46,8 +46,9 @@ except PackageNotFoundError:  # a checkout that was never installed
 # The longest wait between two attempts, computed or asked for by Retry-After.
 MAX_BACKOFF = 3600.0
 # An attempt's claim: longer than its deadline, so that it has ended (sent or not) before another
-# worker may claim the delivery again; a worker that died holding it leaves it due after this.
-LEASE_MARGIN = timedelta(seconds=30)
+# worker may claim the delivery again; a worker that died holding it leaves it due after this. The
+# margin covers what the deadline does not: resolving the host name, which no watchdog interrupts.
+LEASE_MARGIN = timedelta(minutes=2)
 # A new delivery is sent by the task enqueued with it; should that task be lost, deliver_due
 # sends it once it is this old.
 LOST_TASK_AFTER = timedelta(minutes=2)
@@ -245,8 +246,11 @@ def _http_error(response: outbound.Response) -> str:
     if 300 <= response.status < 400:
         location = response.headers.get("Location") or "nowhere"
         return f"HTTP {response.status}: redirects are not followed (to {ends(location, 100)})"
-    text = " ".join(response.text.split())
-    return f"HTTP {response.status}" + (f": {ends(text, ERROR_TEXT // 2)}" if text else "")
+    # Printable text in any script; controls and bidi overrides (not printable) become spaces.
+    text = " ".join("".join(c if c.isprintable() else " " for c in response.text).split())
+    if len(text) > ERROR_TEXT:
+        text = text[: ERROR_TEXT - 3] + "..."
+    return f"HTTP {response.status}" + (f": {text}" if text else "")
 
 
 def _ms(seconds: float | None) -> int | None:

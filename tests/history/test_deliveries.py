@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from history import deliveries, payloads, tasks
+from history import deliveries, outbound, payloads, tasks
 from history.models import Delivery, Subscription
 from tests.support.sink import Sink
 
@@ -182,6 +182,20 @@ def test_a_delivery_fails_after_its_last_attempt_saying_why(sink):
     assert len(sink.requests) == 4
     assert deliveries.attempt(delivery).attempts == 4  # a failed delivery is never sent again
     assert len(sink.requests) == 4
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(answer=st.text(max_size=5000), status=st.sampled_from([400, 401, 404, 410, 429, 500, 502, 503]))
+def test_any_answer_becomes_a_short_printable_error(answer, status):
+    error = deliveries._http_error(outbound.Response(status, {}, answer, 0.1))
+    assert error.startswith(f"HTTP {status}") and error.isprintable()
+    assert len(error) <= deliveries.ERROR_TEXT + 10
+
+
+def test_an_answer_in_any_script_is_kept_but_controls_and_bidi_overrides_are_not():
+    answer = "Fehler: ungültig — 無効\x00\x1b[31m\u202egnp.exe\r\nnext"
+    error = deliveries._http_error(outbound.Response(400, {}, answer, 0.1))
+    assert error == "HTTP 400: Fehler: ungültig — 無効 [31m gnp.exe next"
 
 
 def test_a_redirect_is_a_failure_that_says_where_it_pointed_and_is_not_followed(sink):
