@@ -33,6 +33,8 @@ MAX_PUSHES = 1000
 DOCKER_HUB_HOSTS = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
 GITHUB_REGISTRY = "ghcr.io"
 HARBOR_PUSHES = {"PUSH_ARTIFACT", "pushImage"}  # Harbor 2.x, and 1.x's name for the same event
+# Harbor's CloudEvents payload format (2.8+): its `data` is the Default format's `event_data`.
+HARBOR_CLOUD_PUSH = "harbor.artifact.pushed"
 
 
 class HookRefused(ValueError):
@@ -87,6 +89,8 @@ def _reader_of(document: dict, media_type: str):
         return _distribution
     if "event_data" in document and "type" in document:
         return _harbor
+    if "specversion" in document and str(document.get("type")).startswith("harbor."):
+        return _harbor_cloud_event
     if "push_data" in document:
         return _docker_hub
     if "updated_tags" in document:
@@ -140,6 +144,12 @@ def _harbor(document: dict) -> list[Push]:
         url = _optional(resource, "resource_url", where)
         pushes.append(_push(_host_of_url(url), name, tag, digest, where))
     return pushes
+
+
+def _harbor_cloud_event(document: dict) -> list[Push]:
+    if document.get("type") != HARBOR_CLOUD_PUSH:
+        return []
+    return _harbor({"type": "PUSH_ARTIFACT", "event_data": _typed(document, "data", dict)})
 
 
 def _quay(document: dict) -> list[Push]:

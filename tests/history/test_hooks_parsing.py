@@ -185,6 +185,27 @@ def body(document) -> bytes:
             [Push("harbor.example.com", "library/app", None, DIGEST)],
             id="harbor-by-digest",
         ),
+        pytest.param(
+            {
+                "specversion": "1.0",
+                "id": "66e18103-09c1-41f6-982f-37df223f3eeb",
+                "source": "/projects/2/webhook/policies/15",
+                "type": "harbor.artifact.pushed",
+                "datacontenttype": "application/json",
+                "time": "2023-04-03T06:04:46Z",
+                "data": HARBOR["event_data"],
+                "operator": "admin",
+            },
+            "application/cloudevents+json",
+            [Push("harbor.example.com", "library/app", "v1.2", DIGEST)],
+            id="harbor-cloudevents",
+        ),
+        pytest.param(
+            {"specversion": "1.0", "type": "harbor.artifact.pulled", "data": HARBOR["event_data"]},
+            "application/cloudevents+json",
+            [],
+            id="harbor-cloudevents-pull",
+        ),
         pytest.param({**HARBOR, "type": "PULL_ARTIFACT"}, "application/json", [], id="harbor-pull"),
         pytest.param({**HARBOR, "type": "SCANNING_COMPLETED"}, "", [], id="harbor-scan"),
         pytest.param(
@@ -278,6 +299,11 @@ def test_each_registrys_push_event_is_read(document, content_type, pushes):
             id="tag-number",
         ),
         pytest.param(body({**HARBOR, "event_data": []}), "event_data is not an object", id="harbor-data"),
+        pytest.param(
+            body({"specversion": "1.0", "type": "harbor.artifact.pushed", "data": None}),
+            "data is not an object",
+            id="harbor-cloudevents-data",
+        ),
         pytest.param(body({**QUAY, "updated_tags": "latest"}), "updated_tags is not a list", id="quay-tags"),
         pytest.param(body({**QUAY, "updated_tags": [["x"]]}), "invalid tag", id="quay-tag-list"),
         pytest.param(body({**DOCKER_HUB, "push_data": None}), "push_data is not an object", id="hub-data"),
@@ -344,6 +370,8 @@ KEYS = [
     "container_metadata",
     "zen",
     "hook_id",
+    "specversion",
+    "data",
 ]
 # JSON whose keys are the ones the readers look for, so the fuzzing reaches past format detection.
 SHAPED = st.recursive(
@@ -351,7 +379,9 @@ SHAPED = st.recursive(
     | st.booleans()
     | st.integers()
     | st.text()
-    | st.sampled_from(["push", "published", "PUSH_ARTIFACT", "container", DIGEST, "a/b", "1.0"]),
+    | st.sampled_from(
+        ["push", "published", "PUSH_ARTIFACT", "harbor.artifact.pushed", "container", DIGEST, "a/b", "1.0"]
+    ),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(KEYS), children, max_size=6)
     ),
