@@ -8,6 +8,7 @@ once: every event carries its id, and a delivery's key (sent as X-Tagledger-Deli
 whenever the same events are fanned out to the same subscription again.
 """
 
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -19,13 +20,13 @@ from urllib.parse import urlencode, urlsplit
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from catalog import patterns
 from catalog.models import Line, Repository, Version
 
-from . import payloads
+from . import payloads, serializers
 from .models import Delivery, PinList, PollRun, Subscription, TagEvent, with_builds
 from .supply_chain import signing_changes
 
@@ -243,17 +244,17 @@ def example_item(id: str = "test") -> dict:
     now = timezone.now().isoformat()
     return {
         "id": id,
-        "kind": "moved",
-        "signing": None,
-        "repository": "registry.example/tagledger/test",
         "tag": "latest",
+        "kind": "moved",
         "digest": "sha256:" + "1" * 64,
         "previous_digest": "sha256:" + "0" * 64,
+        "detected_at": now,
+        "not_before": now,
+        "signing": None,
+        "repository": "registry.example/tagledger/test",
         "version": None,
         "tags": ["latest"],
         "previous_tags": [],
-        "detected_at": now,
-        "not_before": now,
         "links": {},
     }
 
@@ -404,7 +405,8 @@ def matches(subscription: Subscription, event: TagEvent, signing: str | None = N
 
 
 def event_item(event: TagEvent, repository: Repository, held: dict, signing: str | None) -> dict:
-    """An event as a payload lists it: the API's event fields, with its id, repository, tags and links."""
+    """An event as a payload lists it: the API's event (history.serializers.event, so an event reads
+    the same in both) with its id, repository, version, the tags of both builds and links."""
     build, previous = event.build, event.previous_build
     reference = repository.reference
     links = {}
@@ -416,20 +418,20 @@ def event_item(event: TagEvent, repository: Repository, held: dict, signing: str
         query = urlencode({"a": f"{reference}@{previous.digest}", "b": f"{reference}@{build.digest}"})
         links["compare"] = absolute(f"{reverse('history:compare')}?{query}")
     links["changelog"] = absolute(reverse("history:repository_changelog", args=[repository.pk]))
-    links["tag"] = absolute(reverse("history:tag", args=[repository.pk, event.tag.name]))
+    with contextlib.suppress(NoReverseMatch):  # a tag name the poll let through but a URL cannot hold
+        links["tag"] = absolute(reverse("history:tag", args=[repository.pk, event.tag.name]))
+    event.signing = signing
+    shown = serializers.event(event)
+    del shown["imported"]  # imported events are never sent
     return {
         "id": str(event.pk),
-        "kind": event.kind,
-        "signing": signing,
+        **shown,
+        "detected_at": event.detected_at.isoformat(),
+        "not_before": event.not_before.isoformat() if event.not_before else None,
         "repository": reference,
-        "tag": event.tag.name,
-        "digest": build.digest if build else None,
-        "previous_digest": previous.digest if previous else None,
         "version": str(build.version) if build and build.version else None,
         "tags": _tag_names(held.get(build.pk, [])) if build else [],
         "previous_tags": _tag_names(held.get(previous.pk, [])) if previous else [],
-        "detected_at": event.detected_at.isoformat(),
-        "not_before": event.not_before.isoformat() if event.not_before else None,
         "links": links,
     }
 
