@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import transaction
@@ -26,7 +26,7 @@ from django.utils import timezone
 from catalog import patterns
 from catalog.models import Line, Repository, Version
 
-from . import payloads, serializers
+from . import deliveries, outbound, payloads, pin_lists, serializers
 from .models import Delivery, PinList, PollRun, Subscription, TagEvent, with_builds
 from .supply_chain import signing_changes
 
@@ -116,15 +116,8 @@ def clean_url(url) -> str:
     if any(not character.isprintable() or character.isspace() for character in url):
         raise SubscriptionError("the URL holds spaces or control characters")
     try:
-        from .outbound import UnsafeURL, check_url
-    except ImportError:  # history.outbound not there yet: the scheme and host at least
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SubscriptionError("the URL must be http:// or https:// with a host") from None
-        return url
-    try:
-        check_url(url)
-    except UnsafeURL as refused:
+        outbound.check_url(url)
+    except outbound.UnsafeURL as refused:
         raise SubscriptionError(str(refused)) from None
     return url
 
@@ -234,8 +227,6 @@ def send_test(subscription: Subscription) -> Delivery:
     key = "test-" + secrets.token_hex(16)
     body = payloads.render(subscription.format, [example_item(key)], test=True)
     delivery = Delivery.objects.create(subscription=subscription, key=key, test=True, body=body.decode())
-    from . import deliveries  # history.deliveries sends; imported late: it imports this module's models
-
     return deliveries.attempt(delivery)
 
 
@@ -442,14 +433,10 @@ def _tag_names(held: Sequence) -> list[str]:
 
 
 def pin_items_of(pin_list: PinList, run: PollRun) -> list[dict]:
-    """The pins of `pin_list` that fell further behind, as payload items; [] when history.pin_lists
-    is not there or fails (a pin list's trouble must not cost the events their delivery)."""
+    """The pins of `pin_list` that fell further behind, as payload items; [] when the check fails
+    (a pin list's trouble must not cost the events their delivery)."""
     try:
-        from .pin_lists import fallen_behind
-    except ImportError:
-        return []
-    try:
-        fallen = fallen_behind(pin_list)
+        fallen = pin_lists.fallen_behind(pin_list)
     except Exception:
         log.exception("pin list %s: not checked after poll %s", pin_list.pk, run.pk)
         return []
