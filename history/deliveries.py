@@ -144,9 +144,8 @@ def attempt_by_id(delivery_id: int) -> Delivery | None:
 
 
 def _reloaded(delivery: Delivery) -> Delivery:
-    delivery.refresh_from_db()
-    delivery.subscription.refresh_from_db()
-    return delivery
+    """The row as it is now; the one in hand if it is gone (its subscription removed meanwhile)."""
+    return Delivery.objects.select_related("subscription").filter(pk=delivery.pk).first() or delivery
 
 
 def _held(delivery: Delivery) -> bool:

@@ -359,3 +359,28 @@ def test_two_workers_attempting_the_same_delivery_at_once_send_it_once(sink):
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("delivered", 1)
     assert len(results) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_subscription_removed_while_its_delivery_is_in_flight_ends_the_attempt_quietly(sink, status):
+    sink.respond(status, delay=0.5)
+    subscription = subscribe(sink.url)
+    delivery = queued(subscription)
+    finished = []
+
+    def send():
+        try:
+            finished.append(deliveries.attempt(delivery))
+        finally:
+            connections.close_all()  # this thread's connection
+
+    sending = threading.Thread(target=send)
+    sending.start()
+    try:
+        sink.wait_for(1)
+        subscription.delete()  # its delivery log goes with it
+    finally:
+        sending.join(30)
+    assert finished and finished[0].pk == delivery.pk
+    assert not Delivery.objects.filter(pk=delivery.pk).exists()
