@@ -14,6 +14,7 @@ from functools import partial
 from typing import Annotated
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from ninja import NinjaAPI, Path, Query, Router
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.renderers import JSONRenderer
@@ -24,7 +25,7 @@ from pydantic import BeforeValidator
 from catalog.models import Repository, Version
 from tagledger.tokens.auth import TokenAuthenticationError, bearerAuth
 
-from . import api_notifications, packages, params, supply_chain
+from . import api_notifications, api_pin_lists, packages, params, supply_chain
 from . import api_schemas as out
 from . import compare as diff
 from . import serializers as serialize
@@ -117,6 +118,7 @@ api = ReadOnlyAPI(
     default_router=Router(by_alias=True),  # HeldTagOut's `from` is a Python keyword
 )
 api.add_router("", api_notifications.router)  # staff only: its own auth (history/api_notifications.py)
+api.add_router("", api_pin_lists.router)  # reads as every endpoint; writes need a session or staff token
 
 
 @api.exception_handler(AuthenticationError)
@@ -132,6 +134,13 @@ def _invalid(request, error):
         for problem in error.errors
     )
     return api.create_response(request, {"detail": problems}, status=400)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request, error):
+    # Django's own answer would be an HTML page: a JSON body of a write is capped by its settings.
+    detail = f"request body: larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
+    return api.create_response(request, {"detail": detail}, status=400)
 
 
 # --- parameters ---------------------------------------------------------------------------------

@@ -420,6 +420,39 @@ class PinCheckOut(Schema):
     pins: list[PinOut] = Field(description="Every pin checked, as `GET /api/v1/pins` answers them.")
 
 
+class PinListIn(BaseModel):
+    """A saved pin list: a name and the text the pin check reads (a Dockerfile, a compose file, or
+    one reference per line), stored as given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, description="Printable characters, one line.")
+    text: str = Field(
+        min_length=1,
+        max_length=pins.MAX_INPUT,
+        description=f"At least one image reference, at most {pins.MAX_REFERENCES}; other lines are kept.",
+    )
+
+
+class PinListOut(Schema):
+    id: int
+    name: str
+    owner: str | None = Field(description="Who saved it (null once that user is removed).")
+    created_at: datetime
+    updated_at: datetime
+    counts: dict[pins.Status, int] = Field(description="Its pins per status now; those with none left out.")
+
+
+class PinListPage(Schema):
+    items: list[PinListOut] = Field(description="Newest first.")
+    next: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class PinListDetail(PinListOut):
+    text: str = Field(description="As saved.")
+    pins: list[PinOut] = Field(description="Each reference line checked now, as `GET /api/v1/pins` answers.")
+
+
 class PackageOut(Schema):
     name: str
     version: str = Field(description="As the SBOM states it; empty when it states none.")

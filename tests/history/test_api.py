@@ -658,7 +658,8 @@ def test_openapi_schema_and_docs_load_nothing_from_elsewhere(client, settings):
             "repositories", "repositories/{id}/tags", "repositories/{id}/tags/{name}/history",
             "repositories/{id}/events", "repositories/{id}/versions",
             "repositories/{id}/versions/{version}/builds", "search", "compare", "pins", "pins/check",
-            "builds/{digest}", "builds/{digest}/packages", "packages",
+            "builds/{digest}", "builds/{digest}/packages", "packages", "pin-lists", "pin-lists/{id}",
+            "subscriptions", "subscriptions/{id}", "subscriptions/{id}/test", "deliveries",
         )
     )  # fmt: skip
     docs = client.get(f"{API}/docs")

@@ -202,7 +202,7 @@ def test_every_parameter_at_its_edges_gets_an_answer_that_matches_the_schema(app
                     case.call_and_validate(checks=checks)
                 except BaseException as failure:  # a FailureGroup, listed below
                     failures.append(f"{case.method} {case.formatted_path} {case.query}: {failure}"[:600])
-    assert len(operations) == 19 and count > 200, (operations, count)
+    assert len(operations) == 24 and count > 200, (operations, count)
     assert not failures, "\n\n".join(failures)
 
 

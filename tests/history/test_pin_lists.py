@@ -3,20 +3,28 @@
 History comes from real pushes to the real registry, recorded by real polls.
 """
 
+import json
 from html import escape
 
+import hypothesis
 import pytest
+import schemathesis
 from django.contrib.auth.models import User
-from django.db import connection
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
 
 from history.models import PinList
 from history.pin_lists import PAGE_SIZE, PinListError, fallen_behind, save, status, statuses
 from history.pins import MAX_INPUT, MAX_REFERENCES
+from tagledger.tokens.models import ApiToken
+from tagledger.wsgi import application
 from tests.history.factories import polled, watch
+from tests.history.test_api_schema import BOUNDED, CHECKS
 
 pytestmark = pytest.mark.django_db
 
@@ -396,3 +404,168 @@ def test_the_lists_page_costs_the_same_queries_for_one_list_or_a_full_page(rebui
     with CaptureQueriesContext(connection) as full:
         Client().get("/pins/lists/")
     assert len(full) == len(one)
+
+
+# --- API ------------------------------------------------------------------------------------------
+
+
+def api(client: Client, method: str, path: str, body=None, **headers):
+    send = getattr(client, method)
+    if body is None:
+        return send(f"/api/v1/{path}", **headers)
+    data = body if isinstance(body, str | bytes) else json.dumps(body)
+    return send(f"/api/v1/{path}", data, content_type="application/json", **headers)
+
+
+def test_the_api_saves_reads_changes_and_deletes_a_list(rebuilt, public, users):
+    client = signed_in(users["owner"])
+    text = f"FROM {rebuilt.pin()}\nRUN make\nFROM {rebuilt.ref}:3.12@{ZERO}\n"
+
+    made = api(client, "post", "pin-lists", {"name": "api", "text": text})
+    assert made.status_code == 201, made.content
+    body = made.json()
+    saved = PinList.objects.get()
+    assert (body["id"], body["name"], body["owner"], body["text"]) == (saved.pk, "api", "owner", text)
+    assert body["counts"] == {"current": 1, "unknown": 1}
+    assert body["pins"] == [result.as_dict() for result in status(saved)]
+    assert body["pins"] == client.get("/api/v1/pins/check", {"ref": text}).json()["pins"]
+
+    listed = Client().get("/api/v1/pin-lists").json()
+    assert listed["next"] is None
+    assert [(item["id"], item["counts"]) for item in listed["items"]] == [(saved.pk, body["counts"])]
+    assert set(listed["items"][0]) == {"id", "name", "owner", "created_at", "updated_at", "counts"}
+    assert Client().get(f"/api/v1/pin-lists/{saved.pk}").json() == body
+
+    changed = api(client, "put", f"pin-lists/{saved.pk}", {"name": "renamed", "text": rebuilt.pin()})
+    assert changed.status_code == 200, changed.content
+    assert (changed.json()["name"], changed.json()["counts"]) == ("renamed", {"current": 1})
+
+    assert api(client, "delete", f"pin-lists/{saved.pk}").status_code == 204
+    assert not PinList.objects.exists()
+    assert Client().get(f"/api/v1/pin-lists/{saved.pk}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("who", "may"),
+    [(None, None), ("other", False), ("owner", True), ("staff", True)],
+)
+def test_the_api_lets_only_the_owner_and_staff_change_a_list(rebuilt, public, users, who, may):
+    saved = save(name="app", text=rebuilt.pin(), owner=users["owner"])
+    client = signed_in(users.get(who))
+    refused = 401 if may is None else 403
+
+    changed = api(client, "put", f"pin-lists/{saved.pk}", {"name": "renamed", "text": rebuilt.pin()})
+    assert changed.status_code == (200 if may else refused), changed.content
+    deleted = api(client, "delete", f"pin-lists/{saved.pk}")
+    assert deleted.status_code == (204 if may else refused), deleted.content
+    assert PinList.objects.exists() is not may
+    made = api(client, "post", "pin-lists", {"name": "mine", "text": rebuilt.pin()})
+    assert made.status_code == (401 if who is None else 201)
+
+
+def test_api_writes_with_a_session_need_the_csrf_token(rebuilt, public, users):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(users["owner"])
+
+    refused = api(client, "post", "pin-lists", {"name": "x", "text": rebuilt.pin()})
+
+    assert refused.status_code == 403 and not PinList.objects.exists()
+
+
+@pytest.mark.parametrize("public_instance", [True, False])
+def test_api_writes_with_a_token_need_staff_scope(rebuilt, settings, users, public_instance):
+    settings.TAGLEDGER_PUBLIC = public_instance
+    read_only = ApiToken.objects.issue(users["owner"], "ci").secret
+    staff = ApiToken.objects.issue(users["staff"], "ops", staff=True).secret
+    body = {"name": "from CI", "text": rebuilt.pin()}
+
+    refused = api(Client(), "post", "pin-lists", body, HTTP_AUTHORIZATION=f"Bearer {read_only}")
+    assert refused.status_code == 403 and refused.json()["detail"]
+    made = api(Client(), "post", "pin-lists", body, HTTP_AUTHORIZATION=f"Bearer {staff}")
+    assert made.status_code == 201 and made.json()["owner"] == "staff"
+    read = Client().get("/api/v1/pin-lists", HTTP_AUTHORIZATION=f"Bearer {read_only}")
+    assert read.status_code == 200 and len(read.json()["items"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"name": "", "text": "python:3.12"}, "name: String should have at least 1 character"),
+        ({"name": " ", "text": "python:3.12"}, "name: give the list a name"),
+        ({"name": "x" * 101, "text": "python:3.12"}, "name: String should have at most 100 characters"),
+        ({"name": "x", "text": "RUN true"}, "text: no image reference found"),
+        ({"name": "x\x00", "text": "python:3.12"}, "name: only printable characters"),
+        ({"name": "x", "text": "python:3.12\x00"}, "text: line 1 holds a control character"),
+        ({"name": "x", "text": "\n".join(["python:3.12"] * 201)}, "text: too many references"),
+        ({"name": "x", "text": "a" * (MAX_INPUT + 1)}, "text: String should have at most"),
+        ({"name": "x"}, "text: Field required"),
+        ({"name": 5, "text": "python:3.12"}, "name: Input should be a valid string"),
+        ({"name": "x", "text": ["python:3.12"]}, "text: Input should be a valid string"),
+        ({"name": "x", "text": "python:3.12", "owner": "root"}, "owner: Extra inputs are not permitted"),
+        ([], "Input should be a valid dictionary"),
+        ("null", "Input should be a valid dictionary"),
+        ('{"name": "x", "text": ', "Cannot parse request body"),
+        ("[" * 10_000 + "]" * 10_000, ""),
+        ('{"name": "\\ud800", "text": "python:3.12"}', ""),
+        ('{"name": "x", "text": "' + "\\u00a5" * 500_000 + '"}', "request body: larger than 2621440 bytes"),
+    ],
+)
+def test_the_api_refuses_a_bad_body_with_a_400_saying_why(public, users, body, detail):
+    response = api(signed_in(users["owner"]), "post", "pin-lists", body)
+
+    assert response.status_code == 400, response.content
+    assert detail in response.json()["detail"]
+    assert not PinList.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["get", "put", "delete"])
+def test_the_api_answers_a_missing_list_with_a_404(public, users, method):
+    body = {"name": "x", "text": "python:3.12"} if method == "put" else None
+    response = api(signed_in(users["staff"]), method, "pin-lists/999999", body)
+
+    assert response.status_code == 404 and response.json() == {"detail": "no pin list with id 999999"}
+
+
+def test_the_api_pages_lists_with_the_pages_cursor(rebuilt, public, users):
+    for n in range(PAGE_SIZE + 1):
+        save(name=f"list {n}", text=rebuilt.pin(), owner=users["owner"])
+
+    first = Client().get("/api/v1/pin-lists").json()
+    following = Client().get("/api/v1/pin-lists", {"cursor": first["next"]}).json()
+
+    assert len(first["items"]) == PAGE_SIZE and [item["name"] for item in following["items"]] == ["list 0"]
+    assert Client().get("/api/v1/pin-lists", {"cursor": "bad"}).status_code == 400
+
+
+@pytest.fixture
+def wsgi(public):
+    """The WSGI app; requests share the test's transaction (as in test_api_schema.py)."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield application
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+def test_generated_requests_with_a_staff_token_never_get_a_5xx_and_match_the_schema(wsgi, rebuilt, users):
+    """Schemathesis's valid and invalid requests to the pin-list endpoints, as a staff token that may
+    write, at a list that exists: the writes' own checks, not only the 401 of the anonymous."""
+    saved = save(name="app", text=rebuilt.pin(), owner=users["owner"])
+    secret = ApiToken.objects.issue(users["staff"], "fuzz", staff=True).secret
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", wsgi)
+    operations = [result.ok() for result in schema.get_all_operations() if "/pin-lists" in result.ok().path]
+    assert len(operations) == 5
+    headers = {"Authorization": f"Bearer {secret}"}
+    for operation in operations:
+        path = {"id": saved.pk} if "{id}" in operation.path else None
+        strategies = [
+            operation.as_strategy(generation_mode=mode, path_parameters=path)
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        ]
+
+        @hypothesis.settings(BOUNDED, max_examples=40)
+        @given(case=st.one_of(strategies))
+        def check(case):
+            case.call_and_validate(checks=CHECKS, headers=headers)
+
+        check()
