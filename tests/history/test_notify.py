@@ -7,7 +7,10 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from catalog.models import Tag
 from history import notify, payloads
@@ -493,3 +496,27 @@ def test_a_base_url_is_read_without_its_trailing_slash(tmp_path):
     assert result.returncode == 0, result.stderr
     result = run_check(tmp_path, TAGLEDGER_NOTIFY_BATCH="0")
     assert "TAGLEDGER_NOTIFY_BATCH=0 is below the minimum of 1" in result.stderr
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    url=st.text(max_size=60) | st.builds(lambda t: "http://127.0.0.1/" + t, st.text(max_size=40)),
+    name=st.text(max_size=120),
+    secret=st.none() | st.text(max_size=300),
+    pattern=st.text(max_size=40),
+    kinds=st.lists(st.sampled_from(list(notify.KINDS)) | st.text(max_size=12), max_size=4),
+    format=st.sampled_from(["json", "slack", "cloudevents"]) | st.text(max_size=12),
+)
+def test_any_input_is_subscribed_or_refused_with_a_reason(
+    loopback, url, name, secret, pattern, kinds, format
+):
+    try:
+        with transaction.atomic():
+            made, secret_shown = notify.subscribe(
+                url=url, name=name, secret=secret, tag_pattern=pattern, kinds=kinds, format=format
+            )
+            made.full_clean(exclude=["url"])  # what was stored fits its columns (URLField's own rules aside)
+            assert secret_shown == made.secret
+            transaction.set_rollback(True)
+    except notify.SubscriptionError as refused:
+        assert str(refused)
