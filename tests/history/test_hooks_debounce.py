@@ -11,10 +11,13 @@ import json
 
 import pytest
 from django.utils import timezone
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from catalog.models import Registry, Repository
 from history import triggers
-from history.tasks import QUEUED_LEASE, poll_after_push, poll_repository
+from history.tasks import QUEUED_LEASE, enqueue, poll_after_push, poll_repository
 from tagledger.celery import app as celery_app
 from tests.history.factories import watch
 from tests.support.worker import IDLE_BROKER_URL, app_using_broker, flush_redis
@@ -154,3 +157,61 @@ def test_the_poll_task_itself_enqueues_the_poll_a_push_asked_for_while_it_ran(
     assert queue.polls() == 1
     repository.refresh_from_db()
     assert repository.lease_until is not None  # claimed for the poll just enqueued
+
+
+ACTIONS = st.lists(st.sampled_from(["push", "start", "end", "follow_up", "scheduled"]), max_size=40)
+
+
+@hypothesis_settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(actions=ACTIONS)
+@example(actions=["scheduled", "start", "push"])  # a push while the dispatcher's poll runs
+@example(actions=["push", "start", "push", "follow_up"])  # the follow-up while the first poll runs
+@example(actions=["push", "push", "start", "end", "follow_up", "start", "push"])  # a push after a follow-up
+def test_no_push_is_lost_whatever_the_order_of_pushes_polls_and_follow_ups(queue, repository, actions):
+    """Any interleaving of pushes, a worker starting and ending the queued poll, the follow-up task
+    running (early: no time passes here, so every push after the first is inside the gap) and the
+    dispatcher's own polls: never two polls queued or running at once, never two follow-ups queued,
+    and once everything queued has run, a poll started after the last push."""
+    from django.core.cache import cache
+
+    cache.clear()
+    queue.client.flushdb()
+    repository.release(next_poll_at=timezone.now())
+    clock, running, last_push, last_start = 0, False, None, None
+
+    def take(task: str) -> bool:
+        for raw in queue.client.lrange("celery", 0, -1):
+            if json.loads(raw)["headers"]["task"] == task:
+                return queue.client.lrem("celery", 1, raw) == 1
+        return False
+
+    def step(action: str) -> None:
+        nonlocal clock, running, last_push, last_start
+        clock += 1
+        if action == "push":
+            triggers.trigger(repository)
+            last_push = clock
+        elif action == "scheduled":
+            enqueue(repository)
+        elif action == "start" and not running and take("history.tasks.poll_repository"):
+            running, last_start = True, clock
+        elif action == "end" and running:
+            running = False
+            poll_ends(repository)
+        elif action == "follow_up" and take("history.tasks.poll_after_push"):
+            poll_after_push(repository.pk)
+        assert queue.polls() + running <= 1
+        assert queue.follow_ups() <= 1
+
+    for action in actions:
+        step(action)
+    for _ in range(20):  # drain: the queue's work runs to its end, in any order that can happen
+        if queue.tasks() == [] and not running:
+            break
+        for action in ("end", "follow_up", "start"):
+            step(action)
+    assert queue.tasks() == [] and not running
+    if last_push is not None:
+        assert last_start is not None and last_start > last_push
