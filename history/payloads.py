@@ -169,7 +169,9 @@ def attachment(item: dict) -> dict:
     }
     if link := _link(target):
         made["title_link"] = link
-    return {**made, "fields": [found for found in fields if found["value"] != "—"]}
+    # mrkdwn_in: Slack formats an attachment's fields only when told (Mattermost always does), and
+    # the values are code spans.
+    return {**made, "fields": [found for found in fields if found["value"] != "—"], "mrkdwn_in": ["fields"]}
 
 
 def field(title: str, value, *, short: bool = True) -> dict:
