@@ -17,6 +17,11 @@ from .models import Delivery, Subscription
 PAGE, MAX_PAGE = 50, 200
 MAX_ERROR = 300  # characters of a failed attempt's reason shown in a list; a receiver's text is unbounded
 STATUSES = tuple(Delivery.Status.values)
+FORMAT_WORDS = {
+    Subscription.Format.JSON: "tagledger JSON",
+    Subscription.Format.SLACK: "Slack or Mattermost",
+    Subscription.Format.CLOUDEVENTS: "CloudEvents",
+}
 STATUS_WORDS = {
     Delivery.Status.PENDING: "pending",
     Delivery.Status.DELIVERED: "delivered",

@@ -31,7 +31,12 @@ class SubscriptionForm(forms.Form):
         max_length=2048,
         help_text="http or https; shown masked once saved (a Slack or Mattermost URL is itself a key).",
     )
-    format = forms.ChoiceField(choices=Subscription.Format.choices, initial=Subscription.Format.JSON)
+    format = forms.ChoiceField(
+        choices=[
+            (value, delivery_log.FORMAT_WORDS.get(value, value)) for value in Subscription.Format.values
+        ],
+        initial=Subscription.Format.JSON,
+    )
     secret = forms.CharField(
         max_length=256, required=False, help_text="The HMAC key of the signature; empty: one is made."
     )
@@ -59,7 +64,7 @@ class SubscriptionForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["kinds"].choices = list(notify.KINDS.items())
+        self.fields["kinds"].choices = [(kind, f"{kind}: {words}") for kind, words in notify.KINDS.items()]
 
     # Each field through notify's own check, so a refusal is shown beside its field in the words the
     # CLI and the API use; subscribe() checks them all again.
@@ -131,12 +136,13 @@ def subscriptions(request):
     else:
         form = SubscriptionForm()
     rows = [
-        (
-            subscription,
-            delivery_log.describe(subscription),
-            delivery_log.masked_url(subscription.url),
-            delivery_log.label(subscription),
-        )
+        {
+            "subscription": subscription,
+            "label": delivery_log.label(subscription),
+            "masked": delivery_log.masked_url(subscription.url),
+            "format": delivery_log.FORMAT_WORDS.get(subscription.format, subscription.format),
+            "filters": delivery_log.describe(subscription),
+        }
         for subscription in delivery_log.subscriptions()
     ]
     context = {"form": form, "created": created, "rows": rows}
