@@ -384,3 +384,9 @@ def test_a_subscription_removed_while_its_delivery_is_in_flight_ends_the_attempt
         sending.join(30)
     assert finished and finished[0].pk == delivery.pk
     assert not Delivery.objects.filter(pk=delivery.pk).exists()
+
+
+def test_beat_queues_the_due_deliveries_every_15_seconds(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["deliver-due"]
+    assert entry["task"] == tasks.deliver_due.name  # a registered task's name, not a typo
+    assert entry["schedule"] == 15.0 and entry["options"]["expires"] < 15

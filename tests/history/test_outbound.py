@@ -4,6 +4,7 @@ reads a few KiB of any answer, and ends by its deadline however the receiver dri
 
 import ipaddress
 import socket
+import threading
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -228,6 +229,38 @@ def test_a_receiver_that_does_not_answer_is_cut_off_at_the_deadline(sink):
     sink.respond(200, delay=30)
     with pytest.raises(outbound.SendFailed, match=r"no complete answer within 1 s|timed out"):
         outbound.post(sink.url, b"{}", {}, timeout=1)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Big": "a" * 70_000}, {f"X-H{number}": "x" for number in range(150)}],
+    ids=["a 70 KB header", "150 headers"],
+)
+def test_an_answer_with_unreadable_headers_is_a_send_failure(sink, headers):
+    sink.respond(200, headers=headers)
+    with pytest.raises(outbound.SendFailed):
+        outbound.post(sink.url, b"{}", {}, timeout=5)
+
+
+@pytest.mark.parametrize("answer", [b"garbage\r\n\r\n", b"HTTP/1.1 999999 Nope\r\n\r\n", b"\x00" * 100, b""])
+def test_an_answer_that_is_not_http_is_a_send_failure(settings, answer):
+    settings.TAGLEDGER_NOTIFY_ALLOW = ["127.0.0.1"]
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer_once():
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(answer)
+
+    thread = threading.Thread(target=answer_once, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(outbound.SendFailed):
+            outbound.post(f"http://127.0.0.1:{server.getsockname()[1]}/hook", b"{}", {}, timeout=5)
+    finally:
+        thread.join(5)
+        server.close()
 
 
 def test_a_refused_connection_is_a_send_failure_with_a_reason(settings):
