@@ -1,7 +1,10 @@
-"""The read-only JSON API under /api/v1/: repositories, tags, events, versions, builds, search, compare, pins.
+"""The JSON API under /api/v1/: repositories, tags, events, versions, builds, search, compare, pins,
+saved pin lists; for staff, notification subscriptions and their delivery log.
 
 Same readers as the pages (everyone when TAGLEDGER_PUBLIC, else signed-in users), or an API token sent
-as `Authorization: Bearer <token>`; GET only; every error is `{"detail": "..."}`. Each list costs a
+as `Authorization: Bearer <token>`. A write (POST, PUT, DELETE) needs a signed-in session (with its CSRF
+token) or a token with staff scope; subscriptions and deliveries are staff only on every instance, reads
+too (they hold webhook URLs and secrets). Every error is `{"detail": "..."}`. Each list costs a
 fixed number of queries, whatever its size. Paged lists answer `{"items": [...], "next": ...}`: pass
 `next` back as `cursor` for the next page.
 """

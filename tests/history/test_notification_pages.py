@@ -250,6 +250,18 @@ def test_send_test_reaches_the_receiver_and_the_log_shows_it(staff_client, loopb
     assert sent.test and sent.key in row and received[0].headers["X-Tagledger-Delivery"] == sent.key
 
 
+def test_a_disabled_subscription_can_be_tested_before_it_is_re_enabled(staff_client, loopback):
+    with Sink() as sink:
+        hook = subscription(
+            name="back?", url=sink.url, enabled=False, disabled_reason="failing", disabled_at=START
+        )
+        response = staff_client.post(f"/notifications/{hook.pk}/test", follow=True)
+        sink.wait_for(1)
+    assert "Test message to back?: delivered (200)." in text_of(response)
+    hook.refresh_from_db()
+    assert not hook.enabled and hook.disabled_reason == "failing"  # re-enabling stays a choice
+
+
 def test_send_test_to_a_dead_receiver_says_it_failed(staff_client, loopback):
     with Sink() as sink:
         hook = subscription(name="down", url=sink.url)
