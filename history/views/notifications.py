@@ -156,6 +156,8 @@ def send_test(request, pk: int):
     delivery = notify.send_test(subscription)
     outcome = delivery_log.STATUS_WORDS.get(delivery.status, delivery.status)
     detail = f" ({delivery.response_code})" if delivery.response_code else ""
+    if delivery.error:
+        detail += f": {delivery_log.short_error(delivery)}"
     (messages.success if delivery.status == "delivered" else messages.error)(
         request, f"Test message to {delivery_log.label(subscription)}: {outcome}{detail}."
     )

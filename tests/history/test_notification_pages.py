@@ -268,7 +268,7 @@ def test_send_test_to_a_dead_receiver_says_it_failed(staff_client, loopback):
         sink.respond(503, times=10)
         response = staff_client.post(f"/notifications/{hook.pk}/test", follow=True)
     page = text_of(response)
-    assert "Test message to down:" in page and "(503)" in page
+    assert "Test message to down: failed (503): " in page
     assert Delivery.objects.get().response_code == 503
 
 
