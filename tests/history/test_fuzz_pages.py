@@ -34,7 +34,7 @@ from catalog.models import Line, Tag, Version
 from history.api import api
 from history.changelog import FIELDS
 from history.keyset import Cursor, NameCursor
-from history.models import Build, PollRun, TagEvent
+from history.models import Build, Delivery, PollRun, Subscription, TagEvent
 from history.polling import poll
 from history.versions import position
 from history.views.staff import WATCH_OPTIONS
@@ -203,11 +203,20 @@ def known(public, registry, pusher, repo_name) -> Known:
     builds = list(Build.objects.filter(repository=repository))
     versions = list(Version.objects.filter(repository=repository))
     event = TagEvent.objects.newest_first().filter(tag__repository=repository).first()
+    # A notification subscription with a logged delivery, hostile where a person or a receiver writes;
+    # its URL reaches nothing (loopback is refused unless TAGLEDGER_NOTIFY_ALLOW lists it).
+    hook = Subscription.objects.create(
+        name=SCRIPT, url="http://127.0.0.1:9/hook", secret="s" * 32, tag_pattern=SCRIPT
+    )
+    delivery = Delivery.objects.create(
+        subscription=hook, key=SCRIPT, body="{}", status="failed", error=SCRIPT
+    )
     ids = {
         "repositories": [str(repository.pk)],
         "versions": [str(version.pk) for version in versions],
         "builds": [str(build.pk) for build in builds],
         "lines": [str(pk) for pk in Line.objects.filter(repository=repository).values_list("pk", flat=True)],
+        "notifications": [str(hook.pk)],
     }
     texts = [
         *(value for values in ids.values() for value in values),
@@ -218,6 +227,7 @@ def known(public, registry, pusher, repo_name) -> Known:
         f"{repository.reference}:latest",
         f"{repository.reference}@{builds[0].digest}",
         Cursor(event.detected_at, event.pk).encode(),
+        Cursor(delivery.created_at, delivery.pk).encode(),
         NameCursor("3.14").encode(),
         position(builds[0]).encode(),
         *("2026-01-01", "2026-01-01T00:00:00Z", "1", "true", "moved", "3.14"),
