@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from catalog.models import Line, Repository, Version
 
@@ -145,7 +146,19 @@ def entry(pk: int) -> Delivery:
 
 
 def _entries() -> QuerySet[Delivery]:
-    return Delivery.objects.select_related("subscription").annotate(events_count=Count("events"))
+    # Counted per row by a subquery (the through table's unique index answers it), not by joining
+    # and grouping: a GROUP BY over the log sorts every delivery before the LIMIT (1.1 s at 500 000
+    # deliveries, against 6 ms).
+    events = (
+        Delivery.events.through.objects.filter(delivery=OuterRef("pk"))
+        .order_by()
+        .values("delivery")
+        .annotate(count=Count("*"))
+        .values("count")
+    )
+    return Delivery.objects.select_related("subscription").annotate(
+        events_count=Coalesce(Subquery(events), 0)
+    )
 
 
 def short_error(delivery: Delivery) -> str:

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from catalog.models import Registry, Repository
 from history.delivery_log import masked_url
 from history.keyset import Cursor
-from history.models import Delivery, PinList, Subscription
+from history.models import Delivery, PinList, Subscription, TagEvent
+from tests.history.factories import Image
 from tests.support.sink import Sink
 
 pytestmark = [pytest.mark.django_db]
@@ -345,6 +346,21 @@ def test_the_log_is_newest_first_with_each_column(staff_client):
     )
     assert waiting.key in pending and "0 events" in pending
     assert "204" in delivered and "87 ms" in delivered and "hooks.slack.com/…/WXYZ" in delivered
+
+
+def test_the_log_counts_each_delivery_s_events_in_the_page_and_the_api(staff_client):
+    image = Image("library/python")
+    for n in range(3):
+        image.release(f"3.14.{n}", "", f"3.14.{n}", "3.14", "latest", at=START + timedelta(hours=n))
+    events = list(TagEvent.objects.order_by("pk"))
+    hook = subscription(name="team")
+    batch, single, none = delivery(hook, 1), delivery(hook, 2), delivery(hook, 3)
+    batch.events.set(events[:5])
+    single.events.set(events[5:6])
+    page = text_of(staff_client.get("/notifications/deliveries"))
+    assert re.findall(r'data-label="Sent">([^<]*)</td>', page) == ["0 events", "1 event", "5 events"]
+    items = staff_client.get("/api/v1/deliveries").json()["items"]
+    assert [(item["id"], item["events"]) for item in items] == [(none.pk, 0), (single.pk, 1), (batch.pk, 5)]
 
 
 def test_the_log_filters_by_subscription_and_status_and_pages_older(staff_client):
