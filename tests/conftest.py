@@ -2,19 +2,68 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.support import parallel
 from tests.support.faultproxy import FaultProxy
 from tests.support.pusher import Pusher
 from tests.support.registry import RunningRegistry, start_registry, unique_repository
 from tests.support.tokenserver import TokenServer
 
+# Parallel runs (pytest-xdist, `make test` runs `-n`): each worker has its own test database
+# (pytest-django names it test_<name>_gw0, test_<name>_gw1, …, and tests/support/worker.py hands
+# that name to the Celery processes it starts) and its own three Redis databases, below the bases
+# given in REDIS_URL, TAGLEDGER_TEST_WORKER_BROKER and TAGLEDGER_TEST_IDLE_BROKER: worker k takes
+# each base's number minus 3k (15/14/13 -> gw0 15/14/13, gw1 12/11/10, gw2 9/8/7; see
+# tests/support/parallel.py). pytest-django reads the settings before any conftest is imported,
+# so a worker cannot change REDIS_URL for itself: the controller puts the variables in each
+# worker's environment as it starts it (an execnet spec's env), and a worker that crashes and is
+# replaced comes back with the same ones. Asking for more workers than the server has databases
+# for stops the run before it starts.
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: list) -> None:
+    """Controller, before the workers start: each worker's Redis databases into its environment."""
+    try:
+        environments = parallel.plan(os.environ, len(specs))
+    except parallel.ParallelConfigError as error:
+        fits = parallel.most_workers(os.environ, len(specs) - 1)
+        advice = f"At most {fits} fit here (make test PYTEST_WORKERS={fits})." if fits else "None fits."
+        raise pytest.UsageError(
+            f"-n {len(specs)}: each worker needs {parallel.STRIDE} Redis databases of its own, below "
+            f"those in REDIS_URL, TAGLEDGER_TEST_WORKER_BROKER and TAGLEDGER_TEST_IDLE_BROKER: {error}. "
+            + advice
+        ) from None
+    for spec, env in zip(specs, environments, strict=True):
+        spec.env.update(env)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A worker refuses to run on databases it may share: only the controller can assign them."""
+    if not hasattr(config, "workerinput"):
+        return
+    from django.conf import settings
+
+    if parallel.SLOT_VARIABLE not in os.environ:
+        raise pytest.UsageError(
+            "this xdist worker was started without Redis databases of its own "
+            "(tests/conftest.py's pytest_xdist_setupnodes did not run)"
+        )
+    if (settings.REDIS_URL or None) != (os.environ.get("REDIS_URL") or None):
+        raise pytest.UsageError(
+            f"the settings read REDIS_URL={settings.REDIS_URL} before this worker's "
+            f"{os.environ.get('REDIS_URL')} was set"
+        )
+
 
 @pytest.fixture(autouse=True)
 def _fresh_cache(settings) -> None:
-    """Registry slots and rate-limit pauses live in the cache: no test inherits another's."""
+    """Registry slots and rate-limit pauses live in the cache: no test inherits another's (the
+    cache database is this process's alone, one per xdist worker)."""
     if settings.REDIS_URL:
         from django.core.cache import cache
 
@@ -102,6 +151,22 @@ def make_repo_name(request: pytest.FixtureRequest) -> Callable[[], str]:
 def repo_name(make_repo_name: Callable[[], str]) -> str:
     """A repository name no other test in the session uses."""
     return make_repo_name()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands its corpus shares to the controller, which prints the summary."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        from tests.support.corpus import REPORT
+
+        workeroutput["corpus_report"] = dict(REPORT)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    from tests.support.corpus import REPORT
+
+    REPORT.update(getattr(node, "workeroutput", {}).get("corpus_report", {}))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -29,9 +29,12 @@ _PDEATHSIG = [_SETPRIV, "--pdeathsig", "TERM", "--"] if _SETPRIV else []
 # Redis databases of the tests' own (never the test cache's), flushed by the tests that use them:
 # one a worker consumes, one that nothing consumes so a test can read what was enqueued. The
 # variables let two checkouts on one machine run the suite at once (each with its own
-# DATABASE_URL and REDIS_URL as well).
-WORKER_BROKER_URL = os.environ.get("TAGLEDGER_TEST_WORKER_BROKER", "redis://127.0.0.1:6379/14")
-IDLE_BROKER_URL = os.environ.get("TAGLEDGER_TEST_IDLE_BROKER", "redis://127.0.0.1:6379/13")
+# DATABASE_URL and REDIS_URL as well); each pytest-xdist worker is handed its own databases in
+# them (tests/support/parallel.py).
+DEFAULT_WORKER_BROKER = "redis://127.0.0.1:6379/14"
+DEFAULT_IDLE_BROKER = "redis://127.0.0.1:6379/13"
+WORKER_BROKER_URL = os.environ.get("TAGLEDGER_TEST_WORKER_BROKER", DEFAULT_WORKER_BROKER)
+IDLE_BROKER_URL = os.environ.get("TAGLEDGER_TEST_IDLE_BROKER", DEFAULT_IDLE_BROKER)
 
 T = TypeVar("T")
 
