@@ -6,12 +6,24 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tests.support import parallel
 from tests.support.faultproxy import FaultProxy
 from tests.support.pusher import Pusher
 from tests.support.registry import RunningRegistry, start_registry, unique_repository
 from tests.support.tokenserver import TokenServer
+
+# Hypothesis's deadline (200 ms an example) and its too_slow health check are timing assertions:
+# on a loaded two-core machine running the suite in parallel, an example that happens to wait for
+# the CPU fails as DeadlineExceeded, or as Flaky when its replay is quick. What bounds the
+# property tests is their max_examples and sizes; pytest-timeout still ends a test that hangs. No
+# example database either: parallel workers would share one .hypothesis/ folder in the checkout.
+hypothesis_settings.register_profile(
+    "tagledger", deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("tagledger")
 
 # Parallel runs (pytest-xdist, `make test` runs `-n`): each worker has its own test database
 # (pytest-django names it test_<name>_gw0, test_<name>_gw1, …, and tests/support/worker.py hands
