@@ -29,6 +29,8 @@ DISTRIBUTION_EVENTS = "application/vnd.docker.distribution.events.v1+json"
 MAX_BODY = 1024 * 1024
 # Pushes one request may name: more is no registry's event, only work for this endpoint.
 MAX_PUSHES = 1000
+# Reasons of skipped events kept in an answer: enough to see what is wrong, however many there were.
+MAX_REASONS = 10
 # Names Docker Hub answers to besides docker.io (what `request.host` or a URL may carry).
 DOCKER_HUB_HOSTS = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
 GITHUB_REGISTRY = "ghcr.io"
@@ -62,9 +64,25 @@ class Push:
         return self.tag is not None
 
 
+@dataclass(frozen=True)
+class Read:
+    """What a body announces: its pushes, and why each event that could not be read was skipped."""
+
+    pushes: list[Push]
+    skipped: list[str]
+
+
 def read_pushes(body: bytes, content_type: str = "") -> list[Push]:
-    """The pushes a webhook body announces (an empty list for other events: pulls, deletes,
-    pings); HookRefused for anything that is not one of the formats this reads."""
+    return read(body, content_type).pushes
+
+
+def read(body: bytes, content_type: str = "") -> Read:
+    """The pushes a webhook body announces (none for other events: pulls, deletes, pings);
+    HookRefused for a body that is not one of the formats this reads.
+
+    One unreadable event of several is skipped, not the body: the others still trigger their polls,
+    and a registry that resends a refused body until it is taken (distribution does, holding back
+    every later event) is not stalled by one. A body with nothing readable is refused."""
     if len(body) > MAX_BODY:
         raise HookRefused(f"the body is larger than {MAX_BODY} bytes", status=413)
     media_type = content_type.partition(";")[0].strip().lower()
@@ -77,9 +95,23 @@ def read_pushes(body: bytes, content_type: str = "") -> list[Push]:
     reader = _reader_of(document, media_type)
     if reader is None:
         raise HookRefused("not a push event of distribution, Harbor, Quay, Docker Hub or GitHub Packages")
-    pushes = reader(document)
+    skipped: list[str] = []
+    pushes = reader(document, skipped)
     if len(pushes) > MAX_PUSHES:
         raise HookRefused(f"more than {MAX_PUSHES} pushes in one request")
+    if skipped and not pushes:
+        raise HookRefused("; ".join(skipped[:MAX_REASONS]))
+    return Read(pushes, skipped[:MAX_REASONS])
+
+
+def _each(items: list, where: str, skipped: list[str], read_one) -> list[Push]:
+    """read_one(item, its path) for each item that reads; the reason of each that does not, in `skipped`."""
+    pushes = []
+    for index, item in enumerate(items):
+        try:
+            pushes.extend(read_one(item, f"{where}[{index}]"))
+        except HookRefused as refused:
+            skipped.append(str(refused))
     return pushes
 
 
@@ -98,43 +130,41 @@ def _reader_of(document: dict, media_type: str):
     if "registry_package" in document or "package" in document:
         return _github
     if "zen" in document and "hook_id" in document:
-        return lambda _document: []  # GitHub's ping when a webhook is made: nothing to poll
+        return lambda _document, _skipped: []  # GitHub's ping when a webhook is made: nothing to poll
     return None
 
 
-def _distribution(document: dict) -> list[Push]:
-    events = _typed(document, "events", list)
-    pushes = []
-    for index, event in enumerate(events):
-        where = f"events[{index}]"
-        if not isinstance(event, dict):
-            raise HookRefused(f"{where} is not an object")
-        if event.get("action") != "push":
-            continue  # pulls, deletes, mounts: nothing moved
-        target = _typed(event, "target", dict, where)
-        request = event.get("request")
-        host = request.get("host") if isinstance(request, dict) else None
-        pushes.append(
-            _push(
-                host if host else None,
-                _typed(target, "repository", str, f"{where}.target"),
-                _optional(target, "tag", f"{where}.target"),
-                _optional(target, "digest", f"{where}.target"),
-                where,
-            )
+def _distribution(document: dict, skipped: list[str]) -> list[Push]:
+    return _each(_typed(document, "events", list), "events", skipped, _distribution_event)
+
+
+def _distribution_event(event, where: str) -> list[Push]:
+    if not isinstance(event, dict):
+        raise HookRefused(f"{where} is not an object")
+    if event.get("action") != "push":
+        return []  # pulls, deletes, mounts: nothing moved
+    target = _typed(event, "target", dict, where)
+    request = event.get("request")
+    host = request.get("host") if isinstance(request, dict) else None
+    return [
+        _push(
+            host if host else None,
+            _typed(target, "repository", str, f"{where}.target"),
+            _optional(target, "tag", f"{where}.target"),
+            _optional(target, "digest", f"{where}.target"),
+            where,
         )
-    return pushes
+    ]
 
 
-def _harbor(document: dict) -> list[Push]:
+def _harbor(document: dict, skipped: list[str]) -> list[Push]:
     if document.get("type") not in HARBOR_PUSHES:
         return []  # pulls, deletes, scans, quotas
     data = _typed(document, "event_data", dict)
     repository = _typed(data, "repository", dict, "event_data")
     name = _typed(repository, "repo_full_name", str, "event_data.repository")
-    pushes = []
-    for index, resource in enumerate(_typed(data, "resources", list, "event_data")):
-        where = f"event_data.resources[{index}]"
+
+    def resource_of(resource, where: str) -> list[Push]:
         if not isinstance(resource, dict):
             raise HookRefused(f"{where} is not an object")
         digest = _optional(resource, "digest", where)
@@ -142,17 +172,18 @@ def _harbor(document: dict) -> list[Push]:
         if tag is not None and (tag == digest or ":" in tag):
             tag = None  # Harbor names a push by digest with the digest where the tag would be
         url = _optional(resource, "resource_url", where)
-        pushes.append(_push(_host_of_url(url), name, tag, digest, where))
-    return pushes
+        return [_push(_host_of_url(url), name, tag, digest, where)]
+
+    return _each(_typed(data, "resources", list, "event_data"), "event_data.resources", skipped, resource_of)
 
 
-def _harbor_cloud_event(document: dict) -> list[Push]:
+def _harbor_cloud_event(document: dict, skipped: list[str]) -> list[Push]:
     if document.get("type") != HARBOR_CLOUD_PUSH:
         return []
-    return _harbor({"type": "PUSH_ARTIFACT", "event_data": _typed(document, "data", dict)})
+    return _harbor({"type": "PUSH_ARTIFACT", "event_data": _typed(document, "data", dict)}, skipped)
 
 
-def _quay(document: dict) -> list[Push]:
+def _quay(document: dict, skipped: list[str]) -> list[Push]:
     name = _typed(document, "repository", str)
     url = _optional(document, "docker_url", "")
     tags = document.get("updated_tags")
@@ -162,17 +193,17 @@ def _quay(document: dict) -> list[Push]:
     if not isinstance(tags, list):
         raise HookRefused(f"updated_tags is not a list: {quoted(tags)}")
     host = _host_of_url(url)
-    return [_push(host, name, tag, None, f"updated_tags[{index}]") for index, tag in enumerate(tags)]
+    return _each(tags, "updated_tags", skipped, lambda tag, where: [_push(host, name, tag, None, where)])
 
 
-def _docker_hub(document: dict) -> list[Push]:
+def _docker_hub(document: dict, _skipped: list[str]) -> list[Push]:
     push_data = _typed(document, "push_data", dict)
     repository = _typed(document, "repository", dict)
     name = _typed(repository, "repo_name", str, "repository")
     return [_push(DEFAULT_REGISTRY, name, _optional(push_data, "tag", "push_data"), None, "push_data")]
 
 
-def _github(document: dict) -> list[Push]:
+def _github(document: dict, _skipped: list[str]) -> list[Push]:
     key = "registry_package" if "registry_package" in document else "package"
     if document.get("action") != "published":
         return []  # updated (a description), deleted: nothing pushed

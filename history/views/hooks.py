@@ -31,14 +31,17 @@ def registry_push(request, token: str):
         if _declared_length(request) > hooks.MAX_BODY:
             raise hooks.HookRefused(f"the body is larger than {hooks.MAX_BODY} bytes", status=413)
         body = request.read(hooks.MAX_BODY + 1)
-        pushes = hooks.read_pushes(body, request.META.get("CONTENT_TYPE", ""))
+        read = hooks.read(body, request.META.get("CONTENT_TYPE", ""))
     except hooks.HookRefused as refused:
         hook_counts.record("refused")
         return JsonResponse({"error": str(refused)}, status=refused.status)
     only = None if scope is EVERY_REPOSITORY else scope
-    polls = sum(triggers.trigger(repository) for repository in triggers.watched(pushes, only=only))
+    polls = sum(triggers.trigger(repository) for repository in triggers.watched(read.pushes, only=only))
     hook_counts.record("polled" if polls else "quiet")
-    return JsonResponse({"accepted": len(pushes), "polls": polls}, status=202)
+    answer = {"accepted": len(read.pushes), "polls": polls}
+    if read.skipped:
+        answer["skipped"] = read.skipped
+    return JsonResponse(answer, status=202)
 
 
 def _scope_of(token: str):

@@ -59,6 +59,31 @@ def test_a_push_to_a_watched_repository_polls_it_and_answers_at_once(hook_token)
 
 
 @pytest.mark.parametrize(
+    "bad",
+    [
+        {"action": "push", "target": None},
+        {"action": "push", "target": {"repository": "team/<img src=x>", "tag": "1.0"}},
+        {"action": "push", "target": {"repository": "team/app", "tag": "1.0\r\nX-Injected: 1"}},
+        "not an event",
+        [{"deep": [[[[]]]]}],
+    ],
+)
+def test_an_unreadable_event_beside_readable_ones_is_skipped_saying_why_not_the_envelope(hook_token, bad):
+    """distribution resends a refused envelope until it is taken, holding back every later event:
+    one bad event must not stall a registry's notifications, nor keep its neighbours from polling."""
+    repository = watched()
+    envelope = {"events": [bad, distribution_event(repository="team/app", tag="1.0", host=HOST)]}
+
+    response = post(hook_token, json.dumps(envelope).encode())
+
+    assert response.status_code == 202
+    answer = response.json()
+    assert (answer["accepted"], answer["polls"]) == (1, 1)
+    assert len(answer["skipped"]) == 1 and answer["skipped"][0].startswith("events[0]")
+    assert is_polled(repository)
+
+
+@pytest.mark.parametrize(
     ("body", "accepted"),
     [
         pytest.param(pushed("team/unknown"), 1, id="unwatched-repository"),

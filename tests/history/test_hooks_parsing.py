@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from history.hooks import DISTRIBUTION_EVENTS, MAX_BODY, HookRefused, Push, read_pushes
+from history.hooks import DISTRIBUTION_EVENTS, MAX_BODY, MAX_REASONS, HookRefused, Push, read, read_pushes
 
 DIGEST = "sha256:c31a8efed5a05e3bfcf345c518a2b60a29d5486cbda11556541570c85c1836c0"
 CHILD = "sha256:2190819178a68c761775e433bbcbf77ada07e232cef66ae3d79abe9014e4c09d"
@@ -410,3 +410,43 @@ def test_any_json_is_read_into_valid_pushes_or_refused(document, content_type):
 def test_any_bytes_are_read_or_refused(raw):
     with contextlib.suppress(HookRefused):
         read_pushes(raw, "")
+
+
+@pytest.mark.parametrize(
+    ("document", "readable"),
+    [
+        (
+            {
+                "events": [
+                    {"action": "push", "target": {"repository": "A/B", "tag": "1"}},
+                    distribution_event(),
+                ]
+            },
+            1,
+        ),
+        ({"updated_tags": ["1.0", "bad tag", 7, "2.0"], "repository": "a/b", "docker_url": "quay.io/a/b"}, 2),
+        (
+            {
+                "type": "PUSH_ARTIFACT",
+                "event_data": {
+                    "repository": {"repo_full_name": "library/app"},
+                    "resources": [None, {"tag": "v1", "resource_url": "harbor.example.com/library/app:v1"}],
+                },
+            },
+            1,
+        ),
+    ],
+)
+def test_each_event_of_a_body_is_read_alone_and_the_unreadable_ones_are_skipped_saying_why(
+    document, readable
+):
+    result = read(body(document), "application/json")
+    assert len(result.pushes) == readable
+    assert result.skipped and all(isinstance(reason, str) and reason for reason in result.skipped)
+
+
+def test_a_body_of_only_unreadable_events_is_refused_with_a_bounded_reason():
+    bad = {"action": "push", "target": {"repository": "UPPER/case", "tag": "1"}}
+    with pytest.raises(HookRefused) as refused:
+        read(body({"events": [bad] * 500}), DISTRIBUTION_EVENTS)
+    assert refused.value.status == 400 and str(refused.value).count("events[") == MAX_REASONS
