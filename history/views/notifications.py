@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.models import Line, Repository, Version
+from tagledger import once
 
 from .. import delivery_log, notify, params
 from ..keyset import Cursor, InvalidCursor
@@ -61,6 +62,7 @@ class SubscriptionForm(forms.Form):
     pin_list = forms.ModelChoiceField(
         queryset=PinList.objects.all(), required=False, empty_label="None", label="Pin list"
     )
+    once = once.field()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -112,6 +114,10 @@ def subscriptions(request):
     created = None
     if request.method == "POST":
         form = SubscriptionForm(request.POST)
+        if form.is_valid() and not once.spend(form.cleaned_data[once.FIELD]):
+            # The same form again (a reload of the page that showed the secret): made already.
+            messages.info(request, "That form was sent already: its subscription is below.")
+            return redirect("history:notifications")
         if form.is_valid():
             data = form.cleaned_data
             try:

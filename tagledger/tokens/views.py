@@ -8,6 +8,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from tagledger import once
+
 from .models import MAX_NAME, ApiToken
 
 
@@ -28,6 +30,7 @@ class TokenForm(forms.Form):
     staff = forms.BooleanField(
         required=False, label="Staff scope", help_text="Without it the token only reads (GET)."
     )
+    once = once.field()
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -48,6 +51,10 @@ def tokens(request):
     issued = None
     if request.method == "POST":
         form = TokenForm(request.POST, user=request.user)
+        if form.is_valid() and not once.spend(form.cleaned_data[once.FIELD]):
+            # The same form again (a reload of the page that showed the secret): made already.
+            messages.info(request, "That form was sent already: its token is below.")
+            return redirect("tokens:list")
         if form.is_valid():
             staff = form.cleaned_data.get("staff", False)
             issued = ApiToken.objects.issue(request.user, form.cleaned_data["name"], staff=staff)

@@ -135,6 +135,25 @@ def test_a_new_subscription_shows_its_secret_once_and_its_url_masked(staff_clien
     assert "moved, deleted" in again
 
 
+def test_the_same_form_sent_again_makes_nothing_more(staff_client, loopback):
+    """A reload of the page that showed the secret sends the form again: it makes no second one."""
+    page = text_of(staff_client.get("/notifications/"))
+    sent_once = re.search(r'name="once" value="([^"]+)"', page).group(1)
+    form = {"url": "http://127.0.0.1:9/hook", "format": "json", "once": sent_once}
+
+    assert staff_client.post("/notifications/", form).status_code == 201
+    again = staff_client.post("/notifications/", form, follow=True)
+
+    assert Subscription.objects.count() == 1
+    assert again.redirect_chain == [("/notifications/", 302)]
+    assert "That form was sent already" in text_of(again)
+    assert Subscription.objects.get().secret not in text_of(again)
+    fresh = re.search(r'name="once" value="([^"]+)"', text_of(again)).group(1)
+    assert fresh != sent_once
+    assert staff_client.post("/notifications/", {**form, "once": fresh}).status_code == 201
+    assert Subscription.objects.count() == 2
+
+
 def test_a_given_secret_is_kept_and_scope_fields_resolve(staff_client, loopback):
     registry = Registry.objects.create(host="registry.example")
     repository = Repository.objects.create(registry=registry, name="python")

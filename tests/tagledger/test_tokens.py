@@ -3,6 +3,7 @@ refused with a 401 that says why (never a 500), made and revoked on a page and w
 
 import hashlib
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -377,3 +378,23 @@ def test_list_and_revoke_by_id_or_prefix(reader, admin):
         run("revoke", str(one.pk))
     out, _ = run("list")
     assert out.count(timezone.now().strftime("%Y-%m-%d")) >= 4  # created and revoked, each
+
+
+def test_the_same_token_form_sent_again_makes_no_second_token(client, reader):
+    """A reload of the page that showed the secret sends the form again: it makes no second token."""
+    client.force_login(reader)
+    page = client.get("/accounts/tokens/").content.decode()
+    sent_once = re.search(r'name="once" value="([^"]+)"', page).group(1)
+
+    assert client.post("/accounts/tokens/", {"name": "CI", "once": sent_once}).status_code == 201
+    again = client.post("/accounts/tokens/", {"name": "CI", "once": sent_once}, follow=True)
+
+    assert ApiToken.objects.filter(user=reader).count() == 1
+    assert again.redirect_chain == [("/accounts/tokens/", 302)]
+    assert "That form was sent already" in again.content.decode()
+    # Forged or missing values are not told apart (a script posting directly): each makes one.
+    for forged in ("", "x" * 22 + "!", None):
+        client.post(
+            "/accounts/tokens/", {"name": "script", **({"once": forged} if forged is not None else {})}
+        )
+    assert ApiToken.objects.filter(user=reader).count() == 4
