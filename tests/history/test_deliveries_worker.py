@@ -9,43 +9,24 @@ environment), so each retry is due as soon as it is scheduled.
 import time
 
 import pytest
-from django.db import connection
 
 from history import deliveries, tasks
 from history.models import Delivery, Subscription
-from tagledger.celery import app as celery_app
 from tests.support.sink import Sink
-from tests.support.worker import (
-    WORKER_BROKER_URL,
-    app_using_broker,
-    celery_environment,
-    database_url,
-    flush_redis,
-    running,
-    worker,
-)
+from tests.support.worker import redis_worker
 
 TIMEOUT = 30
 
 
 @pytest.fixture(scope="module")
 def delivering_worker(django_db_setup, tmp_path_factory):
-    broker = flush_redis(WORKER_BROKER_URL)
-    env = celery_environment(
-        database_url=database_url(connection.settings_dict),
-        broker_url=WORKER_BROKER_URL,
-        data_dir=tmp_path_factory.mktemp("celery-deliver"),
-        TAGLEDGER_NOTIFY_ALLOW="127.0.0.1",
-        TAGLEDGER_NOTIFY_BACKOFF="0",
-        TAGLEDGER_NOTIFY_ATTEMPTS="5",
-    )
-    logs = tmp_path_factory.mktemp("celery-deliver-logs")
-    with (
-        running(worker(env, logs, name="deliver")) as processes,
-        app_using_broker(celery_app, WORKER_BROKER_URL),
-    ):
+    extra = {
+        "TAGLEDGER_NOTIFY_ALLOW": "127.0.0.1",
+        "TAGLEDGER_NOTIFY_BACKOFF": "0",
+        "TAGLEDGER_NOTIFY_ATTEMPTS": "5",
+    }
+    with redis_worker(tmp_path_factory, "deliver", **extra) as processes:
         yield processes[0]
-    broker.flushdb()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -12,24 +12,13 @@ from datetime import timedelta
 
 import pytest
 import requests
-from django.db import connection
 from django.utils import timezone
 
 from history.models import PollRun, TagEvent
-from tagledger.celery import app as celery_app
 from tests.history.factories import watch
 from tests.support.oracle import skopeo_digest
 from tests.support.registry import notification_endpoint, start_registry
-from tests.support.worker import (
-    WORKER_BROKER_URL,
-    app_using_broker,
-    celery_environment,
-    database_url,
-    flush_redis,
-    running,
-    wait_until,
-    worker,
-)
+from tests.support.worker import redis_worker, wait_until
 
 TOKEN = "registry-events-e2e-0123456789"
 TIMEOUT = 30  # the issue promises 5 s (BENCHMARKS.md measures it); CI machines are slower
@@ -48,19 +37,8 @@ def notifying_registry(live_server):
 def poll_worker(django_db_setup, tmp_path_factory):
     """One worker process polling from a Redis queue, and this process (the live server's thread
     too) enqueuing onto it."""
-    broker = flush_redis(WORKER_BROKER_URL)
-    env = celery_environment(
-        database_url=database_url(connection.settings_dict),
-        broker_url=WORKER_BROKER_URL,
-        data_dir=tmp_path_factory.mktemp("celery-hooks"),
-        TAGLEDGER_HOOK_TOKEN=TOKEN,
-    )
-    with (
-        running(worker(env, tmp_path_factory.mktemp("celery-hooks-logs"), name="hooks")) as processes,
-        app_using_broker(celery_app, WORKER_BROKER_URL),
-    ):
+    with redis_worker(tmp_path_factory, "hooks", TAGLEDGER_HOOK_TOKEN=TOKEN) as processes:
         yield processes
-    broker.flushdb()
 
 
 @pytest.fixture

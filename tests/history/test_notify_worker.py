@@ -9,43 +9,21 @@ import hmac
 import json
 
 import pytest
-from django.db import connection
 
 from history.models import Delivery, PollRun, Subscription
 from history.tasks import run_poll
-from tagledger.celery import app as celery_app
 from tests.history.factories import polled, watch
 from tests.support.sink import Sink
-from tests.support.worker import (
-    WORKER_BROKER_URL,
-    app_using_broker,
-    celery_environment,
-    database_url,
-    flush_redis,
-    running,
-    worker,
-)
+from tests.support.worker import redis_worker
 
 SECRET = "worker-notify-secret"
 
 
 @pytest.fixture(scope="module")
 def notifying_worker(django_db_setup, tmp_path_factory):
-    broker = flush_redis(WORKER_BROKER_URL)
-    env = celery_environment(
-        database_url=database_url(connection.settings_dict),
-        broker_url=WORKER_BROKER_URL,
-        data_dir=tmp_path_factory.mktemp("celery-notify"),
-        TAGLEDGER_NOTIFY_ALLOW="127.0.0.1",
-        TAGLEDGER_BASE_URL="https://tagledger.example.com",
-    )
-    logs = tmp_path_factory.mktemp("celery-notify-logs")
-    with (
-        running(worker(env, logs, name="notify")) as processes,
-        app_using_broker(celery_app, WORKER_BROKER_URL),
-    ):
+    extra = {"TAGLEDGER_NOTIFY_ALLOW": "127.0.0.1", "TAGLEDGER_BASE_URL": "https://tagledger.example.com"}
+    with redis_worker(tmp_path_factory, "notify", **extra) as processes:
         yield processes[0]
-    broker.flushdb()
 
 
 @pytest.mark.django_db(transaction=True)

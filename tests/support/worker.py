@@ -248,3 +248,26 @@ def manage(env: Mapping[str, str], *args: str, timeout: float = 60.0) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc.stdout
+
+
+@contextlib.contextmanager
+def redis_worker(tmp_path_factory, name: str, **extra: str) -> Iterator[tuple[CeleryProcess, ...]]:
+    """One worker process consuming the tests' worker broker (emptied before and after) on the test
+    database, with this process's Celery app enqueuing onto it; `extra` adds to its environment."""
+    from django.db import connection
+
+    from tagledger.celery import app
+
+    broker = flush_redis(WORKER_BROKER_URL)
+    env = celery_environment(
+        database_url=database_url(connection.settings_dict),
+        broker_url=WORKER_BROKER_URL,
+        data_dir=tmp_path_factory.mktemp(f"celery-{name}"),
+        **extra,
+    )
+    with (
+        running(worker(env, tmp_path_factory.mktemp(f"celery-{name}-logs"), name=name)) as processes,
+        app_using_broker(app, WORKER_BROKER_URL),
+    ):
+        yield processes
+    broker.flushdb()
