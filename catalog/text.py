@@ -28,3 +28,15 @@ def printable(text: str, limit: int = 120) -> str:
     as `?`, at most `limit` of them and then `...`."""
     clipped = "".join(c if " " <= c < "\x7f" else "?" for c in text[:limit])
     return clipped + ("..." if len(text) > limit else "")
+
+
+def aligned(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows of a command's table as lines: columns two spaces apart, each padded to its widest cell
+    but the last, which is free text (a name, a description) and never padded."""
+    if not rows:
+        return []
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    return [
+        "  ".join([cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + [row[-1]])
+        for row in rows
+    ]

@@ -7,6 +7,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from catalog.text import aligned
 from history import delivery_log, notify
 from history.models import Delivery, PinList, Subscription
 from history.serializers import ExactTimes
@@ -165,13 +166,8 @@ class Command(BaseCommand):
             )
             for data in found
         ]
-        widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
-        for row in rows:
-            self.stdout.write(
-                "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-                + "  "
-                + row[-1]
-            )
+        for line in aligned(rows):
+            self.stdout.write(line)
         for data in found:
             if not data["enabled"] and data["disabled_reason"]:
                 self.stdout.write(

@@ -3,6 +3,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from catalog.text import aligned
 from tagledger.tokens.models import MAX_NAME, PREFIX_LENGTH, SCHEME, ApiToken
 from tagledger.tokens.views import clean_name
 
@@ -65,13 +66,8 @@ class Command(BaseCommand):
             )
             for token in tokens
         ]
-        widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
-        for row in rows:
-            self.stdout.write(
-                "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-                + "  "
-                + row[-1]
-            )
+        for line in aligned(rows):
+            self.stdout.write(line)
 
     def _revoke(self, token, **options):
         wanted = token.strip()
