@@ -7,6 +7,11 @@ PORT ?= 8000
 # The suite runs on the production parts: PostgreSQL and Redis.
 TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/tagledger
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# pytest-xdist workers, each on its own test database and Redis databases (tests/conftest.py):
+# one a core on the two-core CI machine (3 was not clearly faster, and leaves the suite's
+# load-sensitive tests less room); PYTEST_WORKERS=0 runs the suite in this one process, as before.
+# worksteal: an idle worker takes tests queued on a busy one, so a long test is not the tail.
+PYTEST_WORKERS ?= 2
 
 .PHONY: run test lint format bench bench-poll bench-search bench-packages bench-hooks bench-tools clean
 
@@ -30,7 +35,7 @@ test: $(VENV)/.installed-dev
 	scripts/test-services
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
