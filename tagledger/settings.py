@@ -309,7 +309,9 @@ CELERY_BEAT_SCHEDULE = {
     "deliver-due": {"task": "history.tasks.deliver_due", "schedule": 15.0, "options": {"expires": 14}},
     # Notifications of polls whose fan-out was lost (the broker was down as the poll ended).
     "notify-catch-up": {
-        "task": "history.tasks.notify_catch_up", "schedule": 300.0, "options": {"expires": 290}
+        "task": "history.tasks.notify_catch_up",
+        "schedule": 300.0,
+        "options": {"expires": 290},
     },
 }
 
