@@ -14,6 +14,7 @@ from django.utils import timezone
 from . import patterns
 from .oci.auth import AuthMemory
 from .oci.client import RegistryClient, is_loopback
+from .oci.reference import InvalidReference, parse
 from .tags import Kind, TagInfo, classify, line_of
 
 
@@ -78,6 +79,15 @@ class RepositoryQuerySet(models.QuerySet):
 
     def by_reference(self, registry: str, name: str):
         return self.filter(registry__host=registry, name=name)
+
+    def named(self, text: str) -> "Repository | None":
+        """The watched repository `text` names as `manage.py watch` reads it (`python`,
+        `docker.io/library/python`, `127.0.0.1:5000/team/app`), or None; InvalidReference (a
+        ValueError) for text that is no repository reference, a tag or digest included."""
+        reference = parse(text.strip())
+        if reference.tag is not None or reference.digest is not None:
+            raise InvalidReference("name a repository, without tag or digest")
+        return self.by_reference(reference.registry, reference.repository).select_related("registry").first()
 
     def by_hook_token(self, secret: str):
         """The repository whose push-event token `secret` is (history.views.hooks)."""

@@ -170,16 +170,13 @@ def clean_kinds(kinds: Iterable[str]) -> list[str]:
 
 
 def find_repository(reference: str) -> Repository:
-    """The watched repository `registry/name` (as `manage.py watch` printed it)."""
-    text = reference.strip()
-    if not text.isprintable() or len(text) > 600:
+    """The watched repository `reference` names (`registry/name`, as `manage.py watch` printed it)."""
+    if not reference.strip().isprintable():
         raise SubscriptionError("a repository reference is registry/name, without control characters")
-    host, _, name = text.partition("/")
-    found = (
-        Repository.objects.select_related("registry").filter(registry__host=host, name=name).first()
-        if host and name
-        else None
-    )
+    try:
+        found = Repository.objects.named(reference)
+    except ValueError as error:
+        raise SubscriptionError(f"{_shown(reference)} is no repository reference: {error}") from None
     if found is None:
         raise SubscriptionError(f"no watched repository {_shown(reference)}: give it as registry/name")
     return found

@@ -38,13 +38,9 @@ class Command(BaseCommand):
 
     def watched(self, text: str) -> Repository:
         try:
-            reference = parse(text.strip())
+            repository = Repository.objects.named(text)
         except InvalidReference as error:
             raise CommandError(f"{text[:200]!r}: {error}") from None
-        if reference.tag is not None or reference.digest is not None:
-            raise CommandError(f"{text[:200]!r}: name a repository, without tag or digest")
-        found = Repository.objects.by_reference(reference.registry, reference.repository)
-        repository = found.select_related("registry").first()
         if repository is None:
-            raise CommandError(f"{reference.name} is not watched")
+            raise CommandError(f"{parse(text.strip()).name} is not watched")
         return repository

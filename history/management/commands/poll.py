@@ -67,18 +67,11 @@ class Command(BaseCommand):
         repositories, unknown = [], []
         for text in texts:
             try:
-                reference = parse(text.strip())
+                repository = Repository.objects.named(text)
             except InvalidReference as error:
                 raise CommandError(f"{text[:200]!r}: {error}") from None
-            if reference.tag is not None or reference.digest is not None:
-                raise CommandError(f"{text[:200]!r}: name a repository, without tag or digest")
-            repository = (
-                Repository.objects.by_reference(reference.registry, reference.repository)
-                .select_related("registry")
-                .first()
-            )
             if repository is None:
-                unknown.append(reference.name)
+                unknown.append(parse(text.strip()).name)  # as watch names it: docker.io/library/…
             elif repository not in repositories:
                 repositories.append(repository)
         if unknown:
