@@ -35,7 +35,7 @@ class InvalidLogFilter(ValueError):
 
 
 def masked_url(url: str) -> str:
-    """`https://hooks.slack.com/…/XXXX`: scheme and host (the where), the last four characters of the
+    """`https://hooks.slack.com/…/WXYZ`: scheme and host (the where), the last four characters of the
     rest (enough to tell two apart), never the path in between (for Slack, the key)."""
     try:
         parts = urlsplit(url)

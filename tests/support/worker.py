@@ -197,9 +197,15 @@ def running(*processes: CeleryProcess, timeout: float = 30.0) -> Iterator[tuple[
 
 
 def wait_until(
-    predicate: Callable[[], T], *, timeout: float, what: str, logs_of: tuple[CeleryProcess, ...] = ()
+    predicate: Callable[[], T],
+    *,
+    timeout: float,
+    what: str,
+    logs_of: tuple[CeleryProcess, ...] = (),
+    step: float = 0.05,
 ) -> T:
-    """Poll `predicate` until it returns something truthy; on timeout fail with the processes' logs."""
+    """Poll `predicate` every `step` seconds until it returns something truthy; on timeout fail with
+    the processes' logs."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
@@ -208,7 +214,7 @@ def wait_until(
         if time.monotonic() > deadline:
             logs = "\n".join(f"--- {p.name} log ---\n{p.log[-6000:]}" for p in logs_of)
             raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
-        time.sleep(0.05)
+        time.sleep(step)
 
 
 @contextlib.contextmanager
